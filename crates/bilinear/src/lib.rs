@@ -1,0 +1,1 @@
+//! Placeholder: this method crate is filled in by its own issue.

@@ -1,0 +1,25 @@
+pub mod acts;
+pub mod eval;
+pub mod inspect;
+pub mod report;
+pub mod tour;
+pub mod train;
+
+use crate::{Cli, Command};
+use anyhow::Result;
+
+pub fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Train(a) => train::run(cli, a),
+        Command::Eval(a) => eval::run(cli, a),
+        Command::Acts(a) => acts::run(cli, a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Tour(a) => tour::run(cli, a),
+    }
+}
+
+/// The full command line, recorded in run.json.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}

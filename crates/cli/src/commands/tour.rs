@@ -1,0 +1,68 @@
+use crate::{Cli, Command};
+use anyhow::{bail, Result};
+use clap::{Args, Parser};
+use std::path::PathBuf;
+
+/// Run the guided tour on built-in data only, then write an HTML report.
+///
+/// Trains an MLP and a bilinear model on modular addition (a + b mod p, one-hot inputs,
+/// weight decay until the test set is solved) and on the procedural glyph world
+/// (12x12 images, 8 primitive types, multi-label), then renders all runs with their
+/// training curves and accuracies. Needs no data folder and takes a few minutes on 2 cores.
+#[derive(Args, Debug)]
+pub struct TourArgs {
+    /// Folder for the runs and report.html.
+    #[arg(long, default_value = "glassbox-tour")]
+    pub out: PathBuf,
+    /// Start again even if the folder has finished runs (otherwise finished runs are kept).
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// One stage of the tour, as the `glassbox train` command line a user could type.
+fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
+    let dir = |n: &str| out.join(n).display().to_string();
+    let modadd = "--dataset modadd --p 59 --train-fraction 0.5 --batch-size 2048 --optimizer adamw --weight-decay 1.0 \
+                  --lr 3e-3 --schedule constant --epochs 3000 --eval-every 25 --target-accuracy 1.0";
+    let glyphs = "--dataset glyphs --glyph-train 8000 --glyph-test 2000 --batch-size 128 --lr 2e-3 --epochs 8";
+    vec![
+        ("mlp-modadd", format!("--model mlp --hidden 256 {modadd} --out {}", dir("mlp-modadd"))),
+        ("bilinear-modadd", format!("--model bilinear --hidden 256 {modadd} --out {}", dir("bilinear-modadd"))),
+        ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
+        ("bilinear-glyphs", format!("--model bilinear --hidden 128 {glyphs} --out {}", dir("bilinear-glyphs"))),
+    ]
+    .into_iter()
+    .map(|(n, args)| (n, args.split_whitespace().map(String::from).collect()))
+    .collect()
+}
+
+pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
+    if a.fresh && a.out.exists() {
+        std::fs::remove_dir_all(&a.out)?;
+    }
+    let mut summary = Vec::new();
+    for (name, args) in stages(&a.out) {
+        let argv = ["glassbox", "train"].into_iter().map(String::from).chain(args);
+        let Command::Train(mut train) = Cli::try_parse_from(argv)?.command else { bail!("tour stage is not a train command") };
+        // Finished stages are kept, unfinished ones resume: a tour can be interrupted.
+        train.resume = true;
+        if !cli.quiet {
+            eprintln!("\n== tour stage {name}: glassbox train {}", stage_line(&train));
+        }
+        let trained = super::train::train_run(cli, &train, name)?;
+        let acc = trained.card.metrics.get("test_accuracy").copied().unwrap_or(f64::NAN);
+        summary.push((name, acc, trained.card.epochs_done));
+    }
+    let report = a.out.join("report.html");
+    let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
+    println!("\n{:<18} {:>14} {:>8}", "run", "test accuracy", "epochs");
+    for (name, acc, epochs) in &summary {
+        println!("{name:<18} {acc:>14.4} {epochs:>8}");
+    }
+    println!("report: {} ({} runs, {} figures)", report.display(), s.runs, s.figures);
+    Ok(())
+}
+
+fn stage_line(t: &super::train::TrainArgs) -> String {
+    format!("--model {:?} --dataset {} --out {}", t.model, t.dataset, t.out.display()).to_lowercase()
+}

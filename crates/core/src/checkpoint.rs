@@ -1,0 +1,118 @@
+//! Checkpoints: a folder with `model.safetensors` (named f32 weights, PyTorch layouts) and
+//! `model.json` (architecture, task, seed, training configuration, metrics, version).
+
+use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
+use crate::model::{Architecture, Model, Params};
+use crate::tensor::Device;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CARD_FILE: &str = "model.json";
+
+/// What the model was trained to do; enough to rebuild its data set for `eval` and `acts`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub data: crate::dataspec::DataSpec,
+    pub n_outputs: usize,
+    pub multilabel: bool,
+}
+
+/// The contents of `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub glassbox_version: String,
+    pub architecture: Architecture,
+    pub task: Option<Task>,
+    pub seed: u64,
+    pub training: Option<serde_json::Value>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub epochs_done: usize,
+}
+
+impl ModelCard {
+    pub fn new(architecture: Architecture, seed: u64) -> Self {
+        ModelCard {
+            glassbox_version: env!("CARGO_PKG_VERSION").to_string(),
+            architecture,
+            task: None,
+            seed,
+            training: None,
+            metrics: BTreeMap::new(),
+            epochs_done: 0,
+        }
+    }
+}
+
+pub fn params_to_host(params: &Params) -> Vec<HostTensor> {
+    params
+        .specs
+        .iter()
+        .zip(params.to_host())
+        .map(|(s, data)| HostTensor { name: s.name.clone(), shape: s.shape.clone(), data })
+        .collect()
+}
+
+/// Write the weights first and the card last, each atomically: a card always describes
+/// weights that are complete on disk.
+pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<()> {
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "glassbox".to_string());
+    meta.insert("architecture".to_string(), model.arch.kind_name().to_string());
+    write_f32(&dir.join(WEIGHTS_FILE), &params_to_host(&model.params), meta)?;
+    write_json(&dir.join(CARD_FILE), card)
+}
+
+/// Read the named tensors of `specs` from a safetensors file, checking that every expected
+/// name is present with the right shape and dtype and that there are no others.
+pub fn read_params(path: &Path, specs: &[crate::model::ParamSpec]) -> Result<Vec<Vec<f32>>> {
+    let file = SafetensorsFile::open(path)?;
+    let entries = file.entries()?;
+    let found: HashMap<&str, (&safetensors::Dtype, &Vec<usize>)> =
+        entries.iter().map(|(n, d, s)| (n.as_str(), (d, s))).collect();
+    let missing: Vec<&str> = specs.iter().map(|s| s.name.as_str()).filter(|n| !found.contains_key(n)).collect();
+    if !missing.is_empty() {
+        return Err(Error::format(path, format!("missing tensor(s) {}", missing.join(", "))));
+    }
+    let extra: Vec<&str> = entries
+        .iter()
+        .map(|e| e.0.as_str())
+        .filter(|n| !specs.iter().any(|s| s.name == *n))
+        .collect();
+    if !extra.is_empty() {
+        return Err(Error::format(path, format!("unexpected tensor(s) {} for this architecture", extra.join(", "))));
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let (dtype, shape) = found[spec.name.as_str()];
+            if *dtype != safetensors::Dtype::F32 {
+                return Err(Error::format(path, format!("tensor '{}' has dtype {dtype:?}, expected F32", spec.name)));
+            }
+            if *shape != spec.shape {
+                return Err(Error::format(path, format!(
+                    "tensor '{}' has shape {shape:?} but the architecture needs {:?}",
+                    spec.name, spec.shape
+                )));
+            }
+            Ok(file.tensor_f32(&spec.name)?.data)
+        })
+        .collect()
+}
+
+/// Load a checkpoint folder; the weights are checked against `model.json`'s architecture.
+pub fn load(dir: &Path, device: &Device) -> Result<(Model, ModelCard)> {
+    if !dir.is_dir() {
+        return Err(Error::format(dir, "not a checkpoint folder (expected model.json and model.safetensors)"));
+    }
+    let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
+    card.architecture.validate().map_err(|e| Error::format(dir.join(CARD_FILE), e.to_string()))?;
+    let specs = card.architecture.param_specs();
+    let host = read_params(&dir.join(WEIGHTS_FILE), &specs)?;
+    let params = Params::from_host(specs, host, device).require_grad();
+    Ok((Model { arch: card.architecture.clone(), params }, card))
+}

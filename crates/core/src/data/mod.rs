@@ -1,0 +1,126 @@
+//! Data sets: real ones read from a data folder, synthetic ones generated in code.
+
+pub mod digits;
+pub mod glyphs;
+pub mod idx;
+pub mod modadd;
+pub mod text;
+
+use crate::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+
+/// A labelled data set held in memory; inputs are row-major `[len, input_dim]`.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub name: String,
+    pub inputs: Vec<f32>,
+    pub input_dim: usize,
+    /// (channels, height, width) when the inputs are images, for CNNs and image grids.
+    pub image_shape: Option<[usize; 3]>,
+    pub targets: Targets,
+}
+
+#[derive(Clone, Debug)]
+pub enum Targets {
+    /// One class per sample.
+    Classes { labels: Vec<u32>, n_classes: usize },
+    /// Several 0/1 labels per sample, row-major `[len, n_labels]`.
+    MultiLabel { values: Vec<f32>, n_labels: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.inputs.len() / self.input_dim.max(1)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn n_outputs(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { n_classes, .. } => *n_classes,
+            Targets::MultiLabel { n_labels, .. } => *n_labels,
+        }
+    }
+    pub fn input(&self, i: usize) -> &[f32] {
+        &self.inputs[i * self.input_dim..(i + 1) * self.input_dim]
+    }
+
+    /// The rows `idx`, in that order.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let inputs = idx.iter().flat_map(|&i| self.input(i).iter().copied()).collect();
+        let targets = match &self.targets {
+            Targets::Classes { labels, n_classes } => {
+                Targets::Classes { labels: idx.iter().map(|&i| labels[i]).collect(), n_classes: *n_classes }
+            }
+            Targets::MultiLabel { values, n_labels } => Targets::MultiLabel {
+                values: idx.iter().flat_map(|&i| values[i * n_labels..(i + 1) * n_labels].iter().copied()).collect(),
+                n_labels: *n_labels,
+            },
+        };
+        Dataset { name: self.name.clone(), inputs, input_dim: self.input_dim, image_shape: self.image_shape, targets }
+    }
+
+    /// Deterministic shuffled split: `fraction` of the samples go to the first part.
+    pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let cut = (fraction * self.len() as f64).round() as usize;
+        (self.subset(&order[..cut]), self.subset(&order[cut..]))
+    }
+}
+
+/// The data folder: `explicit` (from --data) if given, else `$GLASSBOX_DATA`.
+pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
+    let dir = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os("GLASSBOX_DATA").map(PathBuf::from).ok_or_else(|| {
+            Error::invalid("this data set is read from disk: pass --data DIR or set GLASSBOX_DATA")
+        })?,
+    };
+    if !dir.is_dir() {
+        return Err(Error::format(&dir, "data folder does not exist (pass --data DIR or set GLASSBOX_DATA)"));
+    }
+    Ok(dir)
+}
+
+/// Names accepted by [`load_named`].
+pub const DATASET_NAMES: &[&str] = &["mnist", "fashion-mnist", "digits", "modadd", "glyphs"];
+
+/// Load a named data set: on-disk sets from [`data_dir`], generated ones with their defaults.
+pub fn load_named(name: &str, explicit_dir: Option<&Path>, seed: u64) -> Result<Split> {
+    match name {
+        "mnist" | "fashion-mnist" => idx::load_mnist_like(&data_dir(explicit_dir)?.join(name), name),
+        "digits" => {
+            let all = digits::load_digits(&data_dir(explicit_dir)?.join("sklearn-digits/digits.csv.gz"))?;
+            let (mut train, mut test) = all.split(0.8, seed);
+            train.name = "digits".into();
+            test.name = "digits".into();
+            Ok(Split { train, test })
+        }
+        "modadd" => modadd::ModularAddition { seed, ..Default::default() }.generate(),
+        "glyphs" => Ok(glyphs::GlyphWorld { seed, ..Default::default() }.generate()),
+        _ => Err(Error::invalid(format!("unknown data set '{name}'; choose one of {}", DATASET_NAMES.join(", ")))),
+    }
+}
+
+/// Read a whole file, transparently gunzipping it when it starts with the gzip magic.
+pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out)
+            .map_err(|e| Error::format(path, format!("corrupt gzip data: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}

@@ -1,0 +1,190 @@
+//! Safetensors reading and writing. Writes go to a temporary name and are renamed into place,
+//! so an interrupted run never leaves a half-written file.
+
+use crate::{Error, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Write `bytes` to `path` through a temporary file in the same folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Serialise a value as pretty JSON, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::format(path, format!("cannot serialise JSON: {e}")))?;
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))
+}
+
+/// A named f32 tensor held on the host, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Write f32 tensors (in the given order of names) with string metadata.
+pub fn write_f32(path: &Path, tensors: &[HostTensor], metadata: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| Error::format(path, format!("tensor {}: {e}", t.name)))?;
+            Ok((t.name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = (!metadata.is_empty()).then_some(metadata);
+    let buf = safetensors::serialize(views, meta)
+        .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &buf)
+}
+
+/// A safetensors file read into memory, with its header already validated.
+pub struct SafetensorsFile {
+    pub path: std::path::PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl SafetensorsFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let file = SafetensorsFile { path: path.to_path_buf(), bytes };
+        file.parse()?;
+        Ok(file)
+    }
+
+    /// The parsed view; errors describe a corrupt, truncated or oversized header.
+    pub fn parse(&self) -> Result<SafeTensors<'_>> {
+        if self.bytes.len() < 8 {
+            return Err(Error::format(&self.path, format!(
+                "not a safetensors file: {} bytes, shorter than the 8-byte header length",
+                self.bytes.len()
+            )));
+        }
+        SafeTensors::deserialize(&self.bytes).map_err(|e| {
+            let n = u64::from_le_bytes(self.bytes[..8].try_into().unwrap());
+            let msg = match e {
+                safetensors::SafeTensorError::HeaderTooLarge => {
+                    format!("header claims {n} bytes, more than the 100 MB safetensors allows")
+                }
+                safetensors::SafeTensorError::InvalidHeaderLength => format!(
+                    "header claims {n} bytes but the file has only {} after the length field",
+                    self.bytes.len() - 8
+                ),
+                other => format!("corrupt safetensors header or data: {other}"),
+            };
+            Error::format(&self.path, msg)
+        })
+    }
+
+    pub fn metadata(&self) -> Result<HashMap<String, String>> {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes)
+            .map_err(|e| Error::format(&self.path, format!("corrupt header: {e}")))?;
+        Ok(meta.metadata().clone().unwrap_or_default())
+    }
+
+    /// All tensors as f32 (F32, F64, F16, BF16 and integer types are converted).
+    pub fn tensor_f32(&self, name: &str) -> Result<HostTensor> {
+        let st = self.parse()?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| Error::format(&self.path, format!("no tensor named '{name}'")))?;
+        let data = to_f32(view.dtype(), view.data())
+            .ok_or_else(|| Error::format(&self.path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
+        Ok(HostTensor { name: name.to_string(), shape: view.shape().to_vec(), data })
+    }
+
+    /// Names, dtypes and shapes in file order (sorted by offset).
+    pub fn entries(&self) -> Result<Vec<(String, Dtype, Vec<usize>)>> {
+        let st = self.parse()?;
+        let mut v: Vec<_> = st
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.dtype(), t.shape().to_vec(), t.data().as_ptr() as usize))
+            .collect();
+        v.sort_by_key(|e| e.3);
+        Ok(v.into_iter().map(|(n, d, s, _)| (n, d, s)).collect())
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // subnormal: value = frac * 2^-24
+            let v = frac as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+        0x1f => sign | 0x7f80_0000 | (frac << 13),
+        _ => sign | ((exp + 112) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Decode little-endian raw data of a dtype to f32; None for dtypes we do not read.
+pub fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            raw.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+        };
+    }
+    Some(match dtype {
+        Dtype::F32 => conv!(f32, 4),
+        Dtype::F64 => conv!(f64, 8),
+        Dtype::I64 => conv!(i64, 8),
+        Dtype::I32 => conv!(i32, 4),
+        Dtype::I16 => conv!(i16, 2),
+        Dtype::U16 => conv!(u16, 2),
+        Dtype::U32 => conv!(u32, 4),
+        Dtype::U8 => raw.iter().map(|&b| b as f32).collect(),
+        Dtype::I8 => raw.iter().map(|&b| b as i8 as f32).collect(),
+        Dtype::BOOL => raw.iter().map(|&b| (b != 0) as u8 as f32).collect(),
+        Dtype::F16 => raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_known_values() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+    }
+}

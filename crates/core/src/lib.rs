@@ -1,0 +1,16 @@
+//! glassbox-core: data sets, models with named activation sites, training and checkpoints.
+//!
+//! Nothing outside this crate names a burn backend: callers get devices from [`tensor`].
+
+pub mod acts;
+pub mod checkpoint;
+pub mod data;
+pub mod dataspec;
+pub mod error;
+pub mod inspect;
+pub mod io;
+pub mod model;
+pub mod tensor;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,96 @@
+//! Models with named activation sites (TransformerLens-style names such as `layers.0.pre`).
+//!
+//! A [`Model`] is an [`Architecture`] (serialisable, stored in `model.json`) plus named
+//! [`Params`]. `forward` runs on any device; `forward_sites` also returns chosen activations.
+
+mod arch;
+pub mod params;
+
+pub use arch::{Activation, Architecture};
+pub use params::{Init, ParamSpec, Params};
+
+use crate::tensor::{Device, Tensor};
+use crate::{Error, Result};
+
+/// An activation recorded at a named site, flattened to `[batch, features]`;
+/// `shape` is the per-sample shape before flattening (e.g. `[16, 28, 28]` for a conv map).
+#[derive(Clone, Debug)]
+pub struct SiteValue {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Tensor<2>,
+}
+
+/// Collects the activations a caller asked for; records nothing for a plain forward pass.
+pub(crate) struct Recorder<'a> {
+    wanted: &'a [String],
+    pub(crate) found: Vec<SiteValue>,
+}
+
+impl Recorder<'_> {
+    pub(crate) fn record<const D: usize>(&mut self, name: &str, t: &Tensor<D>) {
+        if self.wanted.iter().any(|w| w == name) {
+            let dims = t.dims();
+            let features: usize = dims[1..].iter().product();
+            self.found.push(SiteValue {
+                name: name.to_string(),
+                shape: dims[1..].to_vec(),
+                value: t.clone().reshape([dims[0], features]),
+            });
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub arch: Architecture,
+    pub params: Params,
+}
+
+impl Model {
+    /// A freshly initialised model; the same seed always gives the same weights.
+    pub fn init(arch: Architecture, seed: u64, device: &Device) -> Result<Self> {
+        arch.validate()?;
+        let params = Params::init(arch.param_specs(), seed, device);
+        Ok(Model { arch, params })
+    }
+
+    /// Inputs `[batch, input_dim]` to outputs `[batch, n_outputs]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut rec = Recorder { wanted: &[], found: Vec::new() };
+        self.arch.forward(&self.params, x, &mut rec)
+    }
+
+    /// The outputs and the activations at `sites`, in the order asked for.
+    /// An unknown site is an error that lists the valid names.
+    pub fn forward_sites(&self, x: Tensor<2>, sites: &[String]) -> Result<(Tensor<2>, Vec<SiteValue>)> {
+        self.check_sites(sites)?;
+        let mut rec = Recorder { wanted: sites, found: Vec::new() };
+        let out = self.arch.forward(&self.params, x, &mut rec);
+        let mut found = rec.found;
+        found.sort_by_key(|s| sites.iter().position(|w| *w == s.name));
+        Ok((out, found))
+    }
+
+    pub fn site_names(&self) -> Vec<String> {
+        self.arch.site_names()
+    }
+
+    pub fn check_sites(&self, sites: &[String]) -> Result<()> {
+        let valid = self.site_names();
+        for s in sites {
+            if !valid.contains(s) {
+                return Err(Error::invalid(format!(
+                    "unknown activation site '{s}'; this {} model has: {}",
+                    self.arch.kind_name(),
+                    valid.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_device(&self, device: &Device) -> Model {
+        Model { arch: self.arch.clone(), params: self.params.to_device(device) }
+    }
+}

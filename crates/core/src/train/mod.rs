@@ -1,0 +1,382 @@
+//! Supervised training with per-epoch evaluation, checkpoints and exact resume.
+//!
+//! Reproducibility: initial weights come from the seed; each epoch's shuffle and input noise
+//! come from a generator seeded by (seed, epoch), and the optimiser state is checkpointed, so a
+//! run stopped after any epoch and resumed ends with the same weights as an unbroken run.
+
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+
+use crate::checkpoint::{self, ModelCard, Task};
+use crate::data::{Dataset, Split, Targets};
+use crate::dataspec::DataSpec;
+use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
+use crate::model::{Architecture, Model};
+use crate::tensor::{from_vec, infer_device, to_vec, train_device, Device, Tensor};
+use crate::{Error, Result};
+use burn::tensor::Distribution;
+use optim::{Adam, OptimConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use schedule::Schedule;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const RUN_FILE: &str = "run.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optim: OptimConfig,
+    pub schedule: Schedule,
+    /// Clip the global gradient norm to this value (torch clip_grad_norm_).
+    pub clip_grad_norm: Option<f64>,
+    /// Standard deviation of i.i.d. Gaussian noise added to every training input.
+    pub input_noise: f64,
+    /// Drop the last incomplete batch of each epoch (the bilinear reference does).
+    pub drop_last: bool,
+    /// Evaluate on the test set every this many epochs (and at the last epoch).
+    pub eval_every: usize,
+    /// Stop early once test accuracy reaches this value (e.g. 1.0 for grokking runs).
+    pub target_accuracy: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            optim: OptimConfig::default(),
+            schedule: Schedule { kind: schedule::ScheduleKind::Cosine, warmup_epochs: 0, min_lr: 0.0 },
+            clip_grad_norm: None,
+            input_noise: 0.0,
+            drop_last: false,
+            eval_every: 1,
+            target_accuracy: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch_size == 0 || self.eval_every == 0 {
+            return Err(Error::invalid("epochs, batch size and eval interval must be at least 1"));
+        }
+        if !(self.lr > 0.0) || !self.lr.is_finite() {
+            return Err(Error::invalid(format!("learning rate must be positive, got {}", self.lr)));
+        }
+        if self.input_noise < 0.0 {
+            return Err(Error::invalid("input noise must be >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Metrics of one epoch; `test_*` are absent on epochs that were not evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Where and how a run is written.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub name: String,
+    pub command: String,
+    pub seed: u64,
+    /// Continue from the checkpoint in `out_dir` if there is one.
+    pub resume: bool,
+    pub progress: bool,
+    /// Stop after this many epochs in this call (tests use it to simulate a killed run).
+    pub stop_after_epochs: Option<usize>,
+}
+
+pub struct Trained {
+    pub model: Model,
+    pub history: Vec<EpochRecord>,
+    pub card: ModelCard,
+}
+
+/// Loss and accuracy on a data set. Accuracy is top-1 for classes and the mean per-label
+/// accuracy (logit > 0 against 0/1 target) for multi-label targets.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Eval {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Inputs and targets of rows `idx` as tensors on `device`.
+pub fn batch(data: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let d = data.input_dim;
+    let mut x = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        x.extend_from_slice(data.input(i));
+    }
+    let k = data.n_outputs();
+    let mut y = vec![0f32; idx.len() * k];
+    match &data.targets {
+        Targets::Classes { labels, .. } => {
+            for (r, &i) in idx.iter().enumerate() {
+                y[r * k + labels[i] as usize] = 1.0;
+            }
+        }
+        Targets::MultiLabel { values, .. } => {
+            for (r, &i) in idx.iter().enumerate() {
+                y[r * k..(r + 1) * k].copy_from_slice(&values[i * k..(i + 1) * k]);
+            }
+        }
+    }
+    (from_vec(x, [idx.len(), d], device), from_vec(y, [idx.len(), k], device))
+}
+
+pub fn loss_fn(data: &Dataset, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+    match data.targets {
+        Targets::Classes { .. } => loss::cross_entropy(logits, targets),
+        Targets::MultiLabel { .. } => loss::bce_with_logits(logits, targets),
+    }
+}
+
+/// Evaluate `model` (any device; moved to an inference device) on all of `data`.
+pub fn evaluate(model: &Model, data: &Dataset, batch_size: usize) -> Eval {
+    let dev = infer_device();
+    let model = model.to_device(&dev);
+    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0.0f64, 0.0f64);
+    let all: Vec<usize> = (0..data.len()).collect();
+    for chunk in all.chunks(batch_size.max(1)) {
+        let (x, y) = batch(data, chunk, &dev);
+        let logits = model.forward(x);
+        let l = to_vec(loss_fn(data, logits.clone(), y.clone()))[0] as f64;
+        loss_sum += l * chunk.len() as f64;
+        let (lv, yv) = (to_vec(logits), to_vec(y));
+        let k = data.n_outputs();
+        for r in 0..chunk.len() {
+            let (lr, yr) = (&lv[r * k..(r + 1) * k], &yv[r * k..(r + 1) * k]);
+            correct += match data.targets {
+                Targets::Classes { .. } => (yr[argmax(lr)] == 1.0) as u8 as f64,
+                Targets::MultiLabel { .. } => {
+                    lr.iter().zip(yr).filter(|(l, y)| (**l > 0.0) == (**y > 0.5)).count() as f64 / k as f64
+                }
+            };
+        }
+        count += chunk.len() as f64;
+    }
+    Eval { loss: loss_sum / count.max(1.0), accuracy: correct / count.max(1.0) }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (i, spec) in model.params.specs.iter().enumerate() {
+        for (kind, state) in [("m", &adam.m[i]), ("v", &adam.v[i])] {
+            tensors.push(HostTensor {
+                name: format!("{kind}.{}", spec.name),
+                shape: vec![spec.numel()],
+                data: to_vec(state.clone()),
+            });
+        }
+    }
+    let meta = HashMap::from([("step".to_string(), adam.step.to_string())]);
+    write_f32(&dir.join(OPTIMIZER_FILE), &tensors, meta)
+}
+
+fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig, device: &Device) -> Result<Adam> {
+    let path = dir.join(OPTIMIZER_FILE);
+    let file = SafetensorsFile::open(&path)?;
+    let step = file
+        .metadata()?
+        .get("step")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::format(&path, "metadata has no valid 'step'"))?;
+    let mut adam = Adam::new(config, &[], device);
+    adam.step = step;
+    for spec in &model.params.specs {
+        for kind in ["m", "v"] {
+            let t = file.tensor_f32(&format!("{kind}.{}", spec.name))?;
+            if t.data.len() != spec.numel() {
+                return Err(Error::format(&path, format!("{kind}.{} has {} values, expected {}", spec.name, t.data.len(), spec.numel())));
+            }
+            let v = from_vec(t.data, [spec.numel()], device);
+            if kind == "m" { adam.m.push(v) } else { adam.v.push(v) }
+        }
+    }
+    Ok(adam)
+}
+
+fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall: f64) -> Result<()> {
+    let run = serde_json::json!({
+        "name": opts.name,
+        "command": opts.command,
+        "seed": opts.seed,
+        "wall_time_s": wall,
+        "versions": { "glassbox": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
+        "config": { "architecture": card.architecture, "task": card.task, "training": card.training },
+        "metrics": card.metrics,
+        "history": history,
+    });
+    write_json(&opts.out_dir.join(RUN_FILE), &run)
+}
+
+/// Train `arch` on `data`. Writes a checkpoint, optimiser state and run.json after every epoch.
+pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfig, opts: &RunOptions) -> Result<Trained> {
+    cfg.validate()?;
+    arch.validate()?;
+    let train_set = &data.train;
+    if arch.input_dim() != train_set.input_dim || arch.output_dim() != train_set.n_outputs() {
+        return Err(Error::invalid(format!(
+            "the {} model maps {} -> {} but data set {} has {} inputs and {} outputs",
+            arch.kind_name(), arch.input_dim(), arch.output_dim(), train_set.name, train_set.input_dim, train_set.n_outputs()
+        )));
+    }
+    let steps_per_epoch = if cfg.drop_last { train_set.len() / cfg.batch_size } else { train_set.len().div_ceil(cfg.batch_size) };
+    if steps_per_epoch == 0 {
+        return Err(Error::invalid(format!("batch size {} exceeds the {} training samples with drop_last", cfg.batch_size, train_set.len())));
+    }
+    let dev = train_device();
+    let opt_dev = infer_device();
+    let training_json = serde_json::to_value(cfg).expect("config serialises");
+    let mut card = ModelCard::new(arch.clone(), opts.seed);
+    card.task = Some(Task {
+        data: spec.clone(),
+        n_outputs: train_set.n_outputs(),
+        multilabel: matches!(train_set.targets, Targets::MultiLabel { .. }),
+    });
+    card.training = Some(training_json.clone());
+
+    let resuming = opts.resume && opts.out_dir.join(checkpoint::CARD_FILE).exists();
+    let (mut model, mut adam, mut history, start) = if resuming {
+        let (model, old) = checkpoint::load(&opts.out_dir, &dev)?;
+        let card_path = opts.out_dir.join(checkpoint::CARD_FILE);
+        if old.architecture != arch || old.training.as_ref() != Some(&training_json) || old.seed != opts.seed {
+            return Err(Error::format(card_path, "cannot resume: the architecture, training configuration or seed differ from this run's"));
+        }
+        let adam = load_optimizer(&opts.out_dir, &model, cfg.optim.clone(), &opt_dev)?;
+        let run: serde_json::Value = read_json(&opts.out_dir.join(RUN_FILE))?;
+        let history: Vec<EpochRecord> = serde_json::from_value(run["history"].clone())
+            .map_err(|e| Error::format(opts.out_dir.join(RUN_FILE), format!("bad history: {e}")))?;
+        card.metrics = old.metrics;
+        (model, adam, history, old.epochs_done)
+    } else {
+        let model = Model::init(arch.clone(), opts.seed, &dev)?;
+        let sizes: Vec<usize> = model.params.specs.iter().map(|s| s.numel()).collect();
+        (model, Adam::new(cfg.optim.clone(), &sizes, &opt_dev), Vec::new(), 0)
+    };
+    card.epochs_done = start;
+    let already_done = history.last().and_then(|h| h.test_accuracy).zip(cfg.target_accuracy).is_some_and(|(a, t)| a >= t);
+    let end = if already_done { start } else { opts.stop_after_epochs.map_or(cfg.epochs, |n| (start + n).min(cfg.epochs)) };
+
+    let bar = progress_bar(opts.progress, (cfg.epochs * steps_per_epoch) as u64, (start * steps_per_epoch) as u64);
+    let clock = Instant::now();
+    let mut global_step = start * steps_per_epoch;
+    for epoch in start..end {
+        let t0 = Instant::now();
+        let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(opts.seed, epoch));
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut rng);
+        dev.seed(epoch_seed(opts.seed, epoch));
+        let mut loss_sum = 0.0;
+        for (b, idx) in order.chunks(cfg.batch_size).take(steps_per_epoch).enumerate() {
+            let (mut x, y) = batch(train_set, idx, &dev);
+            if cfg.input_noise > 0.0 {
+                x = x.clone() + Tensor::random(x.dims(), Distribution::Normal(0.0, cfg.input_noise), &dev);
+            }
+            let loss = loss_fn(train_set, model.forward(x), y);
+            let loss_value = to_vec(loss.clone())[0] as f64;
+            global_step += 1;
+            if !loss_value.is_finite() {
+                bar.abandon();
+                return Err(Error::Diverged(format!(
+                    "training loss became {loss_value} at step {global_step} (epoch {}, batch {}); the last good checkpoint{} is in {}",
+                    epoch + 1, b + 1,
+                    if epoch > 0 { format!(" (after epoch {epoch})") } else { " (none: it failed in the first epoch)".into() },
+                    opts.out_dir.display()
+                )));
+            }
+            loss_sum += loss_value;
+            let grads = loss.backward();
+            let mut g: Vec<Tensor<1>> = model
+                .params
+                .values
+                .iter()
+                .map(|p| p.grad(&grads).unwrap_or_else(|| Tensor::zeros(p.dims(), &opt_dev)))
+                .collect();
+            if let Some(max) = cfg.clip_grad_norm {
+                optim::clip_grad_norm(&mut g, max);
+            }
+            let inner: Vec<Tensor<1>> = model.params.values.iter().map(|p| p.clone().inner()).collect();
+            let updated = adam.update(inner, g, lr);
+            model.params.values = updated.into_iter().map(|t| Tensor::from_inner(t).require_grad()).collect();
+            bar.set_message(format!("epoch {}/{} loss {loss_value:.4}", epoch + 1, cfg.epochs));
+            bar.inc(1);
+        }
+        let evaluate_now = (epoch + 1) % cfg.eval_every == 0 || epoch + 1 == cfg.epochs;
+        let test = evaluate_now.then(|| evaluate(&model, &data.test, 4096));
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            test_loss: test.map(|t| t.loss),
+            test_accuracy: test.map(|t| t.accuracy),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        card.epochs_done = epoch + 1;
+        card.metrics.insert("train_loss".into(), record.train_loss);
+        if let Some(t) = test {
+            card.metrics.insert("test_loss".into(), t.loss);
+            card.metrics.insert("test_accuracy".into(), t.accuracy);
+            bar.println(format!("epoch {:>4}  train loss {:.4}  test loss {:.4}  test acc {:.4}", epoch + 1, record.train_loss, t.loss, t.accuracy));
+        }
+        history.push(record);
+        // Weights and optimiser first, card last: the card marks a complete checkpoint.
+        save_optimizer(&opts.out_dir, &model, &adam)?;
+        checkpoint::save(&opts.out_dir, &model, &card)?;
+        write_run(opts, &card, &history, clock.elapsed().as_secs_f64())?;
+        if let (Some(t), Some(target)) = (test, cfg.target_accuracy) {
+            if t.accuracy >= target {
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Trained { model, history, card })
+}
+
+fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}")
+            .expect("valid template"),
+    );
+    bar.set_position(done);
+    bar
+}
