@@ -15,7 +15,6 @@ use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
 use crate::model::{Architecture, Model};
 use crate::tensor::{from_vec, infer_device, to_vec, train_device, Device, Tensor};
 use crate::{Error, Result};
-use burn::tensor::Distribution;
 use optim::{Adam, OptimConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -121,11 +120,31 @@ pub struct Eval {
 
 /// Inputs and targets of rows `idx` as tensors on `device`.
 pub fn batch(data: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let d = data.input_dim;
-    let mut x = Vec::with_capacity(idx.len() * d);
+    let mut x = Vec::with_capacity(idx.len() * data.input_dim);
     for &i in idx {
         x.extend_from_slice(data.input(i));
     }
+    batch_from_inputs(data, idx, x, device)
+}
+
+/// Like [`batch`], with N(0, sigma²) noise from `rng` added to every input value. The noise
+/// comes from the run's own generator, not a global one, so runs are reproducible.
+pub fn noisy_batch(data: &Dataset, idx: &[usize], sigma: f64, rng: &mut ChaCha8Rng, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let mut x = Vec::with_capacity(idx.len() * data.input_dim);
+    for &i in idx {
+        x.extend_from_slice(data.input(i));
+    }
+    if sigma > 0.0 {
+        let normal = rand_distr::Normal::new(0.0f32, sigma as f32).expect("sigma is finite and >= 0");
+        for v in x.iter_mut() {
+            *v += rand::Rng::sample(rng, normal);
+        }
+    }
+    batch_from_inputs(data, idx, x, device)
+}
+
+fn batch_from_inputs(data: &Dataset, idx: &[usize], x: Vec<f32>, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let d = data.input_dim;
     let k = data.n_outputs();
     let mut y = vec![0f32; idx.len() * k];
     match &data.targets {
@@ -300,13 +319,9 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(opts.seed, epoch));
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         order.shuffle(&mut rng);
-        dev.seed(epoch_seed(opts.seed, epoch));
         let mut loss_sum = 0.0;
         for (b, idx) in order.chunks(cfg.batch_size).take(steps_per_epoch).enumerate() {
-            let (mut x, y) = batch(train_set, idx, &dev);
-            if cfg.input_noise > 0.0 {
-                x = x.clone() + Tensor::random(x.dims(), Distribution::Normal(0.0, cfg.input_noise), &dev);
-            }
+            let (x, y) = noisy_batch(train_set, idx, cfg.input_noise, &mut rng, &dev);
             let loss = loss_fn(train_set, model.forward(x), y);
             let loss_value = to_vec(loss.clone())[0] as f64;
             global_step += 1;
