@@ -1,0 +1,95 @@
+//! The glassbox binary end to end: help, bad flags, train -> eval -> acts -> inspect -> report.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn glassbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).env_remove("GLASSBOX_DATA").output().expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour"] {
+        let o = glassbox(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd}: {}", text(&o));
+        let t = text(&o);
+        assert!(t.contains("--threads") && t.contains("--seed") && t.contains("--quiet") && t.contains("--data"), "{cmd}: {t}");
+    }
+}
+
+#[test]
+fn zero_threads_is_an_error() {
+    let o = glassbox(&["--threads", "0", "inspect", "x.safetensors"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--threads must be at least 1"), "{}", text(&o));
+}
+
+#[test]
+fn missing_data_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = glassbox(&["--quiet", "train", "--model", "mlp", "--dataset", "mnist", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("pass --data DIR or set GLASSBOX_DATA"), "{}", text(&o));
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_eval_acts_inspect_report_on_built_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("runs/bil");
+    let o = glassbox(&[
+        "--quiet", "--seed", "3", "train", "--model", "bilinear", "--hidden", "16", "--dataset", "glyphs",
+        "--glyph-train", "400", "--glyph-test", "100", "--epochs", "2", "--batch-size", "64", "--out", s(&run),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("test_accuracy"), "{}", text(&o));
+
+    let o = glassbox(&["eval", s(&run), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["samples"], 100);
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap();
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((acc - card["metrics"]["test_accuracy"].as_f64().unwrap()).abs() < 1e-12, "eval rebuilds the same test set");
+
+    let o = glassbox(&["acts", s(&run), "--sites", "layers.9.post", "--out", s(&dir.path().join("a.safetensors"))]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("unknown activation site 'layers.9.post'") && text(&o).contains("layers.0.left"), "{}", text(&o));
+
+    let acts = dir.path().join("a.safetensors");
+    let o = glassbox(&["acts", s(&run), "--sites", "embed,logits", "--limit", "30", "--out", s(&acts)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["inspect", s(&acts), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shapes: Vec<String> = v["tensors"].as_array().unwrap().iter().map(|t| format!("{}{}", t["name"], t["shape"])).collect();
+    assert_eq!(shapes, ["\"embed\"[30,16]", "\"logits\"[30,8]"]);
+
+    let o = glassbox(&["inspect", s(&run)]);
+    assert!(o.status.success() && text(&o).contains("layers.0.w.weight"), "{}", text(&o));
+
+    let report = dir.path().join("report.html");
+    let o = glassbox(&["report", s(&dir.path().join("runs")), "--out", s(&report)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("bil") && !html.contains("src=\"http"));
+}
+
+#[test]
+fn inspect_names_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.safetensors");
+    std::fs::write(&f, b"\xff\xff\xff\xff\xff\xff\xff\x00garbage").unwrap();
+    let o = glassbox(&["inspect", s(&f)]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("bad.safetensors") && t.contains("header claims"), "{t}");
+}
