@@ -96,6 +96,10 @@ pub struct TrainArgs {
     /// Stop once test accuracy reaches this value (e.g. 1.0).
     #[arg(long)]
     pub target_accuracy: Option<f64>,
+    /// Row blocks per batch whose gradients are computed in parallel; the result depends on
+    /// this, never on --threads.
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -185,6 +189,7 @@ impl TrainArgs {
             drop_last: self.drop_last,
             eval_every: self.eval_every,
             target_accuracy: self.target_accuracy,
+            shards: self.shards,
         }
     }
 }

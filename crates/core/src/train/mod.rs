@@ -45,6 +45,13 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Stop early once test accuracy reaches this value (e.g. 1.0 for grokking runs).
     pub target_accuracy: Option<f64>,
+    /// Row blocks per batch whose gradients are computed in parallel (see [`loss_and_grads`]).
+    #[serde(default = "default_shards")]
+    pub shards: usize,
+}
+
+fn default_shards() -> usize {
+    2
 }
 
 impl Default for TrainConfig {
@@ -60,14 +67,15 @@ impl Default for TrainConfig {
             drop_last: false,
             eval_every: 1,
             target_accuracy: None,
+            shards: default_shards(),
         }
     }
 }
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 || self.eval_every == 0 {
-            return Err(Error::invalid("epochs, batch size and eval interval must be at least 1"));
+        if self.epochs == 0 || self.batch_size == 0 || self.eval_every == 0 || self.shards == 0 {
+            return Err(Error::invalid("epochs, batch size, eval interval and shards must be at least 1"));
         }
         if !(self.lr > 0.0) || !self.lr.is_finite() {
             return Err(Error::invalid(format!("learning rate must be positive, got {}", self.lr)));
@@ -160,6 +168,40 @@ fn batch_from_inputs(data: &Dataset, idx: &[usize], x: Vec<f32>, device: &Device
         }
     }
     (from_vec(x, [idx.len(), d], device), from_vec(y, [idx.len(), k], device))
+}
+
+/// Batches smaller than this per shard are not split: the split would cost more than it saves.
+const MIN_SHARD_ROWS: usize = 32;
+
+/// Mean loss of a batch and its gradient per parameter. The batch is cut into `shards` row
+/// blocks whose forward and backward passes run in parallel (rayon::join), and the block
+/// gradients are averaged weighted by block size, which is the gradient of the mean loss.
+/// This is how one training step uses several cores: burn's matmuls barely scale at small
+/// batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never on the
+/// thread count, so results are identical at any --threads.
+pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, grad_device: &Device) -> (f64, Vec<Tensor<1>>) {
+    let n = x.dims()[0];
+    if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
+        let loss = loss_fn(data, model.forward(x), y);
+        let value = to_vec(loss.clone())[0] as f64;
+        let grads = loss.backward();
+        let g = model
+            .params
+            .values
+            .iter()
+            .map(|p| p.grad(&grads).unwrap_or_else(|| Tensor::zeros(p.dims(), grad_device)))
+            .collect();
+        return (value, g);
+    }
+    let (left, right) = (shards / 2, shards - shards / 2);
+    let h = n * left / shards;
+    let ((la, ga), (lb, gb)) = rayon::join(
+        || loss_and_grads(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, grad_device),
+        || loss_and_grads(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, grad_device),
+    );
+    let (wa, wb) = (h as f64 / n as f64, (n - h) as f64 / n as f64);
+    let g = ga.into_iter().zip(gb).map(|(a, b)| a * wa + b * wb).collect();
+    (wa * la + wb * lb, g)
 }
 
 pub fn loss_fn(data: &Dataset, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
@@ -322,8 +364,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         let mut loss_sum = 0.0;
         for (b, idx) in order.chunks(cfg.batch_size).take(steps_per_epoch).enumerate() {
             let (x, y) = noisy_batch(train_set, idx, cfg.input_noise, &mut rng, &dev);
-            let loss = loss_fn(train_set, model.forward(x), y);
-            let loss_value = to_vec(loss.clone())[0] as f64;
+            let (loss_value, mut g) = loss_and_grads(&model, train_set, x, y, cfg.shards, &opt_dev);
             global_step += 1;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -335,13 +376,6 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
                 )));
             }
             loss_sum += loss_value;
-            let grads = loss.backward();
-            let mut g: Vec<Tensor<1>> = model
-                .params
-                .values
-                .iter()
-                .map(|p| p.grad(&grads).unwrap_or_else(|| Tensor::zeros(p.dims(), &opt_dev)))
-                .collect();
             if let Some(max) = cfg.clip_grad_norm {
                 optim::clip_grad_norm(&mut g, max);
             }
