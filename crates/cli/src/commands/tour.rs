@@ -22,9 +22,9 @@ pub struct TourArgs {
 /// One stage of the tour, as the `glassbox train` command line a user could type.
 fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
     let dir = |n: &str| out.join(n).display().to_string();
-    let modadd = "--dataset modadd --p 59 --train-fraction 0.5 --batch-size 2048 --optimizer adamw --weight-decay 1.0 \
-                  --lr 3e-3 --schedule constant --epochs 3000 --eval-every 25 --target-accuracy 1.0";
-    let glyphs = "--dataset glyphs --glyph-train 8000 --glyph-test 2000 --batch-size 128 --lr 2e-3 --epochs 8";
+    let modadd = "--dataset modadd --p 59 --train-fraction 0.5 --batch-size 4096 --optimizer adamw --weight-decay 1.0 \
+                  --lr 1e-2 --schedule constant --epochs 1500 --eval-every 25 --target-accuracy 1.0";
+    let glyphs = "--dataset glyphs --glyph-train 8000 --glyph-test 2000 --batch-size 128 --lr 2e-3 --epochs 15";
     vec![
         ("mlp-modadd", format!("--model mlp --hidden 256 {modadd} --out {}", dir("mlp-modadd"))),
         ("bilinear-modadd", format!("--model bilinear --hidden 256 {modadd} --out {}", dir("bilinear-modadd"))),
@@ -50,6 +50,9 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
             eprintln!("\n== tour stage {name}: glassbox train {}", stage_line(&train));
         }
         let trained = super::train::train_run(cli, &train, name)?;
+        if train.dataset == "glyphs" {
+            add_glyph_grid(&train.out, cli.seed, &train)?;
+        }
         let acc = trained.card.metrics.get("test_accuracy").copied().unwrap_or(f64::NAN);
         summary.push((name, acc, trained.card.epochs_done));
     }
@@ -65,4 +68,21 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
 
 fn stage_line(t: &super::train::TrainArgs) -> String {
     format!("--model {:?} --dataset {} --out {}", t.model, t.dataset, t.out.display()).to_lowercase()
+}
+
+/// Put the first test images, with their label names, into the run's report section.
+fn add_glyph_grid(dir: &std::path::Path, seed: u64, t: &super::train::TrainArgs) -> Result<()> {
+    use glassbox_core::data::{glyphs, Targets};
+    let split = glyphs::GlyphWorld { n_train: t.glyph_train, n_test: t.glyph_test, seed }.generate();
+    let n = split.test.len().min(16);
+    let images: Vec<Vec<f32>> = (0..n).map(|i| split.test.input(i).to_vec()).collect();
+    let Targets::MultiLabel { values, n_labels } = &split.test.targets else { bail!("glyph targets are multi-label") };
+    let labels: Vec<String> = (0..n)
+        .map(|i| (0..*n_labels).filter(|&k| values[i * n_labels + k] > 0.5).map(|k| glyphs::TYPE_NAMES[k]).collect::<Vec<_>>().join("+"))
+        .collect();
+    let path = dir.join("run.json");
+    let mut run: serde_json::Value = glassbox_core::io::read_json(&path)?;
+    run["image_grids"] = serde_json::json!([{ "title": "first test images", "height": 12, "width": 12, "cols": 8, "images": images, "labels": labels }]);
+    glassbox_core::io::write_json(&path, &run)?;
+    Ok(())
 }
