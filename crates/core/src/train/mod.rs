@@ -182,10 +182,13 @@ const MIN_SHARD_ROWS: usize = 32;
 pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, grad_device: &Device) -> (f64, Vec<Tensor<1>>) {
     let n = x.dims()[0];
     if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
-        let loss = loss_fn(data, model.forward(x), y);
+        // Fresh parameter leaves per shard: concurrent backward passes must not share
+        // graph nodes (burn consumes a node's tape on backward).
+        let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
+        let loss = loss_fn(data, local.forward(x), y);
         let value = to_vec(loss.clone())[0] as f64;
         let grads = loss.backward();
-        let g = model
+        let g = local
             .params
             .values
             .iter()
