@@ -1,6 +1,7 @@
-//! Line charts as SVG text. The font is bundled (DejaVu Sans) so no system font is needed.
+//! Line charts as SVG text. Plotters lays text out with the bundled DejaVu Sans (no system font needed);
+//! the SVG names the family "sans-serif", so a browser draws it with its own sans-serif font.
 
-use crate::ReportError;
+use crate::{fmt_num, ReportError};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::sync::Once;
@@ -10,62 +11,154 @@ static REGISTER: Once = Once::new();
 
 fn register_font() {
     REGISTER.call_once(|| {
+        // Only fails on a malformed font, and the bundled one is known good; layout would then report it.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
 }
 
-fn fig<E: std::fmt::Debug>(e: E) -> ReportError {
-    ReportError::Figure(format!("{e:?}"))
-}
+pub(crate) type Series = (String, Vec<(f64, f64)>);
 
-/// Several named series on one chart; non-finite points are skipped.
-pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<String, ReportError> {
+/// Several named series on one chart, with axis labels, a legend and a title. Non-finite points are
+/// skipped (a series left with none is left out); an empty chart is still drawn.
+pub fn line_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, ReportError> {
     register_font();
-    let pts = || series.iter().flat_map(|(_, p)| p.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for (x, y) in pts() {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if !x0.is_finite() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-9);
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    let fig = |e: &dyn std::fmt::Debug| ReportError::Figure(format!("line chart '{title}': {e:?}"));
+    let series: Vec<Series> = series
+        .iter()
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                p.iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    let ((x0, x1), (y0, y1)) = ranges(&series);
+    let integral_x = series
+        .iter()
+        .flat_map(|(_, p)| p)
+        .all(|(x, _)| x.fract() == 0.0);
+    let x_labels = if integral_x && x1 - x0 <= 10.0 {
+        (x1 - x0) as usize + 1
+    } else {
+        10
+    };
+    let legend_at = legend_corner(&series, (x0, x1), (y0, y1));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
-        root.fill(&WHITE).map_err(fig)?;
+        root.fill(&WHITE).map_err(|e| fig(&e))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+            .caption(title, ("sans-serif", 20))
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(fig)?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 12)).draw().map_err(fig)?;
+            .map_err(|e| fig(&e))?;
+        let num = |v: &f64| fmt_num(*v);
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(x_labels)
+            .x_label_formatter(&num)
+            .y_label_formatter(&num)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| fig(&e))?;
         for (i, (name, points)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let good: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let dots = if points.len() <= 40 { 3 } else { 0 };
             chart
-                .draw_series(LineSeries::new(good, color.stroke_width(2)))
-                .map_err(fig)?
+                .draw_series(
+                    LineSeries::new(points.iter().copied(), color.stroke_width(2)).point_size(dots),
+                )
+                .map_err(|e| fig(&e))?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(fig)?;
-        root.present().map_err(fig)?;
+        if !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(legend_at)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.5))
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| fig(&e))?;
+        }
+        root.present().map_err(|e| fig(&e))?;
     }
     Ok(svg)
+}
+
+/// Axis ranges covering all points, never empty, with a little room above and below.
+fn ranges(series: &[Series]) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in series.iter().flat_map(|(_, p)| p) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if !x0.is_finite() {
+        return ((0.0, 1.0), (0.0, 1.0));
+    }
+    if x1 <= x0 {
+        (x0, x1) = (x0 - 1.0, x1 + 1.0);
+    }
+    let pad = if y1 > y0 {
+        (y1 - y0) * 0.05
+    } else if y0 != 0.0 {
+        y0.abs() * 0.1
+    } else {
+        1.0
+    };
+    ((x0, x1), (y0 - pad, y1 + pad))
+}
+
+/// The corner whose legend-sized box (right/left 40%, top/bottom 35%) covers the fewest line samples.
+fn legend_corner(
+    series: &[Series],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    use SeriesLabelPosition::*;
+    let mut counts = [0usize; 4]; // UpperRight, LowerRight, UpperLeft, LowerLeft
+    for (_, p) in series {
+        let norm = |&(x, y): &(f64, f64)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0));
+        let pts: Vec<(f64, f64)> = p.iter().map(norm).collect();
+        let samples = pts.windows(2).flat_map(|w| {
+            (0..16).map(move |k| {
+                let t = k as f64 / 16.0;
+                (
+                    w[0].0 + t * (w[1].0 - w[0].0),
+                    w[0].1 + t * (w[1].1 - w[0].1),
+                )
+            })
+        });
+        for (x, y) in samples.chain(pts.last().copied()) {
+            let (right, left, top, bottom) = (x > 0.6, x < 0.4, y > 0.65, y < 0.35);
+            counts[0] += (right && top) as usize;
+            counts[1] += (right && bottom) as usize;
+            counts[2] += (left && top) as usize;
+            counts[3] += (left && bottom) as usize;
+        }
+    }
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    [UpperRight, LowerRight, UpperLeft, LowerLeft][best].clone()
 }

@@ -1,34 +1,100 @@
-//! Grey-scale image grids as PNG bytes (shared min-max scaling, nearest-neighbour upscaling).
+//! Grey-scale image grids as PNG bytes: one shared [min, max] per grid mapped to black..white,
+//! nearest-neighbour upscaling so each image is at least 56 px on its longer side.
 
 use crate::ReportError;
 
-pub fn image_grid_png(images: &[Vec<f32>], height: usize, width: usize, cols: usize) -> Result<Vec<u8>, ReportError> {
+/// Where each image sits in the PNG (pixels); the HTML page uses it to place labels on the images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GridLayout {
+    pub scale: usize,
+    pub gap: usize,
+    pub cell_w: usize,
+    pub cell_h: usize,
+    pub cols: usize,
+    pub rows: usize,
+}
+
+impl GridLayout {
+    pub fn new(n: usize, height: usize, width: usize, cols: usize) -> GridLayout {
+        let scale = 56usize.div_ceil(height.max(width).max(1)).max(1);
+        let cols = cols.clamp(1, n.max(1));
+        GridLayout {
+            scale,
+            gap: 2,
+            cell_w: width * scale,
+            cell_h: height * scale,
+            cols,
+            rows: n.div_ceil(cols),
+        }
+    }
+
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.cols * (self.cell_w + self.gap) + self.gap,
+            self.rows * (self.cell_h + self.gap) + self.gap,
+        )
+    }
+}
+
+/// PNG of `images` (each `height * width` values, row-major) laid out `cols` to a row. Non-finite values are drawn black.
+pub fn image_grid_png(
+    images: &[Vec<f32>],
+    height: usize,
+    width: usize,
+    cols: usize,
+) -> Result<Vec<u8>, ReportError> {
     if images.is_empty() || height == 0 || width == 0 || cols == 0 {
-        return Err(ReportError::Figure("image grid needs at least one image and non-zero sizes".into()));
+        return Err(ReportError::Figure(format!(
+            "image grid needs at least one image and non-zero sizes (got {} images, height {height}, width {width}, cols {cols})",
+            images.len()
+        )));
     }
     if let Some(i) = images.iter().position(|im| im.len() != height * width) {
-        return Err(ReportError::Figure(format!("image {i} has {} values, expected {height}x{width}", images[i].len())));
+        return Err(ReportError::Figure(format!(
+            "image {i} has {} values, expected height*width = {height}*{width} = {}",
+            images[i].len(),
+            height * width
+        )));
+    }
+    let layout = GridLayout::new(images.len(), height, width, cols);
+    let (w, h) = layout.size();
+    if w.saturating_mul(h) > 100_000_000 {
+        return Err(ReportError::Figure(format!(
+            "image grid of {w}x{h} pixels is too large"
+        )));
     }
     let finite = || images.iter().flatten().copied().filter(|v| v.is_finite());
     let lo = finite().fold(f32::INFINITY, f32::min);
     let hi = finite().fold(f32::NEG_INFINITY, f32::max);
     let range = if hi > lo { hi - lo } else { 1.0 };
-    let scale = (56 / height.max(width)).max(1);
-    let (cell_h, cell_w, gap) = (height * scale, width * scale, 2);
-    let rows = images.len().div_ceil(cols);
-    let (w, h) = (cols * (cell_w + gap) + gap, rows * (cell_h + gap) + gap);
-    let mut buf = image::GrayImage::from_pixel(w as u32, h as u32, image::Luma([128]));
+    let GridLayout {
+        scale,
+        gap,
+        cell_w,
+        cell_h,
+        cols,
+        ..
+    } = layout;
+    let mut buf = image::GrayImage::from_pixel(w as u32, h as u32, image::Luma([160]));
     for (k, im) in images.iter().enumerate() {
-        let (oy, ox) = (gap + (k / cols) * (cell_h + gap), gap + (k % cols) * (cell_w + gap));
+        let (oy, ox) = (
+            gap + (k / cols) * (cell_h + gap),
+            gap + (k % cols) * (cell_w + gap),
+        );
         for y in 0..cell_h {
             for x in 0..cell_w {
                 let v = im[(y / scale) * width + x / scale];
-                let g = if v.is_finite() { ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 };
+                let g = if v.is_finite() {
+                    ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8
+                } else {
+                    0
+                };
                 buf.put_pixel((ox + x) as u32, (oy + y) as u32, image::Luma([g]));
             }
         }
     }
     let mut out = std::io::Cursor::new(Vec::new());
-    buf.write_to(&mut out, image::ImageOutputFormat::Png).map_err(|e| ReportError::Figure(e.to_string()))?;
+    buf.write_to(&mut out, image::ImageOutputFormat::Png)
+        .map_err(|e| ReportError::Figure(format!("image grid: PNG encoding: {e}")))?;
     Ok(out.into_inner())
 }

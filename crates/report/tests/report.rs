@@ -5,7 +5,7 @@ use std::path::Path;
 fn write_run(dir: &Path, name: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let run = json!({
-        "name": name, "command": "glassbox train <x>", "seed": 1,
+        "name": name, "command": "glassbox train <x>", "seed": 1, "unknown_field": {"ignored": true},
         "metrics": {"test_accuracy": 0.9},
         "config": {"training": {"lr": 0.001}},
         "history": [
@@ -17,36 +17,164 @@ fn write_run(dir: &Path, name: &str) {
     std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
 }
 
+fn report_err(dir: &Path) -> String {
+    render_report(&[dir.to_path_buf()], &dir.join("r.html"), "t")
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn report_from_a_parent_folder_is_one_self_contained_page() {
     let root = tempfile::tempdir().unwrap();
-    write_run(&root.path().join("b-run"), "second <run>");
+    write_run(
+        &root.path().join("b-run"),
+        "second <script>alert(1)</script>",
+    );
     write_run(&root.path().join("a-run"), "first");
     std::fs::create_dir_all(root.path().join("not-a-run")).unwrap();
+    let figs = root.path().join("a-run/figures");
+    std::fs::create_dir_all(&figs).unwrap();
+    std::fs::write(
+        figs.join("z.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"/>",
+    )
+    .unwrap();
+    std::fs::write(
+        figs.join("a.png"),
+        image_grid_png(&[vec![0.0, 1.0]], 1, 2, 1).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(figs.join("notes.txt"), "not a figure").unwrap();
     let out = root.path().join("report.html");
-    let s = render_report(&[root.path().to_path_buf()], &out, "t").unwrap();
+    let s = render_report(&[root.path().to_path_buf()], &out, "t & <title>").unwrap();
     assert_eq!(s.runs, 2);
-    // per run: loss chart, accuracy chart, lr chart, one image grid
-    assert_eq!(s.figures, 8);
+    // per run: loss chart, accuracy chart, lr chart, one image grid; plus two files in a-run/figures
+    assert_eq!(s.figures, 10);
     let html = std::fs::read_to_string(&out).unwrap();
-    assert!(html.find("first").unwrap() < html.find("second &lt;run&gt;").unwrap(), "sorted and escaped");
-    assert!(html.contains("<svg") && html.contains("data:image/png;base64,"));
-    assert!(!html.contains("src=\"http") && !html.contains("<link"));
-    assert!(!root.path().join("report.html.tmp").exists());
+    assert!(
+        html.find("first").unwrap() < html.find("second &lt;script&gt;").unwrap(),
+        "sorted and escaped"
+    );
+    assert!(!html.contains("<script") && html.contains("<title>t &amp; &lt;title&gt;</title>"));
+    assert!(
+        html.contains("<svg")
+            && html.contains("data:image/png;base64,")
+            && html.contains("data:image/svg+xml;base64,")
+    );
+    assert!(
+        !html.contains("src=\"http")
+            && !html.contains("<link")
+            && !html.contains("href=\"http")
+            && !html.contains("url(")
+    );
+    assert!(
+        html.contains("training.lr") && html.contains("test_accuracy"),
+        "config flattened, metrics shown"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["a-run", "b-run", "not-a-run", "report.html"],
+        "no temporary file left behind"
+    );
+}
+
+#[test]
+fn run_folders_and_parent_folders_mix() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(&root.path().join("single"), "the single run");
+    write_run(&root.path().join("many/r2"), "r2");
+    write_run(&root.path().join("many/r1"), "r1");
+    let out = root.path().join("out/nested/report.html");
+    let s = render_report(
+        &[root.path().join("single"), root.path().join("many")],
+        &out,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(s.runs, 3);
+    let html = std::fs::read_to_string(&out).unwrap();
+    let (a, b, c) = (
+        html.find("the single run").unwrap(),
+        html.find(">r1<").unwrap(),
+        html.find(">r2<").unwrap(),
+    );
+    assert!(a < b && b < c);
 }
 
 #[test]
 fn bad_run_json_names_the_file() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("run.json"), "[1, 2").unwrap();
-    let e = render_report(&[root.path().to_path_buf()], &root.path().join("r.html"), "t").unwrap_err().to_string();
+    let e = report_err(root.path());
     assert!(e.contains("run.json") && e.contains("invalid JSON"), "{e}");
     std::fs::write(root.path().join("run.json"), "[1, 2]").unwrap();
-    let e = render_report(&[root.path().to_path_buf()], &root.path().join("r.html"), "t").unwrap_err().to_string();
-    assert!(e.contains("expected a JSON object"), "{e}");
+    let e = report_err(root.path());
+    assert!(e.contains("run.json: expected a JSON object"), "{e}");
     let empty = tempfile::tempdir().unwrap();
-    let e = render_report(&[empty.path().to_path_buf()], &empty.path().join("r.html"), "t").unwrap_err().to_string();
-    assert!(e.contains("no run.json here or in its sub-folders"), "{e}");
+    std::fs::create_dir_all(empty.path().join("x")).unwrap();
+    let e = report_err(empty.path());
+    assert!(
+        e.contains(&format!(
+            "{}: no run.json here or in its sub-folders",
+            empty.path().display()
+        )),
+        "{e}"
+    );
+    let e = report_err(&empty.path().join("missing"));
+    assert!(e.contains("missing"), "{e}");
+}
+
+#[test]
+fn a_bad_run_in_a_parent_folder_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(&root.path().join("good"), "good");
+    std::fs::create_dir_all(root.path().join("broken")).unwrap();
+    std::fs::write(root.path().join("broken/run.json"), "{\"name\": ").unwrap();
+    let e = report_err(root.path());
+    assert!(
+        e.contains("broken") && e.contains("run.json") && e.contains("invalid JSON"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_image_length_names_the_run_and_the_grid() {
+    let root = tempfile::tempdir().unwrap();
+    let run = json!({"name": "gridrun", "image_grids": [
+        {"title": "ok", "height": 1, "width": 2, "images": [[0, 1]]},
+        {"title": "broken grid", "height": 2, "width": 2, "images": [[0, 1, 2, 3], [0, 1, 2]]}]});
+    std::fs::write(root.path().join("run.json"), run.to_string()).unwrap();
+    let e = report_err(root.path());
+    assert!(
+        e.contains("run.json")
+            && e.contains("gridrun")
+            && e.contains("image grid 1 ('broken grid')")
+            && e.contains("image 1 has 3 values"),
+        "{e}"
+    );
+}
+
+#[test]
+fn non_finite_history_is_skipped_not_fatal() {
+    let root = tempfile::tempdir().unwrap();
+    // Bare NaN/Infinity (as some writers emit), nulls, a single epoch, no epoch field, non-numeric values.
+    let text = r#"{"name": "nan run", "history": [
+        {"train_loss": NaN, "test_accuracy": Infinity, "lr": -Infinity, "note": "x"},
+        {"train_loss": 0.5, "test_accuracy": null, "lr": 0.1, "note": "NaN"}]}"#;
+    std::fs::write(root.path().join("run.json"), text).unwrap();
+    let out = root.path().join("r.html");
+    let s = render_report(&[root.path().to_path_buf()], &out, "t").unwrap();
+    assert_eq!(
+        (s.runs, s.figures),
+        (1, 2),
+        "loss and lr charts; accuracy has no finite point"
+    );
+    assert!(std::fs::read_to_string(&out).unwrap().contains("<svg"));
 }
 
 #[test]
@@ -59,10 +187,57 @@ fn image_grid_has_the_expected_size_and_values() {
     assert_eq!(img.get_pixel(2 + 28, 2).0[0], 255);
     assert_eq!(img.get_pixel(2 + 58, 2).0[0], 255);
     assert!(image_grid_png(&[vec![0.0; 3]], 1, 2, 1).is_err());
+    assert!(image_grid_png(&[], 1, 2, 1).is_err());
+    assert!(image_grid_png(&[vec![0.0; 2]], 1, 2, 0).is_err());
+}
+
+#[test]
+fn small_glyphs_are_upscaled_to_at_least_56_px() {
+    let images = vec![vec![0.5f32; 144]; 10];
+    let img = image::load_from_memory(&image_grid_png(&images, 12, 12, 8).unwrap())
+        .unwrap()
+        .to_luma8();
+    // scale = ceil(56 / 12) = 5: 60 px cells, 8 columns, 2 rows
+    assert_eq!(img.dimensions(), (8 * 62 + 2, 2 * 62 + 2));
+    let mnist = vec![vec![0.0f32; 784]; 3];
+    let img = image::load_from_memory(&image_grid_png(&mnist, 28, 28, 8).unwrap())
+        .unwrap()
+        .to_luma8();
+    assert_eq!(
+        img.dimensions(),
+        (3 * 58 + 2, 58 + 2),
+        "columns never exceed the image count"
+    );
 }
 
 #[test]
 fn chart_skips_non_finite_points() {
-    let svg = line_chart_svg("t", "x", "y", &[("a".into(), vec![(1.0, 1.0), (2.0, f64::NAN), (3.0, 2.0)])]).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
+    let svg = line_chart_svg(
+        "t",
+        "x",
+        "y",
+        &[("a".into(), vec![(1.0, 1.0), (2.0, f64::NAN), (3.0, 2.0)])],
+    )
+    .unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("polyline"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    assert!(
+        svg.contains(">\nt\n</text>") || svg.contains(">t</text>"),
+        "title drawn"
+    );
+    for series in [
+        vec![],
+        vec![(
+            "nan".to_string(),
+            vec![(f64::NAN, 1.0), (1.0, f64::INFINITY)],
+        )],
+        vec![("one".to_string(), vec![(3.0, 0.0)])],
+    ] {
+        assert!(line_chart_svg("t", "x", "y", &series)
+            .unwrap()
+            .starts_with("<svg"));
+    }
 }
