@@ -25,7 +25,7 @@ pub fn from_vec<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &De
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Mean of a scalar-like tensor as f64.
+/// The value of a one-element tensor as f64.
 pub fn scalar(t: Tensor<1>) -> f64 {
     to_vec(t)[0] as f64
 }

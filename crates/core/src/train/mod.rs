@@ -13,7 +13,7 @@ use crate::data::{Dataset, Split, Targets};
 use crate::dataspec::DataSpec;
 use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
 use crate::model::{Architecture, Model};
-use crate::tensor::{from_vec, infer_device, to_vec, train_device, Device, Tensor};
+use crate::tensor::{from_vec, infer_device, scalar, to_vec, train_device, Device, Tensor};
 use crate::{Error, Result};
 use optim::{Adam, OptimConfig};
 use rand::seq::SliceRandom;
@@ -128,20 +128,21 @@ pub struct Eval {
 
 /// Inputs and targets of rows `idx` as tensors on `device`.
 pub fn batch(data: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    batch_from_inputs(data, idx, gather_inputs(data, idx), device)
+}
+
+fn gather_inputs(data: &Dataset, idx: &[usize]) -> Vec<f32> {
     let mut x = Vec::with_capacity(idx.len() * data.input_dim);
     for &i in idx {
         x.extend_from_slice(data.input(i));
     }
-    batch_from_inputs(data, idx, x, device)
+    x
 }
 
 /// Like [`batch`], with N(0, sigma²) noise from `rng` added to every input value. The noise
 /// comes from the run's own generator, not a global one, so runs are reproducible.
 pub fn noisy_batch(data: &Dataset, idx: &[usize], sigma: f64, rng: &mut ChaCha8Rng, device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let mut x = Vec::with_capacity(idx.len() * data.input_dim);
-    for &i in idx {
-        x.extend_from_slice(data.input(i));
-    }
+    let mut x = gather_inputs(data, idx);
     if sigma > 0.0 {
         let normal = rand_distr::Normal::new(0.0f32, sigma as f32).expect("sigma is finite and >= 0");
         for v in x.iter_mut() {
@@ -186,7 +187,7 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
         // graph nodes (burn consumes a node's tape on backward).
         let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
         let loss = loss_fn(data, local.forward(x), y);
-        let value = to_vec(loss.clone())[0] as f64;
+        let value = scalar(loss.clone());
         let grads = loss.backward();
         let g = local
             .params
@@ -223,7 +224,7 @@ pub fn evaluate(model: &Model, data: &Dataset, batch_size: usize) -> Eval {
     for chunk in all.chunks(batch_size.max(1)) {
         let (x, y) = batch(data, chunk, &dev);
         let logits = model.forward(x);
-        let l = to_vec(loss_fn(data, logits.clone(), y.clone()))[0] as f64;
+        let l = scalar(loss_fn(data, logits.clone(), y.clone()));
         loss_sum += l * chunk.len() as f64;
         let (lv, yv) = (to_vec(logits), to_vec(y));
         let k = data.n_outputs();

@@ -79,7 +79,7 @@ impl Adam {
 pub fn clip_grad_norm(grads: &mut [Tensor<1>], max_norm: f64) -> f64 {
     let total: f64 = grads
         .iter()
-        .map(|g| crate::tensor::to_vec(g.clone().powi_scalar(2).sum())[0] as f64)
+        .map(|g| crate::tensor::scalar(g.clone().powi_scalar(2).sum()))
         .sum::<f64>()
         .sqrt();
     let coef = max_norm / (total + 1e-6);
