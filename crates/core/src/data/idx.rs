@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
+/// The raw content of an IDX image file: `count` images of `rows` x `cols` u8 pixels, row-major.
 pub struct IdxImages {
     pub count: usize,
     pub rows: usize,
@@ -14,15 +15,18 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
+/// The `words` big-endian u32s of the header after checking the magic; the sizes they declare
+/// are only trusted after [`check_len`] compares them with the bytes really present.
 fn header(path: &Path, bytes: &[u8], magic: u32, words: usize) -> Result<Vec<usize>> {
     if bytes.len() < 4 * words {
         return Err(Error::format(path, format!("truncated: header needs {} bytes, file has {}", 4 * words, bytes.len())));
     }
-    let word = |i: usize| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
-    if word(0) != magic {
-        return Err(Error::format(path, format!("wrong magic number: expected 0x{magic:08x}, found 0x{:08x}", word(0))));
+    let values: Vec<u32> =
+        bytes[..4 * words].chunks_exact(4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]])).collect();
+    if values[0] != magic {
+        return Err(Error::format(path, format!("wrong magic number: expected 0x{magic:08x}, found 0x{:08x}", values[0])));
     }
-    Ok((1..words).map(|i| word(i) as usize).collect())
+    Ok(values[1..].iter().map(|&v| v as usize).collect())
 }
 
 fn check_len(path: &Path, bytes: &[u8], head: usize, want: usize) -> Result<()> {
@@ -34,15 +38,20 @@ fn check_len(path: &Path, bytes: &[u8], head: usize, want: usize) -> Result<()> 
     Ok(())
 }
 
+/// Read an IDX3 image file (magic 0x00000803), gzipped or plain.
 pub fn read_images(path: &Path) -> Result<IdxImages> {
     let bytes = read_maybe_gz(path)?;
     let h = header(path, &bytes, IMAGES_MAGIC, 4)?;
     let (count, rows, cols) = (h[0], h[1], h[2]);
+    if rows == 0 || cols == 0 {
+        return Err(Error::format(path, format!("header declares {rows}x{cols} images; both sizes must be positive")));
+    }
     let n = count.checked_mul(rows).and_then(|v| v.checked_mul(cols)).ok_or_else(|| Error::format(path, "header sizes overflow"))?;
     check_len(path, &bytes, 16, n)?;
     Ok(IdxImages { count, rows, cols, pixels: bytes[16..16 + n].to_vec() })
 }
 
+/// Read an IDX1 label file (magic 0x00000801), gzipped or plain.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_maybe_gz(path)?;
     let count = header(path, &bytes, LABELS_MAGIC, 2)?[0];
@@ -87,5 +96,13 @@ fn load_pair(dir: &Path, prefix: &str, name: &str) -> Result<Dataset> {
 
 /// Load the four files of an MNIST-like folder; pixels scaled to [0, 1].
 pub fn load_mnist_like(dir: &Path, name: &str) -> Result<Split> {
-    Ok(Split { train: load_pair(dir, "train", name)?, test: load_pair(dir, "t10k", name)? })
+    let train = load_pair(dir, "train", name)?;
+    let test = load_pair(dir, "t10k", name)?;
+    if train.image_shape != test.image_shape {
+        return Err(Error::format(dir, format!(
+            "train images are {:?} but t10k images are {:?}; one model cannot take both",
+            train.image_shape, test.image_shape
+        )));
+    }
+    Ok(Split { train, test })
 }

@@ -38,8 +38,12 @@ pub struct Split {
 }
 
 impl Dataset {
+    /// Counted from the targets, so a zero-width input (e.g. a context of 0) still has rows.
     pub fn len(&self) -> usize {
-        self.inputs.len() / self.input_dim.max(1)
+        match &self.targets {
+            Targets::Classes { labels, .. } => labels.len(),
+            Targets::MultiLabel { values, n_labels } => values.len() / (*n_labels).max(1),
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -50,11 +54,12 @@ impl Dataset {
             Targets::MultiLabel { n_labels, .. } => *n_labels,
         }
     }
+    /// Row `i`; panics if `i >= len()`, like slice indexing.
     pub fn input(&self, i: usize) -> &[f32] {
         &self.inputs[i * self.input_dim..(i + 1) * self.input_dim]
     }
 
-    /// The rows `idx`, in that order.
+    /// The rows `idx`, in that order (mini-batches, splits); panics on an index out of range.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let inputs = idx.iter().flat_map(|&i| self.input(i).iter().copied()).collect();
         let targets = match &self.targets {
@@ -69,16 +74,19 @@ impl Dataset {
         Dataset { name: self.name.clone(), inputs, input_dim: self.input_dim, image_shape: self.image_shape, targets }
     }
 
-    /// Deterministic shuffled split: `fraction` of the samples go to the first part.
+    /// Deterministic shuffled split: `fraction` (clamped to [0, 1]) of the samples go to the
+    /// first part, so the same seed always gives the same train/test partition.
     pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let cut = (fraction * self.len() as f64).round() as usize;
+        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let cut = ((fraction * self.len() as f64).round() as usize).min(self.len());
         (self.subset(&order[..cut]), self.subset(&order[cut..]))
     }
 }
 
-/// The data folder: `explicit` (from --data) if given, else `$GLASSBOX_DATA`.
+/// The data folder: `explicit` (from --data) if given, else `$GLASSBOX_DATA`; an error that says
+/// how to fix it when neither is set or the folder does not exist.
 pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     let dir = match explicit {
         Some(p) => p.to_path_buf(),
@@ -112,7 +120,9 @@ pub fn load_named(name: &str, explicit_dir: Option<&Path>, seed: u64) -> Result<
     }
 }
 
-/// Read a whole file, transparently gunzipping it when it starts with the gzip magic.
+/// Read a whole file, transparently gunzipping it when it starts with the gzip magic (detected by
+/// content, not by name, because downloads are often renamed). Memory is bounded by the real
+/// content, never by a size some header claims.
 pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {

@@ -7,6 +7,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// Largest modulus accepted: 2p³ f32 inputs stay under 2 GiB.
+pub const MAX_P: usize = 645;
+
+/// The task a + b mod p over all p² pairs, split once into train and test by `seed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModularAddition {
     pub p: usize,
@@ -21,11 +25,19 @@ impl Default for ModularAddition {
 }
 
 impl ModularAddition {
-    /// All p² pairs, shuffled by the seed; the first `train_fraction` of them train.
+    /// All p² pairs, shuffled by the seed; the first round(train_fraction·p²) of them train.
+    /// Sample i is [one-hot(a), one-hot(b)] with label (a + b) mod p.
     pub fn generate(&self) -> Result<Split> {
         let p = self.p;
         if p < 2 {
             return Err(Error::invalid(format!("modular addition needs p >= 2, got {p}")));
+        }
+        // The one-hot inputs hold 2p³ floats; refuse rather than abort on an allocation failure.
+        if p > MAX_P {
+            return Err(Error::invalid(format!(
+                "modular addition with p = {p} needs {:.1} GiB of one-hot inputs; use p <= {MAX_P}",
+                2.0 * (p as f64).powi(3) * 4.0 / (1u64 << 30) as f64
+            )));
         }
         let n_train = (self.train_fraction * (p * p) as f64).round() as usize;
         if !(self.train_fraction > 0.0 && self.train_fraction < 1.0) || n_train == 0 || n_train == p * p {
