@@ -65,9 +65,11 @@ fn linear(name: &str, d_in: usize, d_out: usize, bias: bool, init: Init) -> Vec<
     v
 }
 
-/// x @ W^T + b with a PyTorch-layout weight `[out, in]`.
+/// x @ W^T + b with a PyTorch-layout weight `[out, in]`, computed as (W @ x^T)^T: then the
+/// weight gradient dy^T @ x comes out in W's own layout, and the flat parameter needs no
+/// transposing copy on every backward pass (burn-flex's gemm takes strided operands).
 fn apply_linear(p: &Params, name: &str, x: Tensor<2>, bias: bool) -> Tensor<2> {
-    let y = x.matmul(p.get::<2>(&format!("{name}.weight")).transpose());
+    let y = p.get::<2>(&format!("{name}.weight")).matmul(x.transpose()).transpose();
     if bias {
         y + p.get::<1>(&format!("{name}.bias")).unsqueeze_dim(0)
     } else {

@@ -16,6 +16,7 @@ use crate::model::{Architecture, Model};
 use crate::tensor::{from_vec, infer_device, scalar, to_vec, train_device, Device, Tensor};
 use crate::{Error, Result};
 use optim::{Adam, OptimConfig};
+use rayon::prelude::*;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -174,13 +175,13 @@ fn batch_from_inputs(data: &Dataset, idx: &[usize], x: Vec<f32>, device: &Device
 /// Batches smaller than this per shard are not split: the split would cost more than it saves.
 const MIN_SHARD_ROWS: usize = 32;
 
-/// Mean loss of a batch and its gradient per parameter. The batch is cut into `shards` row
-/// blocks whose forward and backward passes run in parallel (rayon::join), and the block
-/// gradients are averaged weighted by block size, which is the gradient of the mean loss.
-/// This is how one training step uses several cores: burn's matmuls barely scale at small
-/// batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never on the
-/// thread count, so results are identical at any --threads.
-pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, grad_device: &Device) -> (f64, Vec<Tensor<1>>) {
+/// Mean loss of a batch and its gradient per parameter, as host vectors. The batch is cut
+/// into `shards` row blocks whose forward and backward passes run in parallel (rayon::join),
+/// and the block gradients are averaged weighted by block size, which is the gradient of the
+/// mean loss. This is how one training step uses several cores: burn's matmuls barely scale
+/// at small batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never
+/// on the thread count, so results are identical at any --threads.
+pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize) -> (f64, Vec<Vec<f32>>) {
     let n = x.dims()[0];
     if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
         // Fresh parameter leaves per shard: concurrent backward passes must not share
@@ -193,19 +194,21 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
             .params
             .values
             .iter()
-            .map(|p| p.grad(&grads).unwrap_or_else(|| Tensor::zeros(p.dims(), grad_device)))
+            .map(|p| p.grad(&grads).map_or_else(|| vec![0.0; p.dims()[0]], to_vec))
             .collect();
         return (value, g);
     }
     let (left, right) = (shards / 2, shards - shards / 2);
     let h = n * left / shards;
-    let ((la, ga), (lb, gb)) = rayon::join(
-        || loss_and_grads(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, grad_device),
-        || loss_and_grads(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, grad_device),
+    let ((la, mut ga), (lb, gb)) = rayon::join(
+        || loss_and_grads(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left),
+        || loss_and_grads(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right),
     );
     let (wa, wb) = (h as f64 / n as f64, (n - h) as f64 / n as f64);
-    let g = ga.into_iter().zip(gb).map(|(a, b)| a * wa + b * wb).collect();
-    (wa * la + wb * lb, g)
+    for (a, b) in ga.iter_mut().zip(&gb) {
+        a.par_iter_mut().zip(b.par_iter()).for_each(|(a, b)| *a = *a * wa as f32 + *b * wb as f32);
+    }
+    (wa * la + wb * lb, ga)
 }
 
 pub fn loss_fn(data: &Dataset, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
@@ -260,18 +263,14 @@ fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
     let mut tensors = Vec::new();
     for (i, spec) in model.params.specs.iter().enumerate() {
         for (kind, state) in [("m", &adam.m[i]), ("v", &adam.v[i])] {
-            tensors.push(HostTensor {
-                name: format!("{kind}.{}", spec.name),
-                shape: vec![spec.numel()],
-                data: to_vec(state.clone()),
-            });
+            tensors.push(HostTensor { name: format!("{kind}.{}", spec.name), shape: vec![spec.numel()], data: state.clone() });
         }
     }
     let meta = HashMap::from([("step".to_string(), adam.step.to_string())]);
     write_f32(&dir.join(OPTIMIZER_FILE), &tensors, meta)
 }
 
-fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig, device: &Device) -> Result<Adam> {
+fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig) -> Result<Adam> {
     let path = dir.join(OPTIMIZER_FILE);
     let file = SafetensorsFile::open(&path)?;
     let step = file
@@ -279,7 +278,7 @@ fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig, device: &Devic
         .get("step")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::format(&path, "metadata has no valid 'step'"))?;
-    let mut adam = Adam::new(config, &[], device);
+    let mut adam = Adam::new(config, &[]);
     adam.step = step;
     for spec in &model.params.specs {
         for kind in ["m", "v"] {
@@ -287,8 +286,7 @@ fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig, device: &Devic
             if t.data.len() != spec.numel() {
                 return Err(Error::format(&path, format!("{kind}.{} has {} values, expected {}", spec.name, t.data.len(), spec.numel())));
             }
-            let v = from_vec(t.data, [spec.numel()], device);
-            if kind == "m" { adam.m.push(v) } else { adam.v.push(v) }
+            if kind == "m" { adam.m.push(t.data) } else { adam.v.push(t.data) }
         }
     }
     Ok(adam)
@@ -308,6 +306,27 @@ fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall:
     write_json(&opts.out_dir.join(RUN_FILE), &run)
 }
 
+/// One optimisation step on the batch (x, y): sharded forward and backward, optional
+/// clipping, then Adam. Returns the batch loss; when it is not finite the weights are left
+/// untouched so the caller can stop on the last good state.
+pub fn train_step(model: &mut Model, adam: &mut Adam, data: &Dataset, x: Tensor<2>, y: Tensor<2>, cfg: &TrainConfig, lr: f64) -> f64 {
+    let (loss_value, mut g) = loss_and_grads(model, data, x, y, cfg.shards);
+    if !loss_value.is_finite() {
+        return loss_value;
+    }
+    if let Some(max) = cfg.clip_grad_norm {
+        optim::clip_grad_norm(&mut g, max);
+    }
+    let mut host = model.params.to_host();
+    adam.update(&mut host, &g, lr);
+    let device = model.params.values[0].device();
+    for (value, h) in model.params.values.iter_mut().zip(host) {
+        let n = h.len();
+        *value = from_vec(h, [n], &device).require_grad();
+    }
+    loss_value
+}
+
 /// Train `arch` on `data`. Writes a checkpoint, optimiser state and run.json after every epoch.
 pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfig, opts: &RunOptions) -> Result<Trained> {
     cfg.validate()?;
@@ -324,7 +343,6 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         return Err(Error::invalid(format!("batch size {} exceeds the {} training samples with drop_last", cfg.batch_size, train_set.len())));
     }
     let dev = train_device();
-    let opt_dev = infer_device();
     let training_json = serde_json::to_value(cfg).expect("config serialises");
     let mut card = ModelCard::new(arch.clone(), opts.seed);
     card.task = Some(Task {
@@ -341,7 +359,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         if old.architecture != arch || old.training.as_ref() != Some(&training_json) || old.seed != opts.seed {
             return Err(Error::format(card_path, "cannot resume: the architecture, training configuration or seed differ from this run's"));
         }
-        let adam = load_optimizer(&opts.out_dir, &model, cfg.optim.clone(), &opt_dev)?;
+        let adam = load_optimizer(&opts.out_dir, &model, cfg.optim.clone())?;
         let run: serde_json::Value = read_json(&opts.out_dir.join(RUN_FILE))?;
         let history: Vec<EpochRecord> = serde_json::from_value(run["history"].clone())
             .map_err(|e| Error::format(opts.out_dir.join(RUN_FILE), format!("bad history: {e}")))?;
@@ -350,7 +368,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
     } else {
         let model = Model::init(arch.clone(), opts.seed, &dev)?;
         let sizes: Vec<usize> = model.params.specs.iter().map(|s| s.numel()).collect();
-        (model, Adam::new(cfg.optim.clone(), &sizes, &opt_dev), Vec::new(), 0)
+        (model, Adam::new(cfg.optim.clone(), &sizes), Vec::new(), 0)
     };
     card.epochs_done = start;
     let already_done = history.last().and_then(|h| h.test_accuracy).zip(cfg.target_accuracy).is_some_and(|(a, t)| a >= t);
@@ -368,7 +386,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         let mut loss_sum = 0.0;
         for (b, idx) in order.chunks(cfg.batch_size).take(steps_per_epoch).enumerate() {
             let (x, y) = noisy_batch(train_set, idx, cfg.input_noise, &mut rng, &dev);
-            let (loss_value, mut g) = loss_and_grads(&model, train_set, x, y, cfg.shards, &opt_dev);
+            let loss_value = train_step(&mut model, &mut adam, train_set, x, y, cfg, lr);
             global_step += 1;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -380,12 +398,6 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
                 )));
             }
             loss_sum += loss_value;
-            if let Some(max) = cfg.clip_grad_norm {
-                optim::clip_grad_norm(&mut g, max);
-            }
-            let inner: Vec<Tensor<1>> = model.params.values.iter().map(|p| p.clone().inner()).collect();
-            let updated = adam.update(inner, g, lr);
-            model.params.values = updated.into_iter().map(|t| Tensor::from_inner(t).require_grad()).collect();
             bar.set_message(format!("epoch {}/{} loss {loss_value:.4}", epoch + 1, cfg.epochs));
             bar.inc(1);
         }

@@ -1,0 +1,33 @@
+"""Table of glassbox/PyTorch speed ratios from bench/train_step.sh's JSON lines."""
+import json
+import sys
+
+rows = [json.loads(line) for line in open(sys.argv[1])]
+
+
+def find(impl, model, threads, shards=None):
+    for r in rows:
+        if r["impl"] == impl and r["model"] == model and r["threads"] == threads and (shards is None or r.get("shards") == shards):
+            return r
+    return None
+
+
+print("| model | threads | glassbox ms/step | PyTorch ms/step | speed vs PyTorch | glassbox CPU ms/step | PyTorch CPU ms/step |")
+print("|---|---|---|---|---|---|---|")
+for model in ["mlp", "bilinear", "cnn"]:
+    for threads in [1, 2]:
+        g, t = find("glassbox", model, threads, 2), find("pytorch", model, threads)
+        print(f"| {model} | {threads} | {g['ms_per_step']:.2f} | {t['ms_per_step']:.2f} | {t['ms_per_step'] / g['ms_per_step']:.2f}x"
+              f" | {g['cpu_ms_per_step']:.2f} | {t['cpu_ms_per_step']:.2f} |")
+print()
+print("Speed-up from the second thread. Same computation: glassbox with 2 shards at 1 and 2 threads (bit-identical")
+print("results). Best 1-thread: glassbox with 1 shard at 1 thread against 2 shards at 2 threads.")
+print()
+print("| model | glassbox, same computation | glassbox, best 1-thread | PyTorch | glassbox 1 thread 1 shard ms/step | vs PyTorch 1 thread |")
+print("|---|---|---|---|---|---|")
+for model in ["mlp", "bilinear", "cnn"]:
+    g1, g2 = find("glassbox", model, 1, 2), find("glassbox", model, 2, 2)
+    t1, t2 = find("pytorch", model, 1), find("pytorch", model, 2)
+    one = find("glassbox", model, 1, 1)
+    print(f"| {model} | {g1['ms_per_step'] / g2['ms_per_step']:.2f}x | {one['ms_per_step'] / g2['ms_per_step']:.2f}x"
+          f" | {t1['ms_per_step'] / t2['ms_per_step']:.2f}x | {one['ms_per_step']:.2f} | {t1['ms_per_step'] / one['ms_per_step']:.2f}x |")

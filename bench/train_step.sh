@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Training-step benchmark: glassbox against PyTorch on MNIST shapes, at 1 and 2 threads.
+# Runs the two implementations alternately, model by model, so both see the same machine
+# state, and prints a table of ratios. Needs a Python with torch and numpy in $PYTHON
+# (see bench/README.md). Run it on a quiet machine (check `uptime`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-bench/results/train_step.jsonl}
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+cargo build --release -q -p glassbox-core --example train_step
+BIN=${CARGO_TARGET_DIR:-target}/release/examples/train_step
+for model in mlp bilinear cnn; do
+  for threads in 1 2; do
+    echo "load $(cut -d' ' -f1 /proc/loadavg): $model, $threads thread(s)" >&2
+    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+    "$BIN" "$model" "$threads" >> "$OUT"
+    "$PYTHON" bench/train_step.py "$model" "$threads" >> "$OUT"
+    [ "$threads" = 1 ] && "$BIN" "$model" 1 1 >> "$OUT"
+  done
+done
+"$PYTHON" bench/summarize_train_step.py "$OUT"
