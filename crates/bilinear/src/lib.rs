@@ -1,1 +1,16 @@
-//! Placeholder: this method crate is filled in by its own issue.
+//! Bilinear MLPs read from their weights (spec/bilinear.md): interaction matrices and the
+//! output tensor, their eigendecomposition, the low-rank truncated model, HOSVD, chaining,
+//! and adversarial masks built without data or gradients.
+
+pub mod adversarial;
+pub mod decompose;
+pub mod eigen;
+pub mod hosvd;
+pub mod interaction;
+pub mod layer;
+pub mod load;
+
+pub use decompose::{decompose, Decomposition};
+pub use eigen::{eigh, lanczos_top_k, Spectrum};
+pub use glassbox_core::{Error, Result};
+pub use layer::{BilinearLayer, BilinearModel};

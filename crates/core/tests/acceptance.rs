@@ -66,7 +66,7 @@ fn bilinear_config(epochs: usize) -> TrainConfig {
 }
 
 fn bilinear_784() -> Architecture {
-    Architecture::Bilinear { d_in: 784, d_hidden: 512, d_out: 10, bias: false }
+    Architecture::Bilinear { d_in: 784, d_hidden: 512, d_out: 10, bias: false, embed: true }
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn modadd_mlp(p: usize, hidden: usize) -> Architecture {
 }
 
 fn modadd_bilinear(p: usize, hidden: usize) -> Architecture {
-    Architecture::Bilinear { d_in: 2 * p, d_hidden: hidden, d_out: p, bias: false }
+    Architecture::Bilinear { d_in: 2 * p, d_hidden: hidden, d_out: p, bias: false, embed: true }
 }
 
 /// Fast stand-in for the p = 113 runs: both models must generalise far beyond chance

@@ -45,7 +45,7 @@ fn mlp_forward_matches_naive_and_sites_are_consistent() {
 #[test]
 fn bilinear_forward_matches_naive_with_biases() {
     let dev = infer_device();
-    let arch = Architecture::Bilinear { d_in: 6, d_hidden: 4, d_out: 3, bias: true };
+    let arch = Architecture::Bilinear { d_in: 6, d_hidden: 4, d_out: 3, bias: true, embed: true };
     let m = Model::init(arch, 9, &dev).unwrap();
     let n = 5;
     let x: Vec<f32> = (0..n * 6).map(|i| (i as f32 * 0.37).sin()).collect();

@@ -81,7 +81,7 @@ fn clipping_scales_to_the_max_norm() {
 #[test]
 fn bilinear_gradients_match_finite_differences() {
     let dev = train_device();
-    let arch = Architecture::Bilinear { d_in: 3, d_hidden: 2, d_out: 2, bias: true };
+    let arch = Architecture::Bilinear { d_in: 3, d_hidden: 2, d_out: 2, bias: true, embed: true };
     let m = Model::init(arch.clone(), 4, &dev).unwrap();
     let x = vec![0.3f32, -0.7, 0.9, 0.1, 0.5, -0.2];
     let y = vec![1.0f32, 0.0, 0.0, 1.0];
@@ -165,7 +165,7 @@ fn relabel(mut s: Split) -> Split {
 #[test]
 fn a_resumed_run_ends_with_the_same_weights_as_an_unbroken_one() {
     let data = relabel(random_split(100, 5, 2, 2));
-    let arch = Architecture::Bilinear { d_in: 5, d_hidden: 8, d_out: 2, bias: false };
+    let arch = Architecture::Bilinear { d_in: 5, d_hidden: 8, d_out: 2, bias: false, embed: true };
     let whole = tempfile::tempdir().unwrap();
     let a = train::train(arch.clone(), &data, &spec(), &small_config(5), &opts(whole.path(), false, None)).unwrap();
     let parts = tempfile::tempdir().unwrap();

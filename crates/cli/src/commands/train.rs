@@ -55,6 +55,9 @@ pub struct TrainArgs {
     /// Add biases (MLP always has them unless --no-bias; bilinear only with --bias).
     #[arg(long)]
     pub bias: bool,
+    /// Bilinear model without the embedding E: logits = U((W x) ⊙ (V x)) on the raw input.
+    #[arg(long)]
+    pub no_embed: bool,
     /// MLP without biases.
     #[arg(long)]
     pub no_bias: bool,
@@ -152,7 +155,7 @@ impl TrainArgs {
                 if self.hidden.len() != 1 {
                     bail!("the bilinear model has one hidden width (--hidden D), got {:?}", self.hidden);
                 }
-                Architecture::Bilinear { d_in: input_dim, d_hidden: self.hidden[0], d_out: n_out, bias: self.bias }
+                Architecture::Bilinear { d_in: input_dim, d_hidden: self.hidden[0], d_out: n_out, bias: self.bias, embed: !self.no_embed }
             }
             ModelKind::Cnn => {
                 let Some(image) = image else { bail!("the CNN needs an image data set (mnist, fashion-mnist, digits, glyphs)") };

@@ -49,12 +49,24 @@ pub enum Architecture {
     /// `dims[0] -> dims[1] -> ... -> dims[n]`, activation after every layer but the last.
     Mlp { dims: Vec<usize>, activation: Activation, bias: bool },
     /// spec/bilinear.md 1.6: logits = U((W E x + b1) ⊙ (V E x + b2)); biases only if `bias`.
-    Bilinear { d_in: usize, d_hidden: usize, d_out: usize, bias: bool },
+    /// Without `embed` there is no E: logits = U((W x + b1) ⊙ (V x + b2)) (spec 6.7, 6.8).
+    Bilinear {
+        d_in: usize,
+        d_hidden: usize,
+        d_out: usize,
+        bias: bool,
+        #[serde(default = "yes")]
+        embed: bool,
+    },
     /// conv(k, same padding) -> relu -> maxpool 2, per entry of `channels`; then
     /// linear `hidden` -> relu -> linear `d_out`.
     Cnn { image: [usize; 3], channels: Vec<usize>, kernel: usize, hidden: usize, d_out: usize },
     /// SIREN implicit neural representation: sin(w0 (W x + b)) layers, linear output.
     Siren { dims: Vec<usize>, w0: f64 },
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn linear(name: &str, d_in: usize, d_out: usize, bias: bool, init: Init) -> Vec<ParamSpec> {
@@ -151,10 +163,13 @@ impl Architecture {
                     specs.extend(linear(&name, dims[i], dims[i + 1], *bias, Init::Uniform { fan_in: dims[i] }));
                 }
             }
-            Architecture::Bilinear { d_in, d_hidden: h, d_out, bias } => {
-                specs.extend(linear("embed", *d_in, *h, false, Init::Uniform { fan_in: *d_in }));
-                specs.extend(linear("layers.0.w", *h, *h, *bias, Init::Uniform { fan_in: *h }));
-                specs.extend(linear("layers.0.v", *h, *h, *bias, Init::Uniform { fan_in: *h }));
+            Architecture::Bilinear { d_in, d_hidden: h, d_out, bias, embed } => {
+                let layer_in = if *embed { *h } else { *d_in };
+                if *embed {
+                    specs.extend(linear("embed", *d_in, *h, false, Init::Uniform { fan_in: *d_in }));
+                }
+                specs.extend(linear("layers.0.w", layer_in, *h, *bias, Init::Uniform { fan_in: layer_in }));
+                specs.extend(linear("layers.0.v", layer_in, *h, *bias, Init::Uniform { fan_in: layer_in }));
                 specs.extend(linear("head", *h, *d_out, false, Init::Uniform { fan_in: *h }));
             }
             Architecture::Cnn { image, channels, kernel, hidden, d_out } => {
@@ -196,8 +211,11 @@ impl Architecture {
                     v.push(format!("layers.{i}.post"));
                 }
             }
-            Architecture::Bilinear { .. } => {
-                for s in ["embed", "layers.0.left", "layers.0.right", "layers.0.post"] {
+            Architecture::Bilinear { embed, .. } => {
+                if *embed {
+                    v.push("embed".to_string());
+                }
+                for s in ["layers.0.left", "layers.0.right", "layers.0.post"] {
                     v.push(s.to_string());
                 }
             }
@@ -227,9 +245,14 @@ impl Architecture {
                 }
                 apply_linear(p, "head", h, *bias)
             }
-            Architecture::Bilinear { bias, .. } => {
-                let e = apply_linear(p, "embed", x, false);
-                rec.record("embed", &e);
+            Architecture::Bilinear { bias, embed, .. } => {
+                let e = if *embed {
+                    let e = apply_linear(p, "embed", x, false);
+                    rec.record("embed", &e);
+                    e
+                } else {
+                    x
+                };
                 let left = apply_linear(p, "layers.0.w", e.clone(), *bias);
                 rec.record("layers.0.left", &left);
                 let right = apply_linear(p, "layers.0.v", e, *bias);
