@@ -1,7 +1,7 @@
 //! Adversarial masks built from the weights alone (spec 2.6, 6.5): keys are the pseudoinverse
 //! of the top positive embedding-space eigenvectors, mapped to pixels by E^T.
 
-use crate::decompose::{accuracy, argmax_row, model_logits, Decomposition};
+use crate::decompose::{accuracy, argmax_row, embed_rows, layer_logits, Decomposition};
 use crate::layer::BilinearModel;
 use crate::{Error, Result};
 use faer::Mat;
@@ -100,7 +100,9 @@ pub fn evaluate_masks(
     seed: u64,
 ) -> AttackResult {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let clean_accuracy = accuracy(&model_logits(model, x), labels);
+    // E(x + m) = E x + E m: embed the inputs once, then shift by each mask's embedding.
+    let h0 = embed_rows(model, x);
+    let clean_accuracy = accuracy(&layer_logits(model, &h0), labels);
     let (mut acc, mut mis, mut racc, mut rmis) = (0.0, 0.0, 0.0, 0.0);
     for mask in masks {
         let mut m = mask.clone();
@@ -118,8 +120,9 @@ pub fn evaluate_masks(
             }
         };
         for (delta, (a, t)) in [(&adv, (&mut acc, &mut mis)), (&random, (&mut racc, &mut rmis))] {
-            let shifted = Mat::from_fn(x.nrows(), x.ncols(), |r, j| x[(r, j)] + delta[j]);
-            let logits = model_logits(model, &shifted);
+            let shift = embed_rows(model, &Mat::from_fn(1, delta.len(), |_, j| delta[j]));
+            let shifted = Mat::from_fn(h0.nrows(), h0.ncols(), |r, j| h0[(r, j)] + shift[(0, j)]);
+            let logits = layer_logits(model, &shifted);
             *a += accuracy(&logits, labels);
             *t += target_rate(&logits, labels, mask.class);
         }

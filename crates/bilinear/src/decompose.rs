@@ -103,11 +103,30 @@ pub fn argmax_row(m: &Mat<f64>, r: usize) -> usize {
     best
 }
 
-/// The model's logits for every row of `x` (`[n, d_raw]`), in f64.
+/// The model's logits for every row of `x` (`[n, d_raw]`), in f64, as matrix products.
 pub fn model_logits(model: &BilinearModel, x: &Mat<f64>) -> Mat<f64> {
-    let rows: Vec<Vec<f64>> = (0..x.nrows())
-        .into_par_iter()
-        .map(|r| model.logits(&(0..x.ncols()).map(|j| x[(r, j)]).collect::<Vec<_>>()))
-        .collect();
-    Mat::from_fn(x.nrows(), model.layer.d_out(), |r, c| rows[r][c])
+    layer_logits(model, &embed_rows(model, x))
+}
+
+/// Rows of `x` through the embedding: X E^T (or X itself).
+pub fn embed_rows(model: &BilinearModel, x: &Mat<f64>) -> Mat<f64> {
+    match &model.embed {
+        Some(e) => x * e.transpose(),
+        None => x.clone(),
+    }
+}
+
+/// Logits for layer inputs `h` (`[n, d_in]`, already embedded).
+pub fn layer_logits(model: &BilinearModel, h: &Mat<f64>) -> Mat<f64> {
+    let l = &model.layer;
+    let mut a = h * l.w.transpose();
+    let mut b = h * l.v.transpose();
+    for k in 0..l.d_hidden() {
+        let (b1, b2) = (l.b1.as_ref().map_or(0.0, |v| v[k]), l.b2.as_ref().map_or(0.0, |v| v[k]));
+        for r in 0..h.nrows() {
+            a[(r, k)] = (a[(r, k)] + b1) * (b[(r, k)] + b2);
+        }
+    }
+    b = a;
+    &b * l.p.transpose()
 }

@@ -3,6 +3,8 @@
 //! and adversarial masks built without data or gradients.
 
 pub mod adversarial;
+pub mod analysis;
+pub mod experiments;
 pub mod decompose;
 pub mod eigen;
 pub mod hosvd;

@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use faer::Mat;
 use glassbox_core::checkpoint::{self, ModelCard};
 use glassbox_core::io::{read_json, HostTensor, SafetensorsFile};
-use glassbox_core::model::Architecture;
+use glassbox_core::model::{Architecture, Model};
 use glassbox_core::tensor::infer_device;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,11 +33,14 @@ pub struct WeightMap {
 /// Load the bilinear model of a glassbox checkpoint folder.
 pub fn from_checkpoint(dir: &Path) -> Result<(BilinearModel, ModelCard)> {
     let (model, card) = checkpoint::load(dir, &infer_device())?;
-    if !matches!(card.architecture, Architecture::Bilinear { .. }) {
-        return Err(Error::format(
-            dir.join(checkpoint::CARD_FILE),
-            format!("the checkpoint holds a {} model; the bilinear analysis needs a bilinear one", card.architecture.kind_name()),
-        ));
+    let bilinear = from_model(&model).map_err(|e| Error::format(dir.join(checkpoint::CARD_FILE), e.to_string()))?;
+    Ok((bilinear, card))
+}
+
+/// The f64 analysis view of a trained glassbox bilinear model.
+pub fn from_model(model: &Model) -> Result<BilinearModel> {
+    if !matches!(model.arch, Architecture::Bilinear { .. }) {
+        return Err(Error::invalid(format!("a {} model is not bilinear", model.arch.kind_name())));
     }
     let host = model.params.to_host();
     let tensors: HashMap<String, HostTensor> = model
@@ -56,8 +59,8 @@ pub fn from_checkpoint(dir: &Path) -> Result<(BilinearModel, ModelCard)> {
         b2: tensors.contains_key("layers.0.v.bias").then(|| "layers.0.v.bias".into()),
         ..Default::default()
     };
-    let path = dir.join(checkpoint::WEIGHTS_FILE);
-    Ok((assemble(&path, &map, |name| tensors.get(name).cloned().ok_or_else(|| Error::format(&path, format!("no tensor '{name}'"))))?, card))
+    let path = Path::new(checkpoint::WEIGHTS_FILE);
+    assemble(path, &map, |name| tensors.get(name).cloned().ok_or_else(|| Error::format(path, format!("no tensor '{name}'"))))
 }
 
 /// Load from `weights` (safetensors) with the tensor names in `map_path` (JSON [`WeightMap`]).

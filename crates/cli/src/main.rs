@@ -40,7 +40,9 @@ pub enum Command {
     Eval(commands::eval::EvalArgs),
     Acts(commands::acts::ActsArgs),
     Inspect(commands::inspect::InspectArgs),
+    Bilinear(commands::bilinear::BilinearArgs),
     Report(commands::report::ReportArgs),
+    Repro(commands::repro::ReproArgs),
     Tour(commands::tour::TourArgs),
 }
 

@@ -23,6 +23,7 @@ fn run(name: &str, arch: Architecture, spec: DataSpec, cfg: TrainConfig) -> f64 
         resume: false,
         progress: false,
         stop_after_epochs: None,
+        save_every: 1,
     };
     let t = train::train(arch, &data, &spec, &cfg, &opts).unwrap();
     let acc = t.card.metrics["test_accuracy"];

@@ -125,7 +125,7 @@ fn small_config(epochs: usize) -> TrainConfig {
 }
 
 fn opts(dir: &std::path::Path, resume: bool, stop: Option<usize>) -> RunOptions {
-    RunOptions { out_dir: dir.to_path_buf(), name: "t".into(), command: "test".into(), seed: 3, resume, progress: false, stop_after_epochs: stop }
+    RunOptions { out_dir: dir.to_path_buf(), name: "t".into(), command: "test".into(), seed: 3, resume, progress: false, stop_after_epochs: stop, save_every: 1 }
 }
 
 fn spec() -> DataSpec {

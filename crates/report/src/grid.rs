@@ -43,6 +43,61 @@ pub fn image_grid_png(
     width: usize,
     cols: usize,
 ) -> Result<Vec<u8>, ReportError> {
+    check(images, height, width, cols)?;
+    let finite = || images.iter().flatten().copied().filter(|v| v.is_finite());
+    let lo = finite().fold(f32::INFINITY, f32::min);
+    let hi = finite().fold(f32::NEG_INFINITY, f32::max);
+    let range = if hi > lo { hi - lo } else { 1.0 };
+    draw(images, height, width, cols, |_, v| {
+        if v.is_finite() {
+            let g = ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8;
+            [g, g, g]
+        } else {
+            [0, 0, 0]
+        }
+    })
+}
+
+/// Like [`image_grid_png`] with the diverging RdBu colour map on a symmetric range per image:
+/// positive values blue, negative red, zero white (the convention of eigenvector images, whose
+/// sign and scale are their own). Non-finite values are drawn black.
+pub fn diverging_grid_png(
+    images: &[Vec<f32>],
+    height: usize,
+    width: usize,
+    cols: usize,
+) -> Result<Vec<u8>, ReportError> {
+    check(images, height, width, cols)?;
+    let limits: Vec<f32> = images
+        .iter()
+        .map(|im| im.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs())))
+        .collect();
+    draw(images, height, width, cols, |k, v| {
+        if !v.is_finite() {
+            return [0, 0, 0];
+        }
+        let t = if limits[k] > 0.0 { (v / limits[k]).clamp(-1.0, 1.0) } else { 0.0 };
+        rdbu(t)
+    })
+}
+
+/// ColorBrewer RdBu: t = -1 dark red, 0 near-white, +1 dark blue.
+fn rdbu(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [
+        [103.0, 0.0, 31.0],
+        [214.0, 96.0, 77.0],
+        [247.0, 247.0, 247.0],
+        [67.0, 147.0, 195.0],
+        [5.0, 48.0, 97.0],
+    ];
+    let x = (t + 1.0) * 2.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f32;
+    let c = |j: usize| (STOPS[i][j] + (STOPS[i + 1][j] - STOPS[i][j]) * f).round() as u8;
+    [c(0), c(1), c(2)]
+}
+
+fn check(images: &[Vec<f32>], height: usize, width: usize, cols: usize) -> Result<(), ReportError> {
     if images.is_empty() || height == 0 || width == 0 || cols == 0 {
         return Err(ReportError::Figure(format!(
             "image grid needs at least one image and non-zero sizes (got {} images, height {height}, width {width}, cols {cols})",
@@ -56,6 +111,17 @@ pub fn image_grid_png(
             height * width
         )));
     }
+    Ok(())
+}
+
+/// Lay the images out and colour each value with `colour(image index, value)`.
+fn draw(
+    images: &[Vec<f32>],
+    height: usize,
+    width: usize,
+    cols: usize,
+    colour: impl Fn(usize, f32) -> [u8; 3],
+) -> Result<Vec<u8>, ReportError> {
     let layout = GridLayout::new(images.len(), height, width, cols);
     let (w, h) = layout.size();
     if w.saturating_mul(h) > 100_000_000 {
@@ -63,10 +129,6 @@ pub fn image_grid_png(
             "image grid of {w}x{h} pixels is too large"
         )));
     }
-    let finite = || images.iter().flatten().copied().filter(|v| v.is_finite());
-    let lo = finite().fold(f32::INFINITY, f32::min);
-    let hi = finite().fold(f32::NEG_INFINITY, f32::max);
-    let range = if hi > lo { hi - lo } else { 1.0 };
     let GridLayout {
         scale,
         gap,
@@ -75,7 +137,7 @@ pub fn image_grid_png(
         cols,
         ..
     } = layout;
-    let mut buf = image::GrayImage::from_pixel(w as u32, h as u32, image::Luma([160]));
+    let mut buf = image::RgbImage::from_pixel(w as u32, h as u32, image::Rgb([160, 160, 160]));
     for (k, im) in images.iter().enumerate() {
         let (oy, ox) = (
             gap + (k / cols) * (cell_h + gap),
@@ -84,12 +146,7 @@ pub fn image_grid_png(
         for y in 0..cell_h {
             for x in 0..cell_w {
                 let v = im[(y / scale) * width + x / scale];
-                let g = if v.is_finite() {
-                    ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8
-                } else {
-                    0
-                };
-                buf.put_pixel((ox + x) as u32, (oy + y) as u32, image::Luma([g]));
+                buf.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb(colour(k, v)));
             }
         }
     }

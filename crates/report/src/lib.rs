@@ -9,7 +9,7 @@ mod html;
 mod run;
 
 pub use chart::line_chart_svg;
-pub use grid::image_grid_png;
+pub use grid::{diverging_grid_png, image_grid_png};
 pub use html::render_report;
 pub use run::{find_runs, Run};
 

@@ -241,3 +241,19 @@ fn chart_skips_non_finite_points() {
             .starts_with("<svg"));
     }
 }
+
+#[test]
+fn diverging_grid_is_symmetric_per_image() {
+    use glassbox_report::diverging_grid_png;
+    // Image 0 spans [-2, 2], image 1 only [0, 0.5]: each gets its own symmetric range.
+    let png = diverging_grid_png(&[vec![-2.0, 0.0, 2.0], vec![0.0, 0.25, 0.5]], 1, 3, 2).unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    let scale = 56usize.div_ceil(3) as u32; // 19
+    let px = |image: u32, col: u32| img.get_pixel(2 + image * (3 * scale + 2) + col * scale, 2).0;
+    assert_eq!(px(0, 0), [103, 0, 31], "most negative: dark red");
+    assert_eq!(px(0, 1), [247, 247, 247], "zero: white");
+    assert_eq!(px(0, 2), [5, 48, 97], "most positive: dark blue");
+    assert_eq!(px(1, 0), [247, 247, 247]);
+    assert_eq!(px(1, 2), [5, 48, 97], "the second image's own maximum is dark blue too");
+    assert!(diverging_grid_png(&[vec![0.0; 2]], 1, 3, 1).is_err());
+}

@@ -1,7 +1,9 @@
 pub mod acts;
+pub mod bilinear;
 pub mod eval;
 pub mod inspect;
 pub mod report;
+pub mod repro;
 pub mod tour;
 pub mod train;
 
@@ -12,9 +14,11 @@ pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(a) => train::run(cli, a),
         Command::Eval(a) => eval::run(cli, a),
+        Command::Bilinear(a) => bilinear::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),
+        Command::Repro(a) => repro::run(cli, a),
         Command::Tour(a) => tour::run(cli, a),
     }
 }

@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// Bilinear model without the embedding E: logits = U((W x) ⊙ (V x)) on the raw input.
     #[arg(long)]
     pub no_embed: bool,
+    /// Write the checkpoint every N epochs (and after the last): for full-batch runs of many
+    /// short epochs. --resume continues from the last one written.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub save_every: u64,
     /// MLP without biases.
     #[arg(long)]
     pub no_bias: bool,
@@ -216,6 +220,7 @@ pub fn train_run(cli: &Cli, a: &TrainArgs, name: &str) -> Result<train::Trained>
         resume: a.resume,
         progress: !cli.quiet,
         stop_after_epochs: a.stop_after,
+        save_every: a.save_every as usize,
     };
     Ok(train::train(arch, &data, &spec, &a.config(), &opts)?)
 }

@@ -111,6 +111,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stop after this many epochs in this call (tests use it to simulate a killed run).
     pub stop_after_epochs: Option<usize>,
+    /// Write the checkpoint every this many epochs (and after the last); 1 = every epoch.
+    /// Full-batch runs of thousands of tiny epochs would otherwise spend their time on disk.
+    pub save_every: usize,
 }
 
 pub struct Trained {
@@ -377,6 +380,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
     let bar = progress_bar(opts.progress, (cfg.epochs * steps_per_epoch) as u64, (start * steps_per_epoch) as u64);
     let clock = Instant::now();
     let mut global_step = start * steps_per_epoch;
+    let mut last_saved = start;
     for epoch in start..end {
         let t0 = Instant::now();
         let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
@@ -393,7 +397,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
                 return Err(Error::Diverged(format!(
                     "training loss became {loss_value} at step {global_step} (epoch {}, batch {}); the last good checkpoint{} is in {}",
                     epoch + 1, b + 1,
-                    if epoch > 0 { format!(" (after epoch {epoch})") } else { " (none: it failed in the first epoch)".into() },
+                    if last_saved > 0 { format!(" (after epoch {last_saved})") } else { " (none: it failed before the first save)".into() },
                     opts.out_dir.display()
                 )));
             }
@@ -419,14 +423,16 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
             bar.println(format!("epoch {:>4}  train loss {:.4}  test loss {:.4}  test acc {:.4}", epoch + 1, record.train_loss, t.loss, t.accuracy));
         }
         history.push(record);
-        // Weights and optimiser first, card last: the card marks a complete checkpoint.
-        save_optimizer(&opts.out_dir, &model, &adam)?;
-        checkpoint::save(&opts.out_dir, &model, &card)?;
-        write_run(opts, &card, &history, clock.elapsed().as_secs_f64())?;
-        if let (Some(t), Some(target)) = (test, cfg.target_accuracy) {
-            if t.accuracy >= target {
-                break;
-            }
+        let reached = matches!((test, cfg.target_accuracy), (Some(t), Some(target)) if t.accuracy >= target);
+        if (epoch + 1) % opts.save_every.max(1) == 0 || epoch + 1 == end || reached {
+            // Weights and optimiser first, card last: the card marks a complete checkpoint.
+            save_optimizer(&opts.out_dir, &model, &adam)?;
+            checkpoint::save(&opts.out_dir, &model, &card)?;
+            write_run(opts, &card, &history, clock.elapsed().as_secs_f64())?;
+            last_saved = epoch + 1;
+        }
+        if reached {
+            break;
         }
     }
     bar.finish_and_clear();

@@ -1,0 +1,223 @@
+//! The whole weight-based analysis of one bilinear model, written as a run folder: per-class
+//! spectra, truncation curve, HOSVD, adversarial masks, and their figures (spec 1.4-1.11, 2.6).
+
+use crate::adversarial::{evaluate_masks, pinv_masks, rare_pixels, AttackResult, Baseline};
+use crate::decompose::{accuracy, decompose, model_logits, Decomposition};
+use crate::hosvd::hosvd;
+use crate::layer::BilinearModel;
+use crate::{Error, Result};
+use faer::Mat;
+use glassbox_core::data::{Dataset, Targets};
+use glassbox_core::io::{write_atomic, write_f32, write_json, HostTensor};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Labelled inputs for the data-dependent parts (truncation accuracy, adversarial masks).
+pub struct EvalData {
+    /// Test inputs `[n, d_raw]`.
+    pub x: Mat<f64>,
+    pub labels: Vec<usize>,
+    /// Training inputs, used only to find rarely active pixels for edge masks.
+    pub train_x: Option<Mat<f64>>,
+}
+
+impl EvalData {
+    /// The first `max_samples` test samples (all when None) of a classification data set.
+    pub fn from_datasets(test: &Dataset, train: Option<&Dataset>, max_samples: Option<usize>) -> Result<EvalData> {
+        let Targets::Classes { labels, .. } = &test.targets else {
+            return Err(Error::invalid(format!("data set {} is multi-label; the per-class analysis needs one class per sample", test.name)));
+        };
+        let n = max_samples.map_or(test.len(), |m| m.min(test.len()));
+        let rows = |d: &Dataset, n: usize| Mat::from_fn(n, d.input_dim, |r, j| d.input(r)[j] as f64);
+        Ok(EvalData {
+            x: rows(test, n),
+            labels: labels[..n].iter().map(|&l| l as usize).collect(),
+            train_x: train.map(|t| rows(t, t.len())),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AnalysisOptions {
+    /// k values of the truncation curve (eigenvectors per class).
+    pub ks: Vec<usize>,
+    /// Positive and negative eigenvector images per class in the figure.
+    pub images_per_sign: usize,
+    /// Mask standard deviations for the adversarial attack (spec 2.6 step 5).
+    pub mask_strengths: Vec<f64>,
+    /// Restrict masks to pixels with train mean < 0.01 (spec 2.6, Fig 7B).
+    pub edge_masks: bool,
+    /// (height, width) of image inputs, for eigenvector images.
+    pub image_shape: Option<(usize, usize)>,
+    pub seed: u64,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        AnalysisOptions {
+            ks: vec![0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30],
+            images_per_sign: 4,
+            mask_strengths: vec![0.1, 0.2, 0.3],
+            edge_masks: false,
+            image_shape: None,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    pub effective_ranks: Vec<f64>,
+    pub hosvd_singular_values: Vec<f64>,
+    /// Test accuracy of the model itself (f64 forward).
+    pub accuracy: Option<f64>,
+    /// (k, accuracy) of the truncated model.
+    pub truncation: Vec<(usize, f64)>,
+    /// max |full-rank truncated logits − model logits| on the test inputs.
+    pub full_rank_max_error: Option<f64>,
+    pub adversarial: Vec<AttackResult>,
+    #[serde(skip)]
+    pub decomposition: Decomposition,
+}
+
+pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOptions) -> Result<Analysis> {
+    let decomposition = decompose(model)?;
+    let svd = hosvd(&model.layer.with_bias_folded(), model.layer.d_out())?;
+    let mut out = Analysis {
+        effective_ranks: decomposition.effective_ranks(),
+        hosvd_singular_values: svd.singular_values,
+        accuracy: None,
+        truncation: Vec::new(),
+        full_rank_max_error: None,
+        adversarial: Vec::new(),
+        decomposition,
+    };
+    let Some(data) = data else { return Ok(out) };
+    if data.x.ncols() != model.d_raw() || data.x.nrows() != data.labels.len() {
+        return Err(Error::invalid(format!(
+            "evaluation data has {} inputs of width {} and {} labels; the model reads width {}",
+            data.x.nrows(), data.x.ncols(), data.labels.len(), model.d_raw()
+        )));
+    }
+    let logits = model_logits(model, &data.x);
+    out.accuracy = Some(accuracy(&logits, &data.labels));
+    let dec = &out.decomposition;
+    let full = dec.truncated_logits(&data.x, usize::MAX);
+    out.full_rank_max_error = Some((0..full.nrows()).flat_map(|r| (0..full.ncols()).map(move |c| (r, c))).map(|(r, c)| (full[(r, c)] - logits[(r, c)]).abs()).fold(0.0, f64::max));
+    out.truncation = dec.truncation_curve(&data.x, &data.labels, &opts.ks);
+    if !dec.bias_folded && !opts.mask_strengths.is_empty() {
+        let per_class = 10usize.min(model.layer.d_hidden() / model.layer.d_out().max(1));
+        let masks = pinv_masks(model, dec, per_class, 3)?;
+        let support = match (&data.train_x, opts.edge_masks) {
+            (Some(t), true) => Some(rare_pixels(t, 0.01)),
+            (None, true) => return Err(Error::invalid("edge masks need the training inputs to find rare pixels")),
+            _ => None,
+        };
+        let baseline = if opts.edge_masks { Baseline::Gaussian } else { Baseline::Permuted };
+        for &s in &opts.mask_strengths {
+            out.adversarial.push(evaluate_masks(model, &masks, &data.x, &data.labels, s, support.as_deref(), baseline, opts.seed));
+        }
+    }
+    Ok(out)
+}
+
+/// Pixel-space eigenvector of class c, index i, unit-normalised, without the bias coordinate.
+pub fn pixel_image(dec: &Decomposition, c: usize, i: usize, d_raw: usize) -> Vec<f32> {
+    let px = &dec.pixel_vectors[c];
+    let v: Vec<f64> = (0..d_raw).map(|r| px[(r, i)]).collect();
+    let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
+    v.iter().map(|a| (a / norm) as f32).collect()
+}
+
+/// Write run.json, tensors.safetensors and figures/ into `dir`.
+pub fn write_run(dir: &Path, name: &str, command: &str, model: &BilinearModel, analysis: &Analysis, opts: &AnalysisOptions, wall: f64) -> Result<()> {
+    let dec = &analysis.decomposition;
+    let d_raw = model.d_raw();
+    let mut metrics = serde_json::Map::new();
+    let n = analysis.effective_ranks.len().max(1) as f64;
+    metrics.insert("mean_effective_rank".into(), (analysis.effective_ranks.iter().sum::<f64>() / n).into());
+    if let Some(a) = analysis.accuracy {
+        metrics.insert("test_accuracy".into(), a.into());
+    }
+    for (k, a) in &analysis.truncation {
+        metrics.insert(format!("truncated_accuracy_k{k}"), (*a).into());
+    }
+    if let Some(e) = analysis.full_rank_max_error {
+        metrics.insert("full_rank_max_error".into(), e.into());
+    }
+    if let Some(a) = analysis.adversarial.last() {
+        metrics.insert(format!("adversarial_accuracy_std{}", a.strength), a.accuracy.into());
+        metrics.insert(format!("random_mask_accuracy_std{}", a.strength), a.random_accuracy.into());
+    }
+    let run = serde_json::json!({
+        "name": name,
+        "command": command,
+        "seed": opts.seed,
+        "wall_time_s": wall,
+        "versions": { "glassbox": env!("CARGO_PKG_VERSION") },
+        "config": { "ks": opts.ks, "mask_strengths": opts.mask_strengths, "edge_masks": opts.edge_masks, "bias_folded": dec.bias_folded },
+        "metrics": metrics,
+        "bilinear": analysis,
+    });
+    // Tensors: eigenvalues per class and the pixel-space eigenvectors (columns) per class.
+    let mut tensors = Vec::new();
+    for (c, s) in dec.classes.iter().enumerate() {
+        tensors.push(HostTensor { name: format!("class.{c}.eigenvalues"), shape: vec![s.len()], data: s.values.iter().map(|&v| v as f32).collect() });
+        let px = &dec.pixel_vectors[c];
+        tensors.push(HostTensor {
+            name: format!("class.{c}.pixel_eigenvectors"),
+            shape: vec![px.ncols(), px.nrows()],
+            data: (0..px.ncols()).flat_map(|i| (0..px.nrows()).map(move |r| px[(r, i)] as f32)).collect(),
+        });
+    }
+    let meta = HashMap::from([("producer".to_string(), "glassbox bilinear".to_string())]);
+    write_f32(&dir.join("tensors.safetensors"), &tensors, meta)?;
+    write_figures(dir, model, analysis, opts, d_raw)?;
+    write_json(&dir.join("run.json"), &run)
+}
+
+fn figure_error(e: glassbox_report::ReportError) -> Error {
+    Error::invalid(format!("figure: {e}"))
+}
+
+fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &AnalysisOptions, d_raw: usize) -> Result<()> {
+    let figs = dir.join("figures");
+    let dec = &analysis.decomposition;
+    let spectra: Vec<(String, Vec<(f64, f64)>)> = dec
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, s)| (format!("class {c}"), s.values.iter().take(40).enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect()))
+        .collect();
+    let svg = glassbox_report::line_chart_svg("Eigenvalues per class, by |λ|", "rank", "eigenvalue", &spectra).map_err(figure_error)?;
+    write_atomic(&figs.join("02-spectra.svg"), svg.as_bytes())?;
+    if !analysis.truncation.is_empty() {
+        let mut series = vec![("truncated model".to_string(), analysis.truncation.iter().map(|&(k, a)| (k as f64, a)).collect::<Vec<_>>())];
+        if let Some(a) = analysis.accuracy {
+            let kmax = analysis.truncation.last().map_or(1, |t| t.0) as f64;
+            series.push(("full model".into(), vec![(0.0, a), (kmax, a)]));
+        }
+        let svg = glassbox_report::line_chart_svg("Accuracy with the top-k eigenvectors per class", "k", "test accuracy", &series).map_err(figure_error)?;
+        write_atomic(&figs.join("03-truncation.svg"), svg.as_bytes())?;
+    }
+    if let Some((h, w)) = opts.image_shape.filter(|(h, w)| h * w == d_raw) {
+        let n = opts.images_per_sign;
+        let mut images = Vec::new();
+        for (c, s) in dec.classes.iter().enumerate() {
+            let mut row: Vec<Vec<f32>> = s.top_positive(n).into_iter().chain(s.top_negative(n)).map(|i| pixel_image(dec, c, i, d_raw)).collect();
+            row.resize(2 * n, vec![0.0; d_raw]);
+            images.extend(row);
+        }
+        let png = glassbox_report::diverging_grid_png(&images, h, w, 2 * n).map_err(figure_error)?;
+        write_atomic(&figs.join("01-eigenvectors.png"), &png)?;
+        if !dec.bias_folded && !analysis.adversarial.is_empty() {
+            let per_class = 10usize.min(model.layer.d_hidden() / model.layer.d_out().max(1));
+            let masks = pinv_masks(model, dec, per_class, 1)?;
+            let imgs: Vec<Vec<f32>> = masks.iter().map(|m| m.pixels.iter().map(|&v| v as f32).collect()).collect();
+            let png = glassbox_report::diverging_grid_png(&imgs, h, w, imgs.len().min(10)).map_err(figure_error)?;
+            write_atomic(&figs.join("04-adversarial-masks.png"), &png)?;
+        }
+    }
+    Ok(())
+}

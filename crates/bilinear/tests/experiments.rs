@@ -1,0 +1,59 @@
+//! The reproductions of spec/bilinear.md section 6 against the spec's thresholds. Each prints
+//! its checks; run with `-- --nocapture` to see the numbers. The same runs are available as
+//! `glassbox repro bilinear-{a,b,e,f} --check`.
+
+use glassbox_bilinear::experiments::{boolean, digits, mnist5k, modadd, ExperimentOptions, Outcome};
+use std::path::PathBuf;
+
+/// The real data folder, or None (skip) when it is not configured. With
+/// GLASSBOX_REQUIRE_DATA=1 a missing folder fails the test instead.
+fn real_data_dir() -> Option<PathBuf> {
+    let require = std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1");
+    match std::env::var_os("GLASSBOX_DATA").map(PathBuf::from) {
+        Some(p) if p.is_dir() => Some(p),
+        other => {
+            assert!(!require, "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA ({other:?}) is not a folder");
+            eprintln!("skipped: GLASSBOX_DATA not set");
+            None
+        }
+    }
+}
+
+fn options(data_dir: Option<PathBuf>, out: &tempfile::TempDir) -> ExperimentOptions {
+    ExperimentOptions { data_dir, out: out.path().to_path_buf(), seeds: vec![0, 1, 2], progress: false }
+}
+
+fn assert_passed(outcome: &Outcome) {
+    for c in &outcome.checks {
+        eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
+    }
+    eprintln!("{}: {:.1} s", outcome.name, outcome.wall_time_s);
+    assert!(!outcome.checks.is_empty());
+    assert!(outcome.passed(), "{}: a threshold was missed (see above)", outcome.name);
+}
+
+#[test]
+fn experiment_a_and_c_mnist_5k() {
+    let Some(dir) = real_data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    assert_passed(&mnist5k::run(&options(Some(dir), &out)).unwrap());
+}
+
+#[test]
+fn experiment_b_digits() {
+    let Some(dir) = real_data_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    assert_passed(&digits::run(&options(Some(dir), &out)).unwrap());
+}
+
+#[test]
+fn experiment_e_boolean_toy() {
+    let out = tempfile::tempdir().unwrap();
+    assert_passed(&boolean::run(&options(None, &out)).unwrap());
+}
+
+#[test]
+fn experiment_f_modular_addition() {
+    let out = tempfile::tempdir().unwrap();
+    assert_passed(&modadd::run(&options(None, &out)).unwrap());
+}

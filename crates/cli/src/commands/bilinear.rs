@@ -1,0 +1,113 @@
+use crate::Cli;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use glassbox_bilinear::analysis::{analyze, write_run, AnalysisOptions, EvalData};
+use glassbox_bilinear::load;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Read a bilinear layer's function from its weights (spec/bilinear.md).
+///
+/// For every output class c, forms the symmetric interaction matrix B_c = sym(W^T diag(P^T e_c) V)
+/// and eigendecomposes it in f64, so that logit_c(x) = Σ_i λ_i (v_i·E x)². Writes to the run
+/// folder: eigenvalues and pixel-space eigenvectors E^T v (tensors.safetensors), eigenvector
+/// images (top positive and negative per class, blue positive, red negative), eigenvalue
+/// spectra, the HOSVD singular values, and, when the test data is available, the accuracy of
+/// the truncated model with the top-k eigenvectors per class and adversarial masks built from
+/// the weights (pseudoinverse of the top positive eigenvectors), compared with random masks of
+/// the same norm. Models with biases are analysed with the appended-constant trick.
+///
+/// MODEL is a glassbox checkpoint folder, or a safetensors file together with --weights-map,
+/// a JSON file naming its tensors, e.g. for the reference PyTorch code, which keeps W and V
+/// as one Linear of 2*d_h rows: {"wv": "mlp.W.weight", "p": "head.weight", "embed": "embed.weight"}
+/// (other keys: "w", "v", "b1", "b2", "wv_bias"; all weights in PyTorch [out, in] layout).
+#[derive(Args, Debug)]
+pub struct BilinearArgs {
+    /// Checkpoint folder, or a safetensors file with --weights-map.
+    pub model: PathBuf,
+    /// JSON naming the tensors of a safetensors MODEL (see above).
+    #[arg(long)]
+    pub weights_map: Option<PathBuf>,
+    /// Run folder to write.
+    #[arg(long, default_value = "glassbox-bilinear")]
+    pub out: PathBuf,
+    /// Truncation curve: numbers of eigenvectors kept per class.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,8,10,15,20,30")]
+    pub ks: Vec<usize>,
+    /// Eigenvector images per sign and class.
+    #[arg(long, default_value_t = 4)]
+    pub images: usize,
+    /// Adversarial mask standard deviations; empty (--mask-std '') skips the attack.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
+    pub mask_std: Vec<f64>,
+    /// Restrict masks to pixels active in < 1% of training images (for unregularised models).
+    #[arg(long)]
+    pub edge_masks: bool,
+    /// Test samples used for the truncation curve and the attack (all when 0).
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Weights only: skip everything that needs data.
+    #[arg(long)]
+    pub no_data: bool,
+    /// Image height and width for a safetensors MODEL (checkpoints know theirs), e.g. 28,28.
+    #[arg(long, value_delimiter = ',')]
+    pub image: Option<Vec<usize>>,
+}
+
+pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
+    let start = Instant::now();
+    let (model, card) = match &a.weights_map {
+        Some(map) => (load::from_safetensors(&a.model, map)?, None),
+        None if a.model.is_dir() => {
+            let (m, c) = load::from_checkpoint(&a.model)?;
+            (m, Some(c))
+        }
+        None => bail!("{}: not a checkpoint folder; for a safetensors file pass --weights-map", a.model.display()),
+    };
+    let split = match (&card, a.no_data) {
+        (Some(card), false) => match &card.task {
+            Some(task) => Some(task.data.load(cli.data.as_deref()).with_context(|| "loading the model's data set (use --no-data for a weights-only analysis)")?),
+            None => None,
+        },
+        _ => None,
+    };
+    let image_shape = match (&a.image, &split) {
+        (Some(v), _) if v.len() == 2 => Some((v[0], v[1])),
+        (Some(v), _) => bail!("--image takes height,width (got {} numbers)", v.len()),
+        (None, Some(s)) => s.test.image_shape.map(|[_, h, w]| (h, w)),
+        (None, None) => None,
+    };
+    let data = match &split {
+        Some(s) => Some(EvalData::from_datasets(&s.test, Some(&s.train), (a.samples > 0).then_some(a.samples))?),
+        None => None,
+    };
+    let opts = AnalysisOptions {
+        ks: a.ks.clone(),
+        images_per_sign: a.images,
+        mask_strengths: a.mask_std.clone(),
+        edge_masks: a.edge_masks,
+        image_shape,
+        seed: cli.seed,
+    };
+    let analysis = analyze(&model, data.as_ref(), &opts)?;
+    let command = super::command_line();
+    let name = format!("bilinear {}", a.model.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string()));
+    write_run(&a.out, &name, &command, &model, &analysis, &opts, start.elapsed().as_secs_f64())?;
+    if !cli.quiet {
+        let ranks = &analysis.effective_ranks;
+        println!("classes {}  mean effective rank {:.2}", ranks.len(), ranks.iter().sum::<f64>() / ranks.len().max(1) as f64);
+        if let Some(acc) = analysis.accuracy {
+            println!("test accuracy {acc:.4}  full-rank max |Δlogit| {:.2e}", analysis.full_rank_max_error.unwrap_or(f64::NAN));
+            let curve: Vec<String> = analysis.truncation.iter().map(|(k, a)| format!("k={k}: {a:.4}")).collect();
+            println!("truncation  {}", curve.join("  "));
+        }
+        for r in &analysis.adversarial {
+            println!(
+                "mask std {:.3}: accuracy {:.4} (random {:.4})  misclassified to target {:.4} (random {:.4})",
+                r.strength, r.accuracy, r.random_accuracy, r.misclassified_to_target, r.random_misclassified_to_target
+            );
+        }
+        println!("wrote {}", a.out.display());
+    }
+    Ok(())
+}
