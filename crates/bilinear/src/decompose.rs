@@ -73,8 +73,40 @@ impl Decomposition {
     }
 
     /// Accuracy of the truncated model for each k in `ks` on inputs `x` with class `labels`.
+    /// Projects onto the largest k once per class and accumulates, so a whole curve costs
+    /// about one truncated evaluation.
     pub fn truncation_curve(&self, x: &Mat<f64>, labels: &[usize], ks: &[usize]) -> Vec<(usize, f64)> {
-        ks.iter().map(|&k| (k, accuracy(&self.truncated_logits(x, k), labels))).collect()
+        let xin = self.inputs(x);
+        let kmax = ks.iter().copied().max().unwrap_or(0);
+        // terms[c][(r, i)] = λ_{c,i} ((E^T v_{c,i})·x_r)² for i < min(kmax, rank).
+        let terms: Vec<Mat<f64>> = self
+            .classes
+            .par_iter()
+            .zip(&self.pixel_vectors)
+            .map(|(spectrum, px)| {
+                let kk = kmax.min(spectrum.len());
+                let proj = &xin * px.subcols(0, kk);
+                Mat::from_fn(x.nrows(), kk, |r, i| spectrum.values[i] * proj[(r, i)] * proj[(r, i)])
+            })
+            .collect();
+        let mut sorted: Vec<usize> = ks.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut logits = Mat::<f64>::zeros(x.nrows(), self.n_classes());
+        let mut done = 0;
+        let mut results = std::collections::HashMap::new();
+        for &k in &sorted {
+            for (c, t) in terms.iter().enumerate() {
+                for i in done.min(t.ncols())..k.min(t.ncols()) {
+                    for r in 0..x.nrows() {
+                        logits[(r, c)] += t[(r, i)];
+                    }
+                }
+            }
+            done = k;
+            results.insert(k, accuracy(&logits, labels));
+        }
+        ks.iter().map(|k| (*k, results[k])).collect()
     }
 
     /// Effective rank (L1/L2)² of each class's eigenvalues.

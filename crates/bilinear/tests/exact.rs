@@ -352,3 +352,20 @@ fn effective_count_of_flat_and_one_hot_vectors() {
     assert!(close(effective_count(&[0.0, 3.0, 0.0]), 1.0, TOL));
     assert_eq!(effective_count(&[0.0, 0.0]), 0.0);
 }
+
+#[test]
+fn truncation_curve_agrees_with_truncated_logits() {
+    use glassbox_bilinear::decompose::accuracy;
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let model = BilinearModel { embed: Some(rand_mat(&mut rng, 8, 12)), layer: layer(&mut rng, 8, 8, 4, false) };
+    let dec = decompose(&model).unwrap();
+    let x = rand_mat(&mut rng, 200, 12);
+    let full = model_logits(&model, &x);
+    let labels: Vec<usize> = (0..200).map(|r| glassbox_bilinear::decompose::argmax_row(&full, r)).collect();
+    let ks = [5, 0, 1, 2, 3, 8, 100];
+    let curve = dec.truncation_curve(&x, &labels, &ks);
+    for (k, acc) in curve {
+        assert!((acc - accuracy(&dec.truncated_logits(&x, k), &labels)).abs() < 1e-12, "k {k}");
+    }
+    assert_eq!(dec.truncation_curve(&x, &labels, &[100])[0].1, 1.0, "full rank reproduces the model's labels");
+}

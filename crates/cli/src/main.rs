@@ -60,6 +60,13 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
 }
 
 fn main() {
+    // Die quietly when the reader of our output goes away (`glassbox ... | head`), as Unix
+    // tools do, instead of panicking on a failed print.
+    // SAFETY: setting a signal disposition to the default before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = set_threads(cli.threads).and_then(|()| commands::run(&cli));
     if let Err(e) = result {

@@ -5,6 +5,7 @@ pub mod boolean;
 pub mod digits;
 pub mod mnist5k;
 pub mod modadd;
+pub mod paper;
 
 use crate::layer::BilinearModel;
 use crate::load::from_model;

@@ -37,9 +37,12 @@ pub struct BilinearArgs {
     /// Eigenvector images per sign and class.
     #[arg(long, default_value_t = 4)]
     pub images: usize,
-    /// Adversarial mask standard deviations; empty (--mask-std '') skips the attack.
+    /// Adversarial mask standard deviations.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
     pub mask_std: Vec<f64>,
+    /// Skip the adversarial masks (for inputs where adding a pattern means nothing, e.g. one-hot).
+    #[arg(long)]
+    pub no_masks: bool,
     /// Restrict masks to pixels active in < 1% of training images (for unregularised models).
     #[arg(long)]
     pub edge_masks: bool,
@@ -78,13 +81,19 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         (None, None) => None,
     };
     let data = match &split {
+        Some(s) if s.test.is_multilabel() => {
+            if !cli.quiet {
+                eprintln!("{} is multi-label: weights-only analysis (no truncation accuracy or masks)", s.test.name);
+            }
+            None
+        }
         Some(s) => Some(EvalData::from_datasets(&s.test, Some(&s.train), (a.samples > 0).then_some(a.samples))?),
         None => None,
     };
     let opts = AnalysisOptions {
         ks: a.ks.clone(),
         images_per_sign: a.images,
-        mask_strengths: a.mask_std.clone(),
+        mask_strengths: if a.no_masks { Vec::new() } else { a.mask_std.clone() },
         edge_masks: a.edge_masks,
         image_shape,
         seed: cli.seed,

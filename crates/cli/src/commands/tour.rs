@@ -7,8 +7,10 @@ use std::path::PathBuf;
 ///
 /// Trains an MLP and a bilinear model on modular addition (a + b mod p, one-hot inputs,
 /// weight decay until the test set is solved) and on the procedural glyph world
-/// (12x12 images, 8 primitive types, multi-label), then renders all runs with their
-/// training curves and accuracies. Needs no data folder and takes a few minutes on 2 cores.
+/// (12x12 images, 8 primitive types, multi-label), reads each bilinear model's function from
+/// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
+/// images of every glyph type), then renders all runs with their training curves,
+/// accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
@@ -29,7 +31,11 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
         ("mlp-modadd", format!("--model mlp --hidden 256 {modadd} --out {}", dir("mlp-modadd"))),
         ("bilinear-modadd", format!("--model bilinear --hidden 256 {modadd} --out {}", dir("bilinear-modadd"))),
         ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
-        ("bilinear-glyphs", format!("--model bilinear --hidden 128 {glyphs} --out {}", dir("bilinear-glyphs"))),
+        // Weight decay and input noise make the eigenvectors clean strokes (spec/bilinear.md 2.2).
+        (
+            "bilinear-glyphs",
+            format!("--model bilinear --hidden 128 {glyphs} --optimizer adamw --weight-decay 1.0 --input-noise 0.3 --out {}", dir("bilinear-glyphs")),
+        ),
     ]
     .into_iter()
     .map(|(n, args)| (n, args.split_whitespace().map(String::from).collect()))
@@ -55,6 +61,9 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         }
         let acc = trained.card.metrics.get("test_accuracy").copied().unwrap_or(f64::NAN);
         summary.push((name, acc, trained.card.epochs_done));
+        if name.starts_with("bilinear") {
+            analyse_bilinear(cli, &train.out, &a.out.join(format!("{name}-weights")), train.dataset == "modadd")?;
+        }
     }
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
@@ -64,6 +73,21 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
     }
     println!("report: {} ({} runs, {} figures)", report.display(), s.runs, s.figures);
     Ok(())
+}
+
+/// The bilinear stage of the tour: `glassbox bilinear` on a freshly trained model. Masks are
+/// skipped for one-hot inputs, where adding a pixel pattern has no meaning.
+fn analyse_bilinear(cli: &Cli, model: &std::path::Path, out: &std::path::Path, one_hot: bool) -> Result<()> {
+    let mut argv: Vec<String> = ["glassbox", "bilinear"].into_iter().map(String::from).collect();
+    argv.extend([model.display().to_string(), "--out".into(), out.display().to_string()]);
+    if one_hot {
+        argv.push("--no-masks".into());
+    }
+    if !cli.quiet {
+        eprintln!("\n== tour stage {}: glassbox {}", out.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()), argv[1..].join(" "));
+    }
+    let Command::Bilinear(args) = Cli::try_parse_from(argv)?.command else { bail!("not a bilinear command") };
+    super::bilinear::run(cli, &args)
 }
 
 fn stage_line(t: &super::train::TrainArgs) -> String {

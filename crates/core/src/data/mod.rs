@@ -45,6 +45,10 @@ impl Dataset {
             Targets::MultiLabel { values, n_labels } => values.len() / (*n_labels).max(1),
         }
     }
+    pub fn is_multilabel(&self) -> bool {
+        matches!(self.targets, Targets::MultiLabel { .. })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
