@@ -2,7 +2,7 @@
 //! spectra, truncation curve, HOSVD, adversarial masks, and their figures (spec 1.4-1.11, 2.6).
 
 use crate::adversarial::{evaluate_masks, pinv_masks, rare_pixels, AttackResult, Baseline};
-use crate::decompose::{accuracy, decompose, model_logits, Decomposition};
+use crate::decompose::{accuracy, decompose, decompose_top_k, model_logits, Decomposition};
 use crate::hosvd::hosvd;
 use crate::layer::BilinearModel;
 use crate::{Error, Result};
@@ -50,6 +50,8 @@ pub struct AnalysisOptions {
     pub edge_masks: bool,
     /// (height, width) of image inputs, for eigenvector images.
     pub image_shape: Option<(usize, usize)>,
+    /// Compute only this many eigenpairs per class (Lanczos, matrix-free) instead of all.
+    pub top_k: Option<usize>,
     pub seed: u64,
 }
 
@@ -61,6 +63,7 @@ impl Default for AnalysisOptions {
             mask_strengths: vec![0.1, 0.2, 0.3],
             edge_masks: false,
             image_shape: None,
+            top_k: None,
             seed: 0,
         }
     }
@@ -82,7 +85,10 @@ pub struct Analysis {
 }
 
 pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOptions) -> Result<Analysis> {
-    let decomposition = decompose(model)?;
+    let decomposition = match opts.top_k {
+        Some(k) => decompose_top_k(model, k)?,
+        None => decompose(model)?,
+    };
     let svd = hosvd(&model.layer.with_bias_folded(), model.layer.d_out())?;
     let mut out = Analysis {
         effective_ranks: decomposition.effective_ranks(),

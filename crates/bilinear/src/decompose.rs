@@ -1,6 +1,6 @@
 //! Per-class decomposition of a bilinear model and the low-rank truncated model (spec 1.6, 1.11).
 
-use crate::eigen::{eigh, Spectrum};
+use crate::eigen::{eigh, lanczos_top_k, Spectrum};
 use crate::interaction::unit;
 use crate::layer::BilinearModel;
 use crate::Result;
@@ -28,6 +28,30 @@ pub fn decompose(model: &BilinearModel) -> Result<Decomposition> {
     let classes: Vec<Spectrum> = (0..layer.d_out())
         .into_par_iter()
         .map(|c| eigh(&layer.interaction(&unit(layer.d_out(), c))))
+        .collect::<Result<_>>()?;
+    let pixel_vectors = classes
+        .iter()
+        .map(|s| match &model.embed {
+            Some(e) => e.transpose() * &s.vectors,
+            None => s.vectors.clone(),
+        })
+        .collect();
+    Ok(Decomposition { classes, pixel_vectors, bias_folded })
+}
+
+/// Like [`decompose`], but only the `k` largest-|λ| eigenpairs per class, found by Lanczos on
+/// the matrix-free product Q_c x (no d_in x d_in matrix is formed): for wide layers where only
+/// the top of each spectrum is wanted.
+pub fn decompose_top_k(model: &BilinearModel, k: usize) -> Result<Decomposition> {
+    let bias_folded = model.layer.has_bias();
+    let model = if bias_folded { model.with_bias_folded() } else { model.clone() };
+    let layer = &model.layer;
+    let classes: Vec<Spectrum> = (0..layer.d_out())
+        .into_par_iter()
+        .map(|c| {
+            let weights = layer.hidden_weights(&unit(layer.d_out(), c));
+            lanczos_top_k(layer.d_in(), k, |x| layer.interaction_matvec(&weights, x), 1e-10, c as u64)
+        })
         .collect::<Result<_>>()?;
     let pixel_vectors = classes
         .iter()

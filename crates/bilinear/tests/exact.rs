@@ -369,3 +369,21 @@ fn truncation_curve_agrees_with_truncated_logits() {
     }
     assert_eq!(dec.truncation_curve(&x, &labels, &[100])[0].1, 1.0, "full rank reproduces the model's labels");
 }
+
+#[test]
+fn top_k_decomposition_matches_the_full_one() {
+    use glassbox_bilinear::decompose::decompose_top_k;
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let model = BilinearModel { embed: Some(rand_mat(&mut rng, 40, 30)), layer: layer(&mut rng, 40, 40, 3, false) };
+    let (full, top) = (decompose(&model).unwrap(), decompose_top_k(&model, 5).unwrap());
+    for c in 0..3 {
+        for i in 0..5 {
+            assert!(close(top.classes[c].values[i], full.classes[c].values[i], 1e-8));
+            let (a, b) = (top.pixel_vectors[c].col(i), full.pixel_vectors[c].col(i));
+            let cos = (a.transpose() * b).abs() / (a.norm_l2() * b.norm_l2());
+            assert!((cos - 1.0).abs() < 1e-6, "class {c} vector {i}: |cos| {cos}");
+        }
+    }
+    let x = rand_mat(&mut rng, 6, 30);
+    assert!(max_diff(&top.truncated_logits(&x, 5), &full.truncated_logits(&x, 5)) < 1e-6);
+}

@@ -13,7 +13,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "repro"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -92,4 +92,36 @@ fn inspect_names_a_corrupt_file() {
     assert!(!o.status.success());
     let t = text(&o);
     assert!(t.contains("bad.safetensors") && t.contains("header claims"), "{t}");
+}
+
+#[test]
+fn bilinear_analysis_of_a_trained_glyph_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, out) = (dir.path().join("bil"), dir.path().join("weights"));
+    let o = glassbox(&[
+        "--quiet", "train", "--model", "bilinear", "--dataset", "glyphs", "--glyph-train", "600", "--glyph-test", "200",
+        "--hidden", "32", "--epochs", "2", "--out", s(&model),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["bilinear", s(&model), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("weights-only analysis"), "glyphs are multi-label: {}", text(&o));
+    for f in ["run.json", "tensors.safetensors", "figures/01-eigenvectors.png", "figures/02-spectra.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let o = glassbox(&["inspect", s(&out.join("tensors.safetensors"))]);
+    assert!(text(&o).contains("class.0.eigenvalues") && text(&o).contains("class.7.pixel_eigenvectors"), "{}", text(&o));
+    // A file that is not a checkpoint and has no weight map is refused by name.
+    let o = glassbox(&["bilinear", s(&out.join("tensors.safetensors"))]);
+    assert!(!o.status.success() && text(&o).contains("--weights-map"), "{}", text(&o));
+}
+
+#[test]
+fn repro_check_reports_each_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e");
+    let o = glassbox(&["--quiet", "repro", "bilinear-e", "--seeds", "0", "--out", s(&out), "--check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("PASS E And") && text(&o).contains("PASS E Xor"), "{}", text(&o));
+    assert!(out.join("run.json").is_file());
 }

@@ -2,7 +2,7 @@
 //! (500 per class, 4000 train / 1000 test), the ReLU baseline, truncation, rank, overfitting
 //! visible in the eigenvectors, cross-seed consistency, exactness, and adversarial masks.
 
-use super::{analysis_view, bilinear_arch, fit, mean, relu_arch, Check, ExperimentOptions, Outcome};
+use super::{analysis_view, bilinear_arch, burn_logits, fit, mean, relative_error, relu_arch, Check, ExperimentOptions, Outcome};
 use crate::adversarial::{evaluate_masks, pinv_masks, rare_pixels, Baseline};
 use crate::analysis::pixel_image;
 use crate::decompose::{decompose, model_logits, Decomposition};
@@ -12,7 +12,6 @@ use faer::Mat;
 use glassbox_core::data::{self, Dataset, Split, Targets};
 use glassbox_core::dataspec::DataSpec;
 use glassbox_core::model::Model;
-use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use glassbox_core::train::optim::{OptimConfig, OptimKind};
 use glassbox_core::train::{evaluate, TrainConfig};
 use rand::seq::SliceRandom;
@@ -105,28 +104,6 @@ fn roughness(images: &[Vec<f32>]) -> f64 {
         0.5 * s
     };
     mean(&images.iter().map(r).collect::<Vec<_>>())
-}
-
-/// max |a - b| / max |b|.
-fn relative_error(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
-    let (mut d, mut m) = (0.0f64, 0.0f64);
-    for r in 0..a.nrows() {
-        for c in 0..a.ncols() {
-            d = d.max((a[(r, c)] - b[(r, c)]).abs());
-            m = m.max(b[(r, c)].abs());
-        }
-    }
-    d / m.max(1e-300)
-}
-
-/// The f32 logits of glassbox's own forward pass (burn), for the exactness check.
-fn burn_logits(model: &Model, x: &Mat<f64>) -> Mat<f64> {
-    let dev = infer_device();
-    let m = model.to_device(&dev);
-    let flat: Vec<f32> = (0..x.nrows()).flat_map(|r| (0..x.ncols()).map(move |j| x[(r, j)] as f32)).collect();
-    let out = to_vec(m.forward(from_vec(flat, [x.nrows(), x.ncols()], &dev)));
-    let k = out.len() / x.nrows();
-    Mat::from_fn(x.nrows(), k, |r, c| out[r * k + c] as f64)
 }
 
 struct Trained {

@@ -13,7 +13,9 @@ use crate::Result;
 use glassbox_core::data::Split;
 use glassbox_core::dataspec::DataSpec;
 use glassbox_core::io::write_json;
+use faer::Mat;
 use glassbox_core::model::{Activation, Architecture, Model};
+use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use glassbox_core::train::{self, TrainConfig};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,28 @@ pub(crate) fn relu_arch(d_in: usize, d_hidden: usize, d_out: usize) -> Architect
 
 pub(crate) fn analysis_view(model: &Model) -> Result<BilinearModel> {
     from_model(model)
+}
+
+/// max |a - b| / max |b|.
+pub(crate) fn relative_error(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
+    let (mut d, mut m) = (0.0f64, 0.0f64);
+    for r in 0..a.nrows() {
+        for c in 0..a.ncols() {
+            d = d.max((a[(r, c)] - b[(r, c)]).abs());
+            m = m.max(b[(r, c)].abs());
+        }
+    }
+    d / m.max(1e-300)
+}
+
+/// The f32 logits of glassbox's own forward pass (burn), for the exactness check.
+pub(crate) fn burn_logits(model: &Model, x: &Mat<f64>) -> Mat<f64> {
+    let dev = infer_device();
+    let m = model.to_device(&dev);
+    let flat: Vec<f32> = (0..x.nrows()).flat_map(|r| (0..x.ncols()).map(move |j| x[(r, j)] as f32)).collect();
+    let out = to_vec(m.forward(from_vec(flat, [x.nrows(), x.ncols()], &dev)));
+    let k = out.len() / x.nrows();
+    Mat::from_fn(x.nrows(), k, |r, c| out[r * k + c] as f64)
 }
 
 pub(crate) fn mean(v: &[f64]) -> f64 {

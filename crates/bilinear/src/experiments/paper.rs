@@ -3,15 +3,11 @@
 //! checkpoint), runs the whole weight-based analysis into a run folder, and checks the issue's
 //! thresholds: accuracy, truncation at k = 10 and k = 1, and full-rank exactness.
 
-use super::{analysis_view, bilinear_arch, Check, ExperimentOptions, Outcome};
+use super::{analysis_view, bilinear_arch, burn_logits, relative_error, Check, ExperimentOptions, Outcome};
 use crate::analysis::{analyze, write_run, AnalysisOptions, EvalData};
-use crate::decompose::Decomposition;
 use crate::Result;
-use faer::Mat;
 use glassbox_core::checkpoint;
 use glassbox_core::dataspec::DataSpec;
-use glassbox_core::model::Model;
-use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use glassbox_core::train::optim::{OptimConfig, OptimKind};
 use glassbox_core::train::{self, RunOptions, TrainConfig};
 use std::time::Instant;
@@ -27,24 +23,6 @@ pub fn config(epochs: usize) -> TrainConfig {
         eval_every: 5,
         ..TrainConfig::default()
     }
-}
-
-/// Relative max difference between the full-rank truncated logits and glassbox's f32 forward.
-fn exactness(model: &Model, dec: &Decomposition, x: &Mat<f64>) -> f64 {
-    let dev = infer_device();
-    let m = model.to_device(&dev);
-    let flat: Vec<f32> = (0..x.nrows()).flat_map(|r| (0..x.ncols()).map(move |j| x[(r, j)] as f32)).collect();
-    let out = to_vec(m.forward(from_vec(flat, [x.nrows(), x.ncols()], &dev)));
-    let full = dec.truncated_logits(x, usize::MAX);
-    let k = full.ncols();
-    let (mut d, mut s) = (0.0f64, 0.0f64);
-    for r in 0..x.nrows() {
-        for c in 0..k {
-            d = d.max((full[(r, c)] - out[r * k + c] as f64).abs());
-            s = s.max((out[r * k + c] as f64).abs());
-        }
-    }
-    d / s.max(1e-300)
 }
 
 /// `fashion` picks Fashion-MNIST. The model trains into `out/model` (resumable) unless a
@@ -86,7 +64,7 @@ pub fn run(opts: &ExperimentOptions, fashion: bool, epochs: usize) -> Result<Out
     let acc = analysis.accuracy.unwrap_or(f64::NAN);
     let at = |k: usize| analysis.truncation.iter().find(|t| t.0 == k).map_or(f64::NAN, |t| t.1);
     let (k1, k10) = (at(1), at(10));
-    let exact = exactness(&model, &analysis.decomposition, &eval.x);
+    let exact = relative_error(&analysis.decomposition.truncated_logits(&eval.x, usize::MAX), &burn_logits(&model, &eval.x));
     let mut checks = vec![
         Check::new("full-rank exactness", exact <= 1e-4, format!("full-rank truncated logits vs the model's f32 logits: relative {exact:.1e} <= 1e-4")),
     ];

@@ -49,6 +49,10 @@ pub struct BilinearArgs {
     /// Test samples used for the truncation curve and the attack (all when 0).
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
+    /// Only the N largest-|λ| eigenpairs per class, by Lanczos on matrix-free products: for
+    /// wide layers. Eigenvalue sums such as the effective rank then cover these N only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
     /// Weights only: skip everything that needs data.
     #[arg(long)]
     pub no_data: bool,
@@ -96,6 +100,7 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         mask_strengths: if a.no_masks { Vec::new() } else { a.mask_std.clone() },
         edge_masks: a.edge_masks,
         image_shape,
+        top_k: a.top_k,
         seed: cli.seed,
     };
     let analysis = analyze(&model, data.as_ref(), &opts)?;
