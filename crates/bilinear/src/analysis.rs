@@ -1,7 +1,8 @@
 //! The whole weight-based analysis of one bilinear model, written as a run folder: per-class
 //! spectra, truncation curve, HOSVD, adversarial masks, and their figures (spec 1.4-1.11, 2.6).
 
-use crate::adversarial::{evaluate_masks, pinv_masks, rare_pixels, AttackResult, Baseline};
+use crate::adversarial::{evaluate_masks, fix_sign, normalise, pinv_masks, rare_pixels, AttackResult, Baseline};
+use crate::eigen::{eigh, Spectrum};
 use crate::decompose::{accuracy, decompose, decompose_top_k, model_logits, Decomposition};
 use crate::hosvd::hosvd;
 use crate::layer::BilinearModel;
@@ -52,6 +53,8 @@ pub struct AnalysisOptions {
     pub image_shape: Option<(usize, usize)>,
     /// Compute only this many eigenpairs per class (Lanczos, matrix-free) instead of all.
     pub top_k: Option<usize>,
+    /// Extra output directions u (length d_out) whose Q(u) is decomposed, e.g. e_a − e_b.
+    pub directions: Vec<Vec<f64>>,
     pub seed: u64,
 }
 
@@ -64,6 +67,7 @@ impl Default for AnalysisOptions {
             edge_masks: false,
             image_shape: None,
             top_k: None,
+            directions: Vec::new(),
             seed: 0,
         }
     }
@@ -80,8 +84,25 @@ pub struct Analysis {
     /// max |full-rank truncated logits − model logits| on the test inputs.
     pub full_rank_max_error: Option<f64>,
     pub adversarial: Vec<AttackResult>,
+    /// Eigenvalues of Q(u) for each requested direction u, by |λ|.
+    pub direction_eigenvalues: Vec<Vec<f64>>,
     #[serde(skip)]
     pub decomposition: Decomposition,
+    /// Spectra of the requested directions, in the (bias-folded) layer input space.
+    #[serde(skip)]
+    pub directions: Vec<Spectrum>,
+    /// Attacked test images at the strongest mask, one per class's top mask.
+    #[serde(skip)]
+    pub examples: Vec<AdversarialExample>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdversarialExample {
+    pub clean: Vec<f64>,
+    pub attacked: Vec<f64>,
+    pub label: usize,
+    pub target: usize,
+    pub predicted: usize,
 }
 
 pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOptions) -> Result<Analysis> {
@@ -89,7 +110,15 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
         Some(k) => decompose_top_k(model, k)?,
         None => decompose(model)?,
     };
-    let svd = hosvd(&model.layer.with_bias_folded(), model.layer.d_out())?;
+    let folded = model.layer.with_bias_folded();
+    let svd = hosvd(&folded, model.layer.d_out())?;
+    let mut directions = Vec::new();
+    for u in &opts.directions {
+        if u.len() != model.layer.d_out() {
+            return Err(Error::invalid(format!("a direction needs {} numbers (one per output), got {}", model.layer.d_out(), u.len())));
+        }
+        directions.push(eigh(&folded.interaction(u))?);
+    }
     let mut out = Analysis {
         effective_ranks: decomposition.effective_ranks(),
         hosvd_singular_values: svd.singular_values,
@@ -97,7 +126,10 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
         truncation: Vec::new(),
         full_rank_max_error: None,
         adversarial: Vec::new(),
+        direction_eigenvalues: directions.iter().map(|d| d.values.clone()).collect(),
         decomposition,
+        directions,
+        examples: Vec::new(),
     };
     let Some(data) = data else { return Ok(out) };
     if data.x.ncols() != model.d_raw() || data.x.nrows() != data.labels.len() {
@@ -124,8 +156,31 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
         for &s in &opts.mask_strengths {
             out.adversarial.push(evaluate_masks(model, &masks, &data.x, &data.labels, s, support.as_deref(), baseline, opts.seed));
         }
+        let strongest = opts.mask_strengths.iter().copied().fold(0.0, f64::max);
+        out.examples = examples(model, &masks, data, strongest, support.as_deref());
     }
     Ok(out)
+}
+
+/// For each class's top mask: the first test image of another class that the mask pushes into
+/// the mask's class (or the first of another class when none flips), clean and attacked.
+fn examples(model: &BilinearModel, masks: &[crate::adversarial::Mask], data: &EvalData, strength: f64, support: Option<&[bool]>) -> Vec<AdversarialExample> {
+    let predict = |x: &[f64]| crate::decompose::argmax_row(&model_logits(model, &Mat::from_fn(1, x.len(), |_, j| x[j])), 0);
+    let mut out = Vec::new();
+    for mask in masks.iter().filter(|m| m.rank == 0) {
+        let mut m = mask.clone();
+        fix_sign(&mut m, &data.x, &data.labels);
+        let delta = normalise(&m.pixels, strength, support);
+        let row = |r: usize| (0..data.x.ncols()).map(|j| data.x[(r, j)]).collect::<Vec<f64>>();
+        let others: Vec<usize> = (0..data.labels.len()).filter(|&r| data.labels[r] != mask.class).take(200).collect();
+        let attacked_row = |r: usize| row(r).iter().zip(&delta).map(|(a, b)| a + b).collect::<Vec<f64>>();
+        let pick = others.iter().copied().find(|&r| predict(&attacked_row(r)) == mask.class).or(others.first().copied());
+        if let Some(r) = pick {
+            let attacked = attacked_row(r);
+            out.push(AdversarialExample { clean: row(r), predicted: predict(&attacked), attacked, label: data.labels[r], target: mask.class });
+        }
+    }
+    out
 }
 
 /// Pixel-space eigenvector of class c, index i, unit-normalised, without the bias coordinate.
@@ -166,6 +221,19 @@ pub fn write_run(dir: &Path, name: &str, command: &str, model: &BilinearModel, a
         "metrics": metrics,
         "bilinear": analysis,
     });
+    let mut run = run;
+    if let (Some((h, w)), false) = (opts.image_shape, analysis.examples.is_empty()) {
+        let images: Vec<Vec<f32>> = analysis.examples.iter().flat_map(|e| [&e.clean, &e.attacked]).map(|v| v.iter().map(|&a| a as f32).collect()).collect();
+        let labels: Vec<String> = analysis
+            .examples
+            .iter()
+            .flat_map(|e| [format!("{}", e.label), format!("mask {}: {}", e.target, e.predicted)])
+            .collect();
+        run["image_grids"] = serde_json::json!([{
+            "title": format!("adversarial examples: clean, then + the top mask of a class (std {}) and the prediction", opts.mask_strengths.iter().copied().fold(0.0, f64::max)),
+            "height": h, "width": w, "cols": 10, "images": images, "labels": labels,
+        }]);
+    }
     // Tensors: eigenvalues per class and the pixel-space eigenvectors (columns) per class.
     let mut tensors = Vec::new();
     for (c, s) in dec.classes.iter().enumerate() {
@@ -217,6 +285,25 @@ fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &
         }
         let png = glassbox_report::diverging_grid_png(&images, h, w, 2 * n).map_err(figure_error)?;
         write_atomic(&figs.join("01-eigenvectors.png"), &png)?;
+        if !analysis.directions.is_empty() {
+            let mut images = Vec::new();
+            for s in &analysis.directions {
+                let px = |i: usize| {
+                    let v: Vec<f64> = s.vector(i);
+                    let p: Vec<f64> = match &model.embed {
+                        Some(e) => (0..d_raw).map(|r| (0..v.len().min(e.nrows())).map(|k| e[(k, r)] * v[k]).sum()).collect(),
+                        None => v[..d_raw].to_vec(),
+                    };
+                    let norm = p.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
+                    p.iter().map(|a| (a / norm) as f32).collect::<Vec<f32>>()
+                };
+                let mut row: Vec<Vec<f32>> = s.top_positive(n).into_iter().chain(s.top_negative(n)).map(px).collect();
+                row.resize(2 * n, vec![0.0; d_raw]);
+                images.extend(row);
+            }
+            let png = glassbox_report::diverging_grid_png(&images, h, w, 2 * n).map_err(figure_error)?;
+            write_atomic(&figs.join("05-directions.png"), &png)?;
+        }
         if !dec.bias_folded && !analysis.adversarial.is_empty() {
             let per_class = 10usize.min(model.layer.d_hidden() / model.layer.d_out().max(1));
             let masks = pinv_masks(model, dec, per_class, 1)?;

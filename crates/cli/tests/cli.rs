@@ -111,6 +111,10 @@ fn bilinear_analysis_of_a_trained_glyph_model() {
     }
     let o = glassbox(&["inspect", s(&out.join("tensors.safetensors"))]);
     assert!(text(&o).contains("class.0.eigenvalues") && text(&o).contains("class.7.pixel_eigenvectors"), "{}", text(&o));
+    let o = glassbox(&["bilinear", s(&model), "--out", s(&out), "--direction", "1,-1"]);
+    assert!(!o.status.success() && text(&o).contains("a direction needs 8 numbers"), "{}", text(&o));
+    let o = glassbox(&["bilinear", s(&model), "--out", s(&out), "--direction", "1,-1,0,0,0,0,0,0", "--top-k", "6"]);
+    assert!(o.status.success() && out.join("figures/05-directions.png").is_file(), "{}", text(&o));
     // A file that is not a checkpoint and has no weight map is refused by name.
     let o = glassbox(&["bilinear", s(&out.join("tensors.safetensors"))]);
     assert!(!o.status.success() && text(&o).contains("--weights-map"), "{}", text(&o));

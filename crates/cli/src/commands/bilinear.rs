@@ -53,6 +53,11 @@ pub struct BilinearArgs {
     /// wide layers. Eigenvalue sums such as the effective rank then cover these N only.
     #[arg(long)]
     pub top_k: Option<usize>,
+    /// Also decompose Q(u) for this output direction u, given as one weight per output
+    /// (e.g. "1,-1" for the difference of two logits); repeat for several. Images in
+    /// figures/05-directions.png, eigenvalues in run.json.
+    #[arg(long)]
+    pub direction: Vec<String>,
     /// Weights only: skip everything that needs data.
     #[arg(long)]
     pub no_data: bool,
@@ -94,6 +99,11 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         Some(s) => Some(EvalData::from_datasets(&s.test, Some(&s.train), (a.samples > 0).then_some(a.samples))?),
         None => None,
     };
+    let directions = a
+        .direction
+        .iter()
+        .map(|d| d.split(',').map(|v| v.trim().parse::<f64>().with_context(|| format!("--direction '{d}': '{v}' is not a number"))).collect())
+        .collect::<Result<Vec<Vec<f64>>>>()?;
     let opts = AnalysisOptions {
         ks: a.ks.clone(),
         images_per_sign: a.images,
@@ -101,6 +111,7 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         edge_masks: a.edge_masks,
         image_shape,
         top_k: a.top_k,
+        directions,
         seed: cli.seed,
     };
     let analysis = analyze(&model, data.as_ref(), &opts)?;
