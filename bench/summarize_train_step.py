@@ -1,15 +1,17 @@
-"""Table of glassbox/PyTorch speed ratios from bench/train_step.sh's JSON lines."""
+"""Table of glassbox/PyTorch speed ratios from bench/train_step.sh's JSON lines (medians over repetitions)."""
 import json
+import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
 
 
 def find(impl, model, threads, shards=None):
-    for r in rows:
-        if r["impl"] == impl and r["model"] == model and r["threads"] == threads and (shards is None or r.get("shards") == shards):
-            return r
-    return None
+    """The median over repetitions of one configuration, per timing field."""
+    hits = [r for r in rows if r["impl"] == impl and r["model"] == model and r["threads"] == threads and (shards is None or r.get("shards") == shards)]
+    if not hits:
+        return None
+    return {k: statistics.median(h[k] for h in hits) for k in ("ms_per_step", "cpu_ms_per_step")}
 
 
 print("| model | threads | glassbox ms/step | PyTorch ms/step | speed vs PyTorch | glassbox CPU ms/step | PyTorch CPU ms/step |")

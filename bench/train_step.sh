@@ -11,13 +11,16 @@ mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 cargo build --release -q -p glassbox-core --example train_step
 BIN=${CARGO_TARGET_DIR:-target}/release/examples/train_step
-for model in mlp bilinear cnn; do
-  for threads in 1 2; do
-    echo "load $(cut -d' ' -f1 /proc/loadavg): $model, $threads thread(s)" >&2
-    export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-    "$BIN" "$model" "$threads" >> "$OUT"
-    "$PYTHON" bench/train_step.py "$model" "$threads" >> "$OUT"
-    [ "$threads" = 1 ] && "$BIN" "$model" 1 1 >> "$OUT"
+# Three alternating repetitions; the summary takes the median of each configuration.
+for rep in 1 2 3; do
+  for model in mlp bilinear cnn; do
+    for threads in 1 2; do
+      echo "load $(cut -d' ' -f1 /proc/loadavg): round $rep, $model, $threads thread(s)" >&2
+      export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+      "$BIN" "$model" "$threads" >> "$OUT"
+      "$PYTHON" bench/train_step.py "$model" "$threads" >> "$OUT"
+      [ "$threads" = 1 ] && "$BIN" "$model" 1 1 >> "$OUT"
+    done
   done
 done
 "$PYTHON" bench/summarize_train_step.py "$OUT"

@@ -141,8 +141,10 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
     let logits = model_logits(model, &data.x);
     out.accuracy = Some(accuracy(&logits, &data.labels));
     let dec = &out.decomposition;
-    let full = dec.truncated_logits(&data.x, usize::MAX);
-    out.full_rank_max_error = Some((0..full.nrows()).flat_map(|r| (0..full.ncols()).map(move |c| (r, c))).map(|(r, c)| (full[(r, c)] - logits[(r, c)]).abs()).fold(0.0, f64::max));
+    if opts.top_k.is_none() {
+        let full = dec.truncated_logits(&data.x, usize::MAX);
+        out.full_rank_max_error = Some((0..full.nrows()).flat_map(|r| (0..full.ncols()).map(move |c| (r, c))).map(|(r, c)| (full[(r, c)] - logits[(r, c)]).abs()).fold(0.0, f64::max));
+    }
     out.truncation = dec.truncation_curve(&data.x, &data.labels, &opts.ks);
     if !dec.bias_folded && !opts.mask_strengths.is_empty() {
         let per_class = 10usize.min(model.layer.d_hidden() / model.layer.d_out().max(1));

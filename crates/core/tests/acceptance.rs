@@ -1,7 +1,6 @@
 //! The foundation's acceptance runs on real data (../shared/data via GLASSBOX_DATA) and on
-//! modular addition. Each prints its measured accuracy; run with `-- --nocapture` to see it.
-//! The p = 113 grokking runs take long and are ignored by default:
-//!   cargo test --release -p glassbox-core --test acceptance -- --ignored --nocapture
+//! modular addition. Each prints its measured accuracy; run with `-- --nocapture` to see it:
+//!   cargo test --release -p glassbox-core --test acceptance -- --nocapture --test-threads 1
 
 mod common;
 use common::real_data_dir;
@@ -79,15 +78,17 @@ fn bilinear_on_mnist_reaches_97_5_percent() {
     assert!(acc >= 0.975, "bilinear on MNIST: {acc}");
 }
 
-/// Misses its threshold so far: 86.1 % after 50 epochs with the MNIST recipe (86.4 % after 20
-/// epochs with input noise 0.15). Kept, ignored, so the gap stays visible and measurable.
+/// The same model and optimiser on Fashion-MNIST, with the spec's other documented settings:
+/// input noise 0.15 (spec 2.1, Fig 7) and the reference code's default weight decay 0.5. With
+/// the MNIST values (noise 0.5, wd 1.0) it stays at 86.1 % after 50 epochs: the noise that
+/// regularises digit strokes hides the fine texture that separates shirts from pullovers.
 #[test]
-#[ignore = "misses its threshold: 86.1 % measured, 88 % required"]
 fn bilinear_on_fashion_mnist_reaches_88_percent() {
     if real_data_dir().is_none() {
         return;
     }
-    let acc = run("bilinear-fashion", bilinear_784(), DataSpec::FashionMnist, bilinear_config(50));
+    let cfg = TrainConfig { input_noise: 0.15, optim: adam(OptimKind::AdamW, 0.5), ..bilinear_config(60) };
+    let acc = run("bilinear-fashion", bilinear_784(), DataSpec::FashionMnist, cfg);
     assert!(acc >= 0.88, "bilinear on Fashion-MNIST: {acc}");
 }
 
@@ -127,9 +128,8 @@ fn modadd_bilinear(p: usize, hidden: usize) -> Architecture {
     Architecture::Bilinear { d_in: 2 * p, d_hidden: hidden, d_out: p, bias: false, embed: true }
 }
 
-/// Fast stand-in for the p = 113 runs: both models must generalise far beyond chance
-/// (1/59) on held-out pairs. This is not the 100 % acceptance criterion, which the ignored
-/// p = 113 tests below check.
+/// The tour's recipe (p = 59, one learning rate for both models): both must generalise far
+/// beyond chance (1/59) on held-out pairs.
 #[test]
 fn mlp_and_bilinear_generalise_on_modular_addition_59() {
     let (spec, cfg) = grokking(59, 1500);
@@ -140,18 +140,26 @@ fn mlp_and_bilinear_generalise_on_modular_addition_59() {
     assert!(acc >= 0.95, "bilinear on a + b mod 59: {acc}");
 }
 
+/// The grokking recipe that solves p = 113 (spec/bilinear.md 6.8 scaled up): AdamW with
+/// betas (0.9, 0.98) and weight decay 1, full batch, constant learning rate. Measured: the
+/// bilinear model is exact after ~400 epochs (~70 s on one core), the MLP after ~800 (~160 s).
+fn grokking_113(lr: f64) -> (DataSpec, TrainConfig) {
+    let (spec, cfg) = grokking(113, 20000);
+    let optim = OptimConfig { beta2: 0.98, ..adam(OptimKind::AdamW, 1.0) };
+    (spec, TrainConfig { lr, optim, eval_every: 50, ..cfg })
+}
+
 #[test]
-#[ignore = "long: grokking p = 113 takes many minutes"]
 fn mlp_solves_modular_addition_113() {
-    let (spec, cfg) = grokking(113, 30000);
-    let acc = run("mlp-modadd-113", modadd_mlp(113, 512), spec, cfg);
+    let (spec, cfg) = grokking_113(3e-3);
+    let acc = run("mlp-modadd-113", modadd_mlp(113, 1024), spec, cfg);
     assert_eq!(acc, 1.0, "MLP on a + b mod 113");
 }
 
 #[test]
-#[ignore = "long: grokking p = 113 takes many minutes"]
 fn bilinear_solves_modular_addition_113() {
-    let (spec, cfg) = grokking(113, 30000);
-    let acc = run("bilinear-modadd-113", modadd_bilinear(113, 512), spec, cfg);
+    let (spec, cfg) = grokking_113(5e-3);
+    let arch = Architecture::Bilinear { d_in: 226, d_hidden: 512, d_out: 113, bias: false, embed: false };
+    let acc = run("bilinear-modadd-113", arch, spec, cfg);
     assert_eq!(acc, 1.0, "bilinear on a + b mod 113");
 }

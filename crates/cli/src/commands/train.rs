@@ -103,10 +103,11 @@ pub struct TrainArgs {
     /// Stop once test accuracy reaches this value (e.g. 1.0).
     #[arg(long)]
     pub target_accuracy: Option<f64>,
-    /// Row blocks per batch whose gradients are computed in parallel; the result depends on
-    /// this, never on --threads.
-    #[arg(long, default_value_t = 2)]
-    pub shards: usize,
+    /// Row blocks per batch whose gradients are computed in parallel. The result depends on
+    /// this and not on --threads, so pass it to get identical weights on any machine. Default:
+    /// the number of threads (the fastest choice); with --resume, the value the run started with.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shards: Option<u64>,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -168,7 +169,8 @@ impl TrainArgs {
         })
     }
 
-    pub fn config(&self) -> TrainConfig {
+    /// The training configuration with `shards` row blocks per batch.
+    pub fn config(&self, shards: usize) -> TrainConfig {
         TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -196,7 +198,7 @@ impl TrainArgs {
             drop_last: self.drop_last,
             eval_every: self.eval_every,
             target_accuracy: self.target_accuracy,
-            shards: self.shards,
+            shards,
         }
     }
 }
@@ -222,7 +224,22 @@ pub fn train_run(cli: &Cli, a: &TrainArgs, name: &str) -> Result<train::Trained>
         stop_after_epochs: a.stop_after,
         save_every: a.save_every as usize,
     };
-    Ok(train::train(arch, &data, &spec, &a.config(), &opts)?)
+    Ok(train::train(arch, &data, &spec, &a.config(shards(a)?), &opts)?)
+}
+
+/// --shards, else what a resumed run started with, else one per thread.
+fn shards(a: &TrainArgs) -> Result<usize> {
+    if let Some(n) = a.shards {
+        return Ok(n as usize);
+    }
+    let card = a.out.join(glassbox_core::checkpoint::CARD_FILE);
+    if a.resume && card.exists() {
+        let card: glassbox_core::checkpoint::ModelCard = glassbox_core::io::read_json(&card)?;
+        if let Some(n) = card.training.as_ref().and_then(|t| t.get("shards")).and_then(|v| v.as_u64()) {
+            return Ok(n as usize);
+        }
+    }
+    Ok(rayon::current_num_threads())
 }
 
 pub fn run(cli: &Cli, a: &TrainArgs) -> Result<()> {
