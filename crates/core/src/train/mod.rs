@@ -192,12 +192,13 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
         let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
         let loss = loss_fn(data, local.forward(x), y);
         let value = scalar(loss.clone());
-        let grads = loss.backward();
+        let mut grads = loss.backward();
+        // grad_remove hands over the only reference, so to_vec takes the buffer without a copy.
         let g = local
             .params
             .values
             .iter()
-            .map(|p| p.grad(&grads).map_or_else(|| vec![0.0; p.dims()[0]], to_vec))
+            .map(|p| p.grad_remove(&mut grads).map_or_else(|| vec![0.0; p.dims()[0]], to_vec))
             .collect();
         return (value, g);
     }
@@ -320,13 +321,14 @@ pub fn train_step(model: &mut Model, adam: &mut Adam, data: &Dataset, x: Tensor<
     if let Some(max) = cfg.clip_grad_norm {
         optim::clip_grad_norm(&mut g, max);
     }
-    let mut host = model.params.to_host();
-    adam.update(&mut host, &g, lr);
     let device = model.params.values[0].device();
-    for (value, h) in model.params.values.iter_mut().zip(host) {
+    // Taking the tensors out leaves their buffers unshared, so to_vec moves rather than copies.
+    let mut host: Vec<Vec<f32>> = std::mem::take(&mut model.params.values).into_iter().map(to_vec).collect();
+    adam.update(&mut host, &g, lr);
+    model.params.values = host.into_iter().map(|h| {
         let n = h.len();
-        *value = from_vec(h, [n], &device).require_grad();
-    }
+        from_vec(h, [n], &device).require_grad()
+    }).collect();
     loss_value
 }
 
