@@ -2,7 +2,7 @@
 //! so an interrupted run never leaves a half-written file.
 
 use crate::{Error, Result};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,24 +42,49 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// Write f32 tensors (in the given order of names) with string metadata.
+/// Write f32 tensors (data in the given order) with string metadata. The header is written
+/// here rather than by `safetensors::serialize`, whose metadata order follows a HashMap: with
+/// sorted keys the same tensors always give the same bytes, so checkpoints can be compared and
+/// hashed.
 pub fn write_f32(path: &Path, tensors: &[HostTensor], metadata: HashMap<String, String>) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| Error::format(path, format!("tensor {}: {e}", t.name)))?;
-            Ok((t.name.clone(), view))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = (!metadata.is_empty()).then_some(metadata);
-    let buf = safetensors::serialize(views, meta)
-        .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        dtype: &'static str,
+        shape: &'a [usize],
+        data_offsets: [usize; 2],
+    }
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let sorted: std::collections::BTreeMap<_, _> = metadata.into_iter().collect();
+        header.insert("__metadata__".into(), serde_json::json!(sorted));
+    }
+    let mut entries = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    for t in tensors {
+        if t.shape.iter().product::<usize>() != t.data.len() {
+            return Err(Error::format(path, format!("tensor {}: shape {:?} does not hold {} values", t.name, t.shape, t.data.len())));
+        }
+        let end = offset + 4 * t.data.len();
+        let entry = Entry { dtype: "F32", shape: &t.shape, data_offsets: [offset, end] };
+        if entries.insert(t.name.clone(), serde_json::to_value(entry).expect("serialisable")).is_some() {
+            return Err(Error::format(path, format!("tensor name {} appears twice", t.name)));
+        }
+        offset = end;
+    }
+    header.extend(entries);
+    let mut json = serde_json::to_string(&header).expect("serialisable");
+    // Pad so that the data starts 8-byte aligned, as the safetensors format recommends.
+    while (8 + json.len()) % 8 != 0 {
+        json.push(' ');
+    }
+    let mut buf = Vec::with_capacity(8 + json.len() + offset);
+    buf.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    buf.extend_from_slice(json.as_bytes());
+    for t in tensors {
+        for v in &t.data {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
     write_atomic(path, &buf)
 }
 

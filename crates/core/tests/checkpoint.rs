@@ -114,3 +114,30 @@ fn inspect_reports_stats_and_non_finite_counts() {
     let want_std = ((1.0 + 4.0 + 9.0 + 4.0) / 4.0f64 - 1.0).sqrt();
     assert!((x.std.unwrap() - want_std).abs() < 1e-12);
 }
+
+/// Same tensors and metadata give the same bytes (metadata keys are sorted, not HashMap-ordered),
+/// and the file reads back through the safetensors crate.
+#[test]
+fn safetensors_files_are_byte_deterministic_and_valid() {
+    use glassbox_core::io::{write_f32, HostTensor, SafetensorsFile};
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = vec![
+        HostTensor { name: "b".into(), shape: vec![2, 3], data: (0..6).map(|i| i as f32 * 0.5).collect() },
+        HostTensor { name: "a".into(), shape: vec![1], data: vec![-1.0] },
+    ];
+    let mut files = Vec::new();
+    for i in 0..8 {
+        let meta: std::collections::HashMap<String, String> = (0..6).map(|k| (format!("key{k}"), format!("v{k}"))).collect();
+        let path = dir.path().join(format!("{i}.safetensors"));
+        write_f32(&path, &tensors, meta).unwrap();
+        files.push(std::fs::read(&path).unwrap());
+        let f = SafetensorsFile::open(&path).unwrap();
+        assert_eq!(f.tensor_f32("b").unwrap(), tensors[0]);
+        assert_eq!(f.tensor_f32("a").unwrap(), tensors[1]);
+        assert_eq!(f.metadata().unwrap()["key3"], "v3");
+    }
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "bytes differ between writes");
+    let bad = HostTensor { name: "c".into(), shape: vec![2], data: vec![1.0] };
+    let err = write_f32(&dir.path().join("bad.safetensors"), &[bad], Default::default()).unwrap_err().to_string();
+    assert!(err.contains("does not hold 1 values"), "{err}");
+}
