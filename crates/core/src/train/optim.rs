@@ -64,12 +64,12 @@ impl Adam {
                 .zip(m.par_chunks_mut(CHUNK))
                 .zip(v.par_chunks_mut(CHUNK))
                 .for_each(|(((p, g), m), v)| {
-                    for i in 0..p.len() {
-                        let gi = g[i] + l2 * p[i];
-                        let pi = p[i] * shrink;
-                        m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                        p[i] = pi - step_size * m[i] / (v[i].sqrt() / bc2_sqrt + eps);
+                    // Zipped iterators (no bounds checks) let the compiler vectorise the loop.
+                    for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        let gi = g + l2 * *p;
+                        *m = b1 * *m + (1.0 - b1) * gi;
+                        *v = b2 * *v + (1.0 - b2) * gi * gi;
+                        *p = *p * shrink - step_size * *m / (v.sqrt() / bc2_sqrt + eps);
                     }
                 });
         }
