@@ -70,7 +70,7 @@ fn a_non_bilinear_checkpoint_is_refused_by_name() {
     use glassbox_core::model::{Activation, Architecture, Model};
     use glassbox_core::tensor::infer_device;
     let dir = tempfile::tempdir().unwrap();
-    let arch = Architecture::Mlp { dims: vec![3, 4, 2], activation: Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![3, 4, 2], activation: Activation::Relu, bias: true, embed: None };
     let model = Model::init(arch.clone(), 0, &infer_device()).unwrap();
     save(dir.path(), &model, &ModelCard::new(arch, 0)).unwrap();
     let err = from_checkpoint(dir.path()).unwrap_err().to_string();

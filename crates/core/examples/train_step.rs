@@ -44,7 +44,7 @@ fn main() {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("first pool");
 
     let (arch, batch_size, warmup, steps) = match model_name {
-        "mlp" => (Architecture::Mlp { dims: vec![784, 512, 10], activation: Activation::Relu, bias: true }, 128, 20, 50),
+        "mlp" => (Architecture::Mlp { dims: vec![784, 512, 10], activation: Activation::Relu, bias: true, embed: None }, 128, 20, 50),
         "bilinear" => (Architecture::Bilinear { d_in: 784, d_hidden: 512, d_out: 10, bias: false, embed: true }, 128, 20, 50),
         "cnn" => (Architecture::Cnn { image: [1, 28, 28], channels: vec![16, 32], kernel: 3, hidden: 128, d_out: 10 }, 64, 10, 30),
         _ => panic!("{usage}"),

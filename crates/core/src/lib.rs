@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod dataspec;
 pub mod error;
+pub mod experiment;
 pub mod inspect;
 pub mod io;
 pub mod model;

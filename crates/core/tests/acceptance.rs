@@ -43,7 +43,7 @@ fn mlp_784_512_10_on_mnist_reaches_98_percent_in_10_epochs() {
     if real_data_dir().is_none() {
         return;
     }
-    let arch = Architecture::Mlp { dims: vec![784, 512, 10], activation: Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![784, 512, 10], activation: Activation::Relu, bias: true, embed: None };
     let cfg = TrainConfig { epochs: 10, batch_size: 128, lr: 1e-3, optim: adam(OptimKind::Adam, 0.0), schedule: cosine(), eval_every: 10, ..Default::default() };
     let acc = run("mlp-mnist", arch, DataSpec::Mnist, cfg);
     assert!(acc >= 0.98, "MLP on MNIST: {acc}");
@@ -121,7 +121,7 @@ fn grokking(p: usize, epochs: usize) -> (DataSpec, TrainConfig) {
 }
 
 fn modadd_mlp(p: usize, hidden: usize) -> Architecture {
-    Architecture::Mlp { dims: vec![2 * p, hidden, p], activation: Activation::Relu, bias: true }
+    Architecture::Mlp { dims: vec![2 * p, hidden, p], activation: Activation::Relu, bias: true, embed: None }
 }
 
 fn modadd_bilinear(p: usize, hidden: usize) -> Architecture {

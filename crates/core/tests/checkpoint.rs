@@ -7,7 +7,7 @@ use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 
 fn archs() -> Vec<Architecture> {
     vec![
-        Architecture::Mlp { dims: vec![6, 9, 3], activation: Activation::Relu, bias: true },
+        Architecture::Mlp { dims: vec![6, 9, 3], activation: Activation::Relu, bias: true, embed: None },
         Architecture::Bilinear { d_in: 6, d_hidden: 5, d_out: 3, bias: true, embed: true },
         Architecture::Cnn { image: [1, 8, 8], channels: vec![2, 3], kernel: 3, hidden: 4, d_out: 3 },
         Architecture::Siren { dims: vec![2, 8, 8, 1], w0: 30.0 },

@@ -13,7 +13,7 @@ fn host(model: &Model, name: &str) -> Vec<f32> {
 #[test]
 fn mlp_forward_matches_naive_and_sites_are_consistent() {
     let dev = infer_device();
-    let arch = Architecture::Mlp { dims: vec![5, 7, 4, 3], activation: Activation::Tanh, bias: true };
+    let arch = Architecture::Mlp { dims: vec![5, 7, 4, 3], activation: Activation::Tanh, bias: true, embed: None };
     let m = Model::init(arch, 3, &dev).unwrap();
     let n = 6;
     let x: Vec<f32> = (0..n * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect();
@@ -118,7 +118,7 @@ fn siren_uses_sin_of_w0_times_preactivation() {
 
 #[test]
 fn unknown_site_lists_valid_names() {
-    let m = Model::init(Architecture::Mlp { dims: vec![3, 4, 2], activation: Activation::Relu, bias: true }, 0, &infer_device()).unwrap();
+    let m = Model::init(Architecture::Mlp { dims: vec![3, 4, 2], activation: Activation::Relu, bias: true, embed: None }, 0, &infer_device()).unwrap();
     let err = m.check_sites(&["layers.7.post".to_string()]).unwrap_err().to_string();
     assert!(err.contains("unknown activation site 'layers.7.post'"), "{err}");
     assert!(err.contains("layers.0.pre, layers.0.post, logits"), "{err}");
@@ -128,7 +128,7 @@ fn unknown_site_lists_valid_names() {
 fn captured_activations_equal_the_forward_pass_exactly() {
     let dev = infer_device();
     let data = random_classes(37, 6, 3, 4);
-    let m = Model::init(Architecture::Mlp { dims: vec![6, 8, 3], activation: Activation::Gelu, bias: true }, 2, &dev).unwrap();
+    let m = Model::init(Architecture::Mlp { dims: vec![6, 8, 3], activation: Activation::Gelu, bias: true, embed: None }, 2, &dev).unwrap();
     let sites = m.site_names();
     // batch size 10 does not divide 37: the last partial batch must be handled
     let got = acts::capture(&m, &data, &sites, 10, None).unwrap();
@@ -153,7 +153,7 @@ fn captured_activations_equal_the_forward_pass_exactly() {
 #[test]
 fn same_seed_same_weights_different_seed_different() {
     let dev = infer_device();
-    let arch = Architecture::Mlp { dims: vec![4, 5, 2], activation: Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![4, 5, 2], activation: Activation::Relu, bias: true, embed: None };
     let a = Model::init(arch.clone(), 1, &dev).unwrap().params.to_host();
     let b = Model::init(arch.clone(), 1, &dev).unwrap().params.to_host();
     let c = Model::init(arch, 2, &dev).unwrap().params.to_host();

@@ -138,7 +138,7 @@ fn training_learns_and_writes_a_loadable_checkpoint() {
     // a learnable rule: class = (x0 > 0)
     let data = relabel(data);
     let dir = tempfile::tempdir().unwrap();
-    let arch = Architecture::Mlp { dims: vec![5, 16, 2], activation: glassbox_core::model::Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![5, 16, 2], activation: glassbox_core::model::Activation::Relu, bias: true, embed: None };
     let t = train::train(arch, &data, &spec(), &small_config(15), &opts(dir.path(), false, None)).unwrap();
     assert_eq!(t.history.len(), 15);
     let acc = t.history.last().unwrap().test_accuracy.unwrap();
@@ -190,7 +190,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_unbroken_one() {
 #[test]
 fn nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
     let data = relabel(random_split(64, 5, 2, 3));
-    let arch = Architecture::Mlp { dims: vec![5, 8, 2], activation: glassbox_core::model::Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![5, 8, 2], activation: glassbox_core::model::Activation::Relu, bias: true, embed: None };
     let dir = tempfile::tempdir().unwrap();
     let cfg = TrainConfig { input_noise: 0.0, clip_grad_norm: None, ..small_config(3) };
     let good = train::train(arch.clone(), &data, &spec(), &cfg, &opts(dir.path(), false, Some(1))).unwrap();
@@ -209,7 +209,7 @@ fn nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint() {
 #[test]
 fn a_model_that_does_not_fit_the_data_is_refused() {
     let data = random_split(20, 5, 2, 1);
-    let arch = Architecture::Mlp { dims: vec![4, 8, 2], activation: glassbox_core::model::Activation::Relu, bias: true };
+    let arch = Architecture::Mlp { dims: vec![4, 8, 2], activation: glassbox_core::model::Activation::Relu, bias: true, embed: None };
     let dir = tempfile::tempdir().unwrap();
     let err = train::train(arch, &data, &spec(), &small_config(1), &opts(dir.path(), false, None)).err().unwrap().to_string();
     assert!(err.contains("maps 4 -> 2") && err.contains("5 inputs"), "{err}");

@@ -1,1 +1,19 @@
-//! Placeholder: this method crate is filled in by its own issue.
+//! glassbox-lib-basis: the Local Interaction Basis (spec/lib.md) of MLP-like models, its PCA
+//! and neuron baselines, the interaction graph between adjacent layers, and ablation curves.
+//!
+//! Everything runs in f64 on the host with closed-form Jacobians (spec section 5): a model is
+//! a chain of folded [`network::Section`]s, each a linear map followed by an elementwise gate
+//! (identity, ReLU, GELU) or the bilinear product.
+
+pub mod ablation;
+pub mod analysis;
+pub mod basis;
+pub mod edges;
+pub mod experiments;
+pub mod fourier;
+pub mod linalg;
+pub mod network;
+
+pub use basis::{build, Basis, BasisOptions, LayerBasis, Threshold, Variant};
+pub use glassbox_core::{Error, Result};
+pub use network::{Integration, Network};

@@ -9,7 +9,7 @@ use std::sync::Once;
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // Only fails on a malformed font, and the bundled one is known good; layout would then report it.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);

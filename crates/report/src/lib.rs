@@ -4,11 +4,13 @@
 //! so no system font library is needed. Image grids are PNG (the `image` crate), embedded as base64.
 
 mod chart;
+mod graph;
 mod grid;
 mod html;
 mod run;
 
 pub use chart::line_chart_svg;
+pub use graph::{layered_graph_svg, GraphEdge};
 pub use grid::{diverging_grid_png, image_grid_png};
 pub use html::render_report;
 pub use run::{find_runs, Run};

@@ -2,7 +2,7 @@
 //! one-hot(b), no embedding. Checks accuracy, exactness, single-frequency neurons and the
 //! Hankel structure of the a-b block of each class's interaction matrix. Not low rank.
 
-use super::{analysis_view, fit, mean, Check, ExperimentOptions, Outcome};
+use super::{analysis_view, fit, mean, median, Check, ExperimentOptions, Outcome};
 use crate::decompose::{decompose, model_logits};
 use crate::interaction::unit;
 use crate::layer::BilinearLayer;
@@ -41,11 +41,6 @@ pub fn frequency_purity(x: &[f64]) -> f64 {
     } else {
         power.iter().cloned().fold(0.0, f64::max) / total
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// R² of explaining Q_c[a, p + b] over all c, a, b by a function of (a + b - c) mod p.

@@ -1,7 +1,9 @@
 use crate::Cli;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use glassbox_bilinear::experiments::{self, ExperimentOptions, Outcome};
+use glassbox_bilinear::experiments;
+use glassbox_core::experiment::{ExperimentOptions, Outcome};
+use glassbox_lib_basis::experiments as lib;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -20,6 +22,14 @@ pub enum Experiment {
     BilinearMnist,
     /// The same pipeline on Fashion-MNIST, end to end with its eigenvector images.
     BilinearFashion,
+    /// spec/lib.md 10.2: modular addition p = 59 (embedding 32, ReLU 128), LIB vs PCA node and
+    /// edge ablation and Fourier purity, thresholds 1-6 (about a minute per seed).
+    LibModadd,
+    /// spec/lib.md 10.3: a 64-64-64-10 MLP on the scikit-learn digits, thresholds 7-9.
+    LibDigits,
+    /// A 784-128-128-10 MLP on full MNIST (--epochs, default 50; 5 is plenty): LIB vs PCA node
+    /// ablation on the full test set, curves in the run folder.
+    LibMnist,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -55,6 +65,9 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::BilinearF => experiments::modadd::run(&opts)?,
         Experiment::BilinearMnist => experiments::paper::run(&opts, false, a.epochs)?,
         Experiment::BilinearFashion => experiments::paper::run(&opts, true, a.epochs)?,
+        Experiment::LibModadd => lib::modadd::run(&opts)?,
+        Experiment::LibDigits => lib::digits::run(&opts)?,
+        Experiment::LibMnist => lib::mnist::run(&opts, a.epochs)?,
     };
     outcome.write(&out, &super::command_line())?;
     if !cli.quiet {

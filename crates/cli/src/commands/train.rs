@@ -155,6 +155,7 @@ impl TrainArgs {
                 dims: std::iter::once(input_dim).chain(self.hidden.iter().copied()).chain([n_out]).collect(),
                 activation: self.activation.parse::<Activation>()?,
                 bias: !self.no_bias,
+                embed: None,
             },
             ModelKind::Bilinear => {
                 if self.hidden.len() != 1 {

@@ -47,7 +47,15 @@ impl std::str::FromStr for Activation {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Architecture {
     /// `dims[0] -> dims[1] -> ... -> dims[n]`, activation after every layer but the last.
-    Mlp { dims: Vec<usize>, activation: Activation, bias: bool },
+    /// With `embed: Some(d)` a linear embedding without bias or activation maps the input to
+    /// width d first (the modular-addition MLP of spec/lib.md 10.2: E_a[a] + E_b[b]).
+    Mlp {
+        dims: Vec<usize>,
+        activation: Activation,
+        bias: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        embed: Option<usize>,
+    },
     /// spec/bilinear.md 1.6: logits = U((W E x + b1) ⊙ (V E x + b2)); biases only if `bias`.
     /// Without `embed` there is no E: logits = U((W x + b1) ⊙ (V x + b2)) (spec 6.7, 6.8).
     Bilinear {
@@ -117,7 +125,12 @@ impl Architecture {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::invalid(format!("{} architecture: {m}", self.kind_name())));
         match self {
-            Architecture::Mlp { dims, .. } | Architecture::Siren { dims, .. } => {
+            Architecture::Mlp { dims, embed, .. } => {
+                if dims.len() < 2 || dims.contains(&0) || *embed == Some(0) {
+                    return bad("needs at least two non-zero layer sizes and a non-zero embedding");
+                }
+            }
+            Architecture::Siren { dims, .. } => {
                 if dims.len() < 2 || dims.contains(&0) {
                     return bad("needs at least two non-zero layer sizes");
                 }
@@ -156,11 +169,26 @@ impl Architecture {
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let mut specs = Vec::new();
         match self {
-            Architecture::Mlp { dims, bias, .. } => {
+            Architecture::Mlp { dims, bias, embed: None, .. } => {
                 let n = dims.len() - 1;
                 for i in 0..n {
                     let name = if i + 1 == n { "head".to_string() } else { format!("layers.{i}") };
                     specs.extend(linear(&name, dims[i], dims[i + 1], *bias, Init::Uniform { fan_in: dims[i] }));
+                }
+            }
+            Architecture::Mlp { dims, bias, embed: Some(d), .. } => {
+                // spec/lib.md 10.2: every weight N(0, 1/fan) with fan the width the weight reads
+                // after embedding (d for E and the first layer), biases zero.
+                specs.push(ParamSpec::new("embed.weight", &[*d, dims[0]], Init::Normal { fan: *d }));
+                let mut widths = dims.clone();
+                widths[0] = *d;
+                let n = widths.len() - 1;
+                for i in 0..n {
+                    let name = if i + 1 == n { "head".to_string() } else { format!("layers.{i}") };
+                    specs.push(ParamSpec::new(format!("{name}.weight"), &[widths[i + 1], widths[i]], Init::Normal { fan: widths[i] }));
+                    if *bias {
+                        specs.push(ParamSpec::new(format!("{name}.bias"), &[widths[i + 1]], Init::Zeros));
+                    }
                 }
             }
             Architecture::Bilinear { d_in, d_hidden: h, d_out, bias, embed } => {
@@ -205,7 +233,16 @@ impl Architecture {
     pub fn site_names(&self) -> Vec<String> {
         let mut v = Vec::new();
         match self {
-            Architecture::Mlp { dims, .. } | Architecture::Siren { dims, .. } => {
+            Architecture::Mlp { dims, embed, .. } => {
+                if embed.is_some() {
+                    v.push("embed".to_string());
+                }
+                for i in 0..dims.len() - 2 {
+                    v.push(format!("layers.{i}.pre"));
+                    v.push(format!("layers.{i}.post"));
+                }
+            }
+            Architecture::Siren { dims, .. } => {
                 for i in 0..dims.len() - 2 {
                     v.push(format!("layers.{i}.pre"));
                     v.push(format!("layers.{i}.post"));
@@ -235,8 +272,12 @@ impl Architecture {
 
     pub(crate) fn forward(&self, p: &Params, x: Tensor<2>, rec: &mut Recorder) -> Tensor<2> {
         let out = match self {
-            Architecture::Mlp { dims, activation, bias } => {
+            Architecture::Mlp { dims, activation, bias, embed } => {
                 let mut h = x;
+                if embed.is_some() {
+                    h = apply_linear(p, "embed", h, false);
+                    rec.record("embed", &h);
+                }
                 for i in 0..dims.len() - 2 {
                     let pre = apply_linear(p, &format!("layers.{i}"), h, *bias);
                     rec.record(&format!("layers.{i}.pre"), &pre);

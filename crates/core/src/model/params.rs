@@ -22,6 +22,9 @@ pub enum Init {
     /// SIREN: first layer U(-1/fan_in, 1/fan_in), later layers U(-sqrt(6/fan_in)/w0, ..).
     SirenFirst { fan_in: usize },
     SirenHidden { fan_in: usize, w0_milli: u32 },
+    /// N(0, 1/fan) (the modular-addition MLP of spec/lib.md 10.2).
+    Normal { fan: usize },
+    Zeros,
 }
 
 impl ParamSpec {
@@ -31,8 +34,11 @@ impl ParamSpec {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+    /// Uniform bound, or the standard deviation for `Normal`.
     fn bound(&self) -> f64 {
         match self.init {
+            Init::Normal { fan } => 1.0 / (fan as f64).sqrt(),
+            Init::Zeros => 0.0,
             Init::Uniform { fan_in } => 1.0 / (fan_in as f64).sqrt(),
             Init::SirenFirst { fan_in } => 1.0 / fan_in as f64,
             Init::SirenHidden { fan_in, w0_milli } => {
@@ -57,7 +63,11 @@ impl Params {
             .iter()
             .map(|s| {
                 let b = s.bound();
-                let v: Vec<f32> = (0..s.numel()).map(|_| rng.random_range(-b..b) as f32).collect();
+                let v: Vec<f32> = match s.init {
+                    Init::Zeros => vec![0.0; s.numel()],
+                    Init::Normal { .. } => (0..s.numel()).map(|_| (b * rng.sample::<f64, _>(rand_distr::StandardNormal)) as f32).collect(),
+                    _ => (0..s.numel()).map(|_| rng.random_range(-b..b) as f32).collect(),
+                };
                 from_vec(v, [s.numel()], device)
             })
             .collect();

@@ -1,0 +1,92 @@
+//! What every paper reproduction shares: named acceptance checks, the outcome written to
+//! run.json, the options a `glassbox repro` command passes, and training one model of it.
+
+use crate::data::Split;
+use crate::dataspec::DataSpec;
+use crate::io::write_json;
+use crate::model::{Architecture, Model};
+use crate::train::{self, TrainConfig};
+use crate::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// One acceptance threshold and whether the measurement met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    /// The measured numbers and the threshold, in words.
+    pub detail: String,
+    pub pass: bool,
+}
+
+impl Check {
+    pub fn new(name: &str, pass: bool, detail: String) -> Check {
+        Check { name: name.into(), detail, pass }
+    }
+}
+
+/// What an experiment measured: a table of rows (free-form JSON) and the checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub rows: Vec<serde_json::Value>,
+    pub checks: Vec<Check>,
+    pub wall_time_s: f64,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.pass)
+    }
+
+    /// run.json in `dir`: the checks become metrics (1 pass, 0 fail) so the report shows them.
+    pub fn write(&self, dir: &Path, command: &str) -> Result<()> {
+        let metrics: serde_json::Map<String, serde_json::Value> =
+            self.checks.iter().map(|c| (c.name.clone(), serde_json::Value::from(c.pass as u8))).collect();
+        let run = serde_json::json!({
+            "name": self.name,
+            "command": command,
+            "wall_time_s": self.wall_time_s,
+            "versions": { "glassbox": env!("CARGO_PKG_VERSION") },
+            "metrics": metrics,
+            "checks": self.checks,
+            "rows": self.rows,
+        });
+        write_json(&dir.join("run.json"), &run)
+    }
+}
+
+/// Where an experiment reads data and writes its models.
+#[derive(Clone, Debug)]
+pub struct ExperimentOptions {
+    pub data_dir: Option<PathBuf>,
+    pub out: PathBuf,
+    pub seeds: Vec<u64>,
+    pub progress: bool,
+}
+
+/// Train one model of a reproduction; its checkpoint goes to `out/name`.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfig, seed: u64, out: &Path, name: &str, progress: bool) -> Result<Model> {
+    let opts = train::RunOptions {
+        out_dir: out.join(name),
+        name: name.into(),
+        command: format!("glassbox repro ({name})"),
+        seed,
+        resume: false,
+        progress,
+        stop_after_epochs: None,
+        save_every: cfg.epochs,
+    };
+    Ok(train::train(arch, data, spec, cfg, &opts)?.model)
+}
+
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The middle value (the upper one of an even count), as the specs' "judge the median".
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}

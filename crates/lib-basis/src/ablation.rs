@@ -1,0 +1,130 @@
+//! How many features and edges the model needs (spec section 6): node ablation curves and
+//! edge ablation with bisection, both scored by accuracy.
+
+use crate::basis::Basis;
+use crate::network::{accuracy, Network};
+use faer::Mat;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// The spec's "exponential" schedule: every k up to 10, then steps growing by 1.05^x, up to
+/// and including `width`.
+pub fn schedule(width: usize) -> Vec<usize> {
+    let mut ks: Vec<usize> = (0..=width.min(10)).collect();
+    let mut x = 10.0f64;
+    let mut step = 1.0f64;
+    while (x as usize) < width {
+        step *= 1.05;
+        x += step;
+        let k = (x as usize).min(width);
+        if k > *ks.last().unwrap() {
+            ks.push(k);
+        }
+    }
+    if *ks.last().unwrap() < width {
+        ks.push(width);
+    }
+    ks
+}
+
+/// Accuracy with only the first k features of node layer l kept: f ↦ f C[:, :k] C⁺[:k, :] before
+/// section l. Centred features are zero-mean, so dropping one mean-ablates its direction.
+pub fn keep_features(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, k: usize, labels: &[usize]) -> f64 {
+    let b = &basis.layers[l];
+    let f_hat = b.features(f);
+    let k = k.min(b.width());
+    let cut = Mat::from_fn(f.nrows(), k, |r, j| f_hat[(r, j)]);
+    let c_plus = Mat::from_fn(k, b.c_plus.ncols(), |i, j| b.c_plus[(i, j)]);
+    accuracy(&net.run_from(l, &cut * &c_plus), labels)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeAblation {
+    pub layer: String,
+    pub width: usize,
+    /// (k, accuracy) along the schedule.
+    pub curve: Vec<(usize, f64)>,
+    /// Smallest k whose accuracy is at least the unablated accuracy minus the tolerance
+    /// (found by bisection); None when even all features miss it.
+    pub needed: Option<usize>,
+}
+
+/// Smallest k in [lo, hi] with ok(k), assuming ok is monotone; None when !ok(hi).
+fn bisect(mut lo: usize, mut hi: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
+    if !ok(hi) {
+        return None;
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if ok(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(hi)
+}
+
+pub fn node_ablation(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, labels: &[usize], baseline: f64, tolerance: f64) -> NodeAblation {
+    let width = basis.layers[l].width();
+    let curve = schedule(width).into_par_iter().map(|k| (k, keep_features(net, basis, l, f, k, labels))).collect();
+    let needed = bisect(0, width, |k| keep_features(net, basis, l, f, k, labels) >= baseline - tolerance);
+    NodeAblation { layer: basis.layers[l].name.clone(), width, curve, needed }
+}
+
+/// Accuracy when each feature i of node layer l+1 is computed from only its `budget` strongest
+/// incoming edges (edges out of a constant feature are free), then mapped back with C⁺_{l+1}.
+/// Outputs whose inputs are all kept share one pass.
+pub fn keep_edges(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &Mat<f64>, budget: usize, labels: &[usize]) -> f64 {
+    let (b_in, b_out) = (&basis.layers[l], &basis.layers[l + 1]);
+    let section = &net.sections[l];
+    let f_hat = b_in.features(f);
+    let first = b_in.const_first as usize;
+    let (k_out, k_in) = (edges.nrows(), edges.ncols());
+    let mut order: Vec<(usize, usize)> = (0..k_out).flat_map(|i| (first..k_in).map(move |j| (i, j))).collect();
+    order.sort_by(|a, b| edges[*b].total_cmp(&edges[*a]));
+    let mut keep = vec![vec![first == 1; k_in]; k_out];
+    for row in keep.iter_mut() {
+        row[first..].iter_mut().for_each(|v| *v = false);
+    }
+    for &(i, j) in order.iter().take(budget) {
+        keep[i][j] = true;
+    }
+    // The section's pre-activation is linear in the features: pre = f̂ · (C⁺ W).
+    let to_pre = &b_in.c_plus * &section.weight;
+    let full = &section.output_from_pre(&(&f_hat * &to_pre)) * &b_out.c;
+    let columns: Vec<(usize, Vec<f64>)> = (0..k_out)
+        .into_par_iter()
+        .filter(|&i| keep[i].iter().any(|k| !k))
+        .map(|i| {
+            let masked = Mat::from_fn(f.nrows(), k_in, |r, j| if keep[i][j] { f_hat[(r, j)] } else { 0.0 });
+            let out = section.output_from_pre(&(&masked * &to_pre));
+            let col = &out * b_out.c.col(i);
+            (i, (0..f.nrows()).map(|r| col[r]).collect())
+        })
+        .collect();
+    let mut f_hat_out = full;
+    for (i, col) in columns {
+        for (r, v) in col.into_iter().enumerate() {
+            f_hat_out[(r, i)] = v;
+        }
+    }
+    accuracy(&net.run_from(l + 1, &f_hat_out * &b_out.c_plus), labels)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EdgeAblation {
+    pub from: String,
+    pub to: String,
+    /// Non-constant edges in the graph.
+    pub total: usize,
+    /// Smallest number of edges whose accuracy is within the tolerance of the unablated model.
+    pub needed: Option<usize>,
+}
+
+pub fn edge_ablation(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &Mat<f64>, labels: &[usize], baseline: f64, tolerance: f64) -> EdgeAblation {
+    let first = basis.layers[l].const_first as usize;
+    let total = edges.nrows() * (edges.ncols() - first);
+    let needed = bisect(0, total, |k| keep_edges(net, basis, l, f, edges, k, labels) >= baseline - tolerance);
+    EdgeAblation { from: basis.layers[l].name.clone(), to: basis.layers[l + 1].name.clone(), total, needed }
+}
