@@ -5,19 +5,7 @@
 use glassbox_bilinear::experiments::{boolean, digits, mnist5k, modadd, ExperimentOptions, Outcome};
 use std::path::PathBuf;
 
-/// The real data folder, or None (skip) when it is not configured. With
-/// GLASSBOX_REQUIRE_DATA=1 a missing folder fails the test instead.
-fn real_data_dir() -> Option<PathBuf> {
-    let require = std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1");
-    match std::env::var_os("GLASSBOX_DATA").map(PathBuf::from) {
-        Some(p) if p.is_dir() => Some(p),
-        other => {
-            assert!(!require, "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA ({other:?}) is not a folder");
-            eprintln!("skipped: GLASSBOX_DATA not set");
-            None
-        }
-    }
-}
+use glassbox_core::experiment::test_data_dir as real_data_dir;
 
 fn options(data_dir: Option<PathBuf>, out: &tempfile::TempDir) -> ExperimentOptions {
     ExperimentOptions { data_dir, out: out.path().to_path_buf(), seeds: vec![0, 1, 2], progress: false }

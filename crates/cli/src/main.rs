@@ -41,6 +41,7 @@ pub enum Command {
     Acts(commands::acts::ActsArgs),
     Inspect(commands::inspect::InspectArgs),
     Bilinear(commands::bilinear::BilinearArgs),
+    Lib(commands::lib::LibArgs),
     Report(commands::report::ReportArgs),
     Repro(commands::repro::ReproArgs),
     Tour(commands::tour::TourArgs),

@@ -90,3 +90,22 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
+
+/// For tests: the real data folder from GLASSBOX_DATA, or None (the test prints "skipped")
+/// when it is not set. With GLASSBOX_REQUIRE_DATA=1 (as in CI) a missing folder panics, so
+/// the test fails instead of skipping.
+pub fn test_data_dir() -> Option<PathBuf> {
+    let require = std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1");
+    match std::env::var_os("GLASSBOX_DATA").map(PathBuf::from) {
+        Some(p) if p.is_dir() => Some(p),
+        other => {
+            assert!(
+                !require,
+                "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA is {other:?}, not an existing folder: \
+                 set GLASSBOX_DATA to the data folder (e.g. /work/shared/data)"
+            );
+            eprintln!("skipped: GLASSBOX_DATA not set");
+            None
+        }
+    }
+}

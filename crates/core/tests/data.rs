@@ -7,25 +7,9 @@ use glassbox_core::data::{self, digits, idx, Dataset, Targets};
 use rand::SeedableRng;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The real data folder, or None (the test prints "skipped") when GLASSBOX_DATA is not set.
-/// With GLASSBOX_REQUIRE_DATA=1 a missing folder fails the test instead of skipping it.
-fn real_data_dir() -> Option<PathBuf> {
-    let require = std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1");
-    match std::env::var_os("GLASSBOX_DATA").map(PathBuf::from) {
-        Some(p) if p.is_dir() => Some(p),
-        other => {
-            assert!(
-                !require,
-                "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA is {other:?}, not an existing folder: \
-                 set GLASSBOX_DATA to the data folder (e.g. /work/shared/data)"
-            );
-            eprintln!("skipped: GLASSBOX_DATA not set");
-            None
-        }
-    }
-}
+use glassbox_core::experiment::test_data_dir as real_data_dir;
 
 // ---------------------------------------------------------------------------------------------
 // IDX

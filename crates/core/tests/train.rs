@@ -33,7 +33,6 @@ fn cross_entropy_and_bce_match_hand_computation() {
 /// Two Adam/AdamW steps on a 2-vector against the PyTorch update written out by hand.
 #[test]
 fn adam_and_adamw_follow_pytorch_updates() {
-    let dev = infer_device();
     for kind in [OptimKind::Adam, OptimKind::AdamW] {
         let cfg = OptimConfig { kind, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
         let mut adam = Adam::new(cfg, &[2]);

@@ -27,15 +27,34 @@ pub fn schedule(width: usize) -> Vec<usize> {
     ks
 }
 
-/// Accuracy with only the first k features of node layer l kept: f ↦ f C[:, :k] C⁺[:k, :] before
-/// section l. Centred features are zero-mean, so dropping one mean-ablates its direction.
+/// Node layer l in feature coordinates, ready for ablations: f̂ = f C and C⁺ W, the map from
+/// features to the pre-activation of section l (so keeping k features costs N·k·P).
+struct Features<'a> {
+    net: &'a Network,
+    l: usize,
+    f_hat: Mat<f64>,
+    to_pre: Mat<f64>,
+}
+
+impl<'a> Features<'a> {
+    fn new(net: &'a Network, basis: &Basis, l: usize, f: &Mat<f64>) -> Self {
+        let b = &basis.layers[l];
+        Features { net, l, f_hat: b.features(f), to_pre: &b.c_plus * &net.sections[l].weight }
+    }
+
+    /// Accuracy with only the first k features kept: f ↦ f C[:, :k] C⁺[:k, :] before section l.
+    /// Centred features are zero-mean, so dropping one mean-ablates its direction.
+    fn keep_first(&self, k: usize, labels: &[usize]) -> f64 {
+        let k = k.min(self.f_hat.ncols());
+        let pre = self.f_hat.subcols(0, k) * self.to_pre.subrows(0, k);
+        let out = self.net.sections[self.l].output_from_pre(&pre);
+        accuracy(&self.net.run_from(self.l + 1, out), labels)
+    }
+}
+
+/// Accuracy with only the first k features of node layer l kept (see [`node_ablation`]).
 pub fn keep_features(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, k: usize, labels: &[usize]) -> f64 {
-    let b = &basis.layers[l];
-    let f_hat = b.features(f);
-    let k = k.min(b.width());
-    let cut = Mat::from_fn(f.nrows(), k, |r, j| f_hat[(r, j)]);
-    let c_plus = Mat::from_fn(k, b.c_plus.ncols(), |i, j| b.c_plus[(i, j)]);
-    accuracy(&net.run_from(l, &cut * &c_plus), labels)
+    Features::new(net, basis, l, f).keep_first(k, labels)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,8 +86,9 @@ fn bisect(mut lo: usize, mut hi: usize, ok: impl Fn(usize) -> bool) -> Option<us
 
 pub fn node_ablation(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, labels: &[usize], baseline: f64, tolerance: f64) -> NodeAblation {
     let width = basis.layers[l].width();
-    let curve = schedule(width).into_par_iter().map(|k| (k, keep_features(net, basis, l, f, k, labels))).collect();
-    let needed = bisect(0, width, |k| keep_features(net, basis, l, f, k, labels) >= baseline - tolerance);
+    let features = Features::new(net, basis, l, f);
+    let curve = schedule(width).into_par_iter().map(|k| (k, features.keep_first(k, labels))).collect();
+    let needed = bisect(0, width, |k| features.keep_first(k, labels) >= baseline - tolerance);
     NodeAblation { layer: basis.layers[l].name.clone(), width, curve, needed }
 }
 

@@ -215,3 +215,32 @@ fn strongest_edges(r: &VariantResult, nodes: usize, per_pair: usize) -> (Vec<usi
     }
     (sizes, all)
 }
+
+/// For modular addition: the Fourier purity and dominant frequency of the first 20 features of
+/// every hidden node layer per basis (returned for run.json), and figures of the 2-D power
+/// spectra of the first 8 (`figures/fourier-*.png`).
+pub fn write_fourier(dir: &Path, net: &Network, analysis: &Analysis, all_pairs: &[f32], p: usize) -> Result<serde_json::Value> {
+    let figs = dir.join("figures");
+    std::fs::create_dir_all(&figs).map_err(|e| Error::io(&figs, e))?;
+    let acts = net.node_activations(net.fold_input(all_pairs, p * p));
+    let mut out = serde_json::Map::new();
+    for r in &analysis.results {
+        for l in 1..acts.len() - 1 {
+            let spectra = crate::fourier::layer_spectra(&acts[l], &r.basis.layers[l], p, 20);
+            let layer = &analysis.node_names[l];
+            let purity: Vec<f64> = spectra.iter().map(|s| s.0).collect();
+            out.insert(format!("{}.{layer}", r.variant.name()), serde_json::json!({
+                "purity": purity,
+                "frequency": spectra.iter().map(|s| s.1).collect::<Vec<_>>(),
+                "mean_purity": purity.iter().sum::<f64>() / purity.len().max(1) as f64,
+            }));
+            let images: Vec<Vec<f32>> = spectra.iter().take(8).map(|s| s.2.clone()).collect();
+            if !images.is_empty() {
+                let png = glassbox_report::image_grid_png(&images, p, p, 8).map_err(figure_error)?;
+                let file = figs.join(format!("fourier-{}-{l}-{layer}.png", r.variant.name()));
+                std::fs::write(&file, png).map_err(|e| Error::io(&file, e))?;
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(out))
+}

@@ -48,3 +48,22 @@ pub fn purity(x: &Mat<f64>) -> (f64, usize) {
 pub fn grid(values: &[f64], p: usize) -> Mat<f64> {
     Mat::from_fn(p, p, |a, b| values[a * p + b])
 }
+
+/// Purity, dominant frequency and power spectrum (|DFT|² with the DC term zeroed, as a p × p
+/// image scaled to its peak) of the first `count` non-constant features of node layer `l`, over all p² pairs
+/// given as folded inputs `all_pairs` (row a·p + b).
+pub fn layer_spectra(acts_l: &Mat<f64>, basis: &crate::LayerBasis, p: usize, count: usize) -> Vec<(f64, usize, Vec<f32>)> {
+    let f_hat = basis.features(acts_l);
+    let first = basis.const_first as usize;
+    (first..basis.width().min(first + count))
+        .map(|j| {
+            let g = grid(&(0..p * p).map(|r| f_hat[(r, j)]).collect::<Vec<_>>(), p);
+            let (pur, w) = purity(&g);
+            let power = power_spectrum(&g);
+            // Each spectrum scaled to its own peak: the grid shows where the power is, not how much.
+            let peak = (1..p * p).map(|k| power[(k / p, k % p)]).fold(0.0, f64::max).max(1e-300);
+            let image = (0..p * p).map(|k| if k == 0 { 0.0 } else { (power[(k / p, k % p)] / peak) as f32 }).collect();
+            (pur, w, image)
+        })
+        .collect()
+}

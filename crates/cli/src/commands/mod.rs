@@ -2,6 +2,7 @@ pub mod acts;
 pub mod bilinear;
 pub mod eval;
 pub mod inspect;
+pub mod lib;
 pub mod report;
 pub mod repro;
 pub mod tour;
@@ -15,6 +16,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Train(a) => train::run(cli, a),
         Command::Eval(a) => eval::run(cli, a),
         Command::Bilinear(a) => bilinear::run(cli, a),
+        Command::Lib(a) => lib::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

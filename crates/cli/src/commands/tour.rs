@@ -9,8 +9,9 @@ use std::path::PathBuf;
 /// weight decay until the test set is solved) and on the procedural glyph world
 /// (12x12 images, 8 primitive types, multi-label), reads each bilinear model's function from
 /// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
-/// images of every glyph type), then renders all runs with their training curves,
-/// accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
+/// images of every glyph type), trains the modular-addition MLP of spec/lib.md (embedding 32,
+/// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
+/// leading features), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
@@ -30,6 +31,15 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
     vec![
         ("mlp-modadd", format!("--model mlp --hidden 256 {modadd} --out {}", dir("mlp-modadd"))),
         ("bilinear-modadd", format!("--model bilinear --hidden 256 {modadd} --out {}", dir("bilinear-modadd"))),
+        // spec/lib.md 10.2: embedding 32, ReLU 128, AdamW lr 3e-3, betas (0.9, 0.98), 4000 steps.
+        (
+            "mlp-embed-modadd",
+            format!(
+                "--model mlp --embed 32 --hidden 128 --dataset modadd --p 59 --train-fraction 0.5 --batch-size 4096 --optimizer adamw \
+                 --weight-decay 1.0 --beta2 0.98 --lr 3e-3 --schedule constant --epochs 4000 --eval-every 200 --save-every 1000 --out {}",
+                dir("mlp-embed-modadd")
+            ),
+        ),
         ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
         // Weight decay and input noise make the eigenvectors clean strokes (spec/bilinear.md 2.2).
         (
@@ -64,6 +74,9 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         if name.starts_with("bilinear") {
             analyse_bilinear(cli, &train.out, &a.out.join(format!("{name}-weights")), train.dataset == "modadd")?;
         }
+        if name == "mlp-embed-modadd" {
+            local_interaction_basis(cli, &train.out, &a.out.join("mlp-embed-modadd-lib"))?;
+        }
     }
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
@@ -88,6 +101,16 @@ fn analyse_bilinear(cli: &Cli, model: &std::path::Path, out: &std::path::Path, o
     }
     let Command::Bilinear(args) = Cli::try_parse_from(argv)?.command else { bail!("not a bilinear command") };
     super::bilinear::run(cli, &args)
+}
+
+/// The LIB stage of the tour: `glassbox lib` on the modular-addition MLP with its embedding.
+fn local_interaction_basis(cli: &Cli, model: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let argv: Vec<String> = ["glassbox", "lib", &model.display().to_string(), "--out", &out.display().to_string()].into_iter().map(String::from).collect();
+    if !cli.quiet {
+        eprintln!("\n== tour stage mlp-embed-modadd-lib: glassbox {}", argv[1..].join(" "));
+    }
+    let Command::Lib(args) = Cli::try_parse_from(argv)?.command else { bail!("not a lib command") };
+    super::lib::run(cli, &args)
 }
 
 fn stage_line(t: &super::train::TrainArgs) -> String {

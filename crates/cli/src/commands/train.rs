@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// Bilinear model without the embedding E: logits = U((W x) ⊙ (V x)) on the raw input.
     #[arg(long)]
     pub no_embed: bool,
+    /// MLP with a linear embedding of this width (no bias, no activation) before the first
+    /// layer: the modular-addition MLP of spec/lib.md 10.2, initialised as that spec says.
+    #[arg(long)]
+    pub embed: Option<usize>,
     /// Write the checkpoint every N epochs (and after the last): for full-batch runs of many
     /// short epochs. --resume continues from the last one written.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -155,7 +159,7 @@ impl TrainArgs {
                 dims: std::iter::once(input_dim).chain(self.hidden.iter().copied()).chain([n_out]).collect(),
                 activation: self.activation.parse::<Activation>()?,
                 bias: !self.no_bias,
-                embed: None,
+                embed: self.embed,
             },
             ModelKind::Bilinear => {
                 if self.hidden.len() != 1 {

@@ -4,21 +4,9 @@
 use glassbox_core::data::{Dataset, Split, Targets};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
 
-/// The real data folder, or None (skip) when it is not configured. With
-/// GLASSBOX_REQUIRE_DATA=1 a missing folder fails the test instead.
-pub fn real_data_dir() -> Option<PathBuf> {
-    let require = std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1");
-    match std::env::var_os("GLASSBOX_DATA").map(PathBuf::from) {
-        Some(p) if p.is_dir() => Some(p),
-        other => {
-            assert!(!require, "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA ({other:?}) is not a folder");
-            eprintln!("skipped: GLASSBOX_DATA not set");
-            None
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use glassbox_core::experiment::test_data_dir as real_data_dir;
 
 /// A small random classification set: `n` samples, `d` inputs, `k` classes.
 pub fn random_classes(n: usize, d: usize, k: usize, seed: u64) -> Dataset {

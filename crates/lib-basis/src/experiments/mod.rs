@@ -16,7 +16,7 @@ pub use glassbox_core::experiment::{fit, median, Check, ExperimentOptions, Outco
 use glassbox_core::model::Model;
 use std::path::Path;
 
-pub(crate) fn labels(data: &Dataset) -> Vec<usize> {
+pub fn labels(data: &Dataset) -> Vec<usize> {
     match &data.targets {
         Targets::Classes { labels, .. } => labels.iter().map(|&l| l as usize).collect(),
         Targets::MultiLabel { .. } => unreachable!("the LIB reproductions are classification tasks"),
