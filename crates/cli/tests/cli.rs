@@ -13,7 +13,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "repro"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "repro"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -152,4 +152,37 @@ fn resume_from_the_command_line_is_bit_exact_and_keeps_the_shards() {
     run("2", &[], &whole);
     let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(read(&broken), read(&whole), "resumed weights differ from an unbroken run");
+}
+
+#[test]
+fn lib_on_a_modular_addition_mlp_and_its_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    let train = |extra: &[&str], out: &Path| {
+        let mut args = vec!["--quiet", "train", "--dataset", "modadd", "--p", "13", "--train-fraction", "0.6", "--batch-size", "512", "--lr", "1e-2", "--out", s(out)];
+        args.extend_from_slice(extra);
+        let o = glassbox(&args);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    train(&["--model", "mlp", "--embed", "8", "--hidden", "32", "--epochs", "40"], &model);
+    let out = dir.path().join("lib");
+    let o = glassbox(&["lib", s(&model), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("features needed"), "{}", text(&o));
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(run["metrics"]["lib.features_needed.embed"].is_u64() || run["metrics"]["lib.features_needed.embed"].is_null());
+    assert!(out.join("figures/graph-lib.svg").is_file() && out.join("figures/fourier-lib-1-embed.png").is_file());
+    assert!(out.join("tensors.safetensors").is_file());
+    // A CNN is not MLP-like; tanh cannot carry the folded constant; a missing folder is named.
+    let cnn = dir.path().join("cnn");
+    let o = glassbox(&["--quiet", "train", "--model", "cnn", "--dataset", "glyphs", "--glyph-train", "64", "--glyph-test", "32", "--epochs", "1", "--hidden", "8", "--channels", "2", "--out", s(&cnn)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["lib", s(&cnn)]);
+    assert!(!o.status.success() && text(&o).contains("LIB needs an MLP-like model"), "{}", text(&o));
+    let tanh = dir.path().join("tanh");
+    train(&["--model", "mlp", "--hidden", "8", "--activation", "tanh", "--epochs", "1"], &tanh);
+    let o = glassbox(&["lib", s(&tanh)]);
+    assert!(!o.status.success() && text(&o).contains("relu or gelu"), "{}", text(&o));
+    let o = glassbox(&["lib", s(&dir.path().join("nothing"))]);
+    assert!(!o.status.success() && text(&o).contains("nothing"), "{}", text(&o));
 }

@@ -154,7 +154,7 @@ pub fn write_run(dir: &Path, name: &str, command: &str, analysis: &Analysis, ext
         "metrics": metrics,
         "lib": analysis,
         "extra": extra,
-        "caveat": CAVEAT,
+        "notes": [CAVEAT],
     });
     let meta = HashMap::from([("producer".to_string(), "glassbox lib".to_string())]);
     write_f32(&dir.join("tensors.safetensors"), &tensors, meta)?;

@@ -240,7 +240,7 @@ figure{display:inline-block;margin:6px;vertical-align:top}figcaption{font-size:1
 .chart svg{display:block}.gridbox{position:relative}.gridbox img{display:block;image-rendering:pixelated}\
 .labels{position:absolute;inset:0;display:grid;box-sizing:border-box}\
 .labels span{align-self:end;justify-self:end;font-size:11px;line-height:1;padding:1px 2px;background:rgba(255,255,255,.85);color:#b00}\
-section{border-top:2px solid #ddd;margin-top:2em}code{background:#f4f4f4;padding:2px 4px;word-break:break-all}";
+section{border-top:2px solid #ddd;margin-top:2em}.note{max-width:60em;color:#444;font-style:italic}code{background:#f4f4f4;padding:2px 4px;word-break:break-all}";
 
 fn summary_table(runs: &[Run]) -> String {
     let mut metrics: Vec<String> = Vec::new();
@@ -293,6 +293,10 @@ fn run_section(i: usize, r: &Run) -> Result<(String, usize), ReportError> {
     let mut s = format!("<section id=\"run-{i}\"><h2>{}</h2>", esc(&r.name()));
     if let Some(c) = r.json.get("command").and_then(Value::as_str) {
         let _ = write!(s, "<p><code>{}</code></p>", esc(c));
+    }
+    // Free-text notes an analysis wants read with its numbers (e.g. how to interpret them).
+    for note in r.json.get("notes").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        let _ = write!(s, "<p class=\"note\">{}</p>", esc(note));
     }
     let mut facts = Vec::new();
     for k in ["seed", "wall_time_s", "versions"] {

@@ -257,3 +257,25 @@ fn diverging_grid_is_symmetric_per_image() {
     assert_eq!(px(1, 2), [5, 48, 97], "the second image's own maximum is dark blue too");
     assert!(diverging_grid_png(&[vec![0.0; 2]], 1, 3, 1).is_err());
 }
+
+#[test]
+fn notes_are_shown_escaped_under_the_command() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = json!({"name": "n", "command": "glassbox lib x", "notes": ["LIB ≈ PCA <here>", 3]});
+    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+    render_report(&[dir.clone()], &dir.join("r.html"), "t").unwrap();
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    assert!(html.contains("<p class=\"note\">LIB ≈ PCA &lt;here&gt;</p>"));
+}
+
+#[test]
+fn layered_graph_draws_every_node_and_rejects_edges_outside_the_layers() {
+    use glassbox_report::{layered_graph_svg, GraphEdge};
+    let names = vec!["a".to_string(), "b".to_string()];
+    let edge = |to| GraphEdge { layer: 0, from: 1, to, weight: 2.0 };
+    let svg = layered_graph_svg("g", &names, &[3, 2], &[edge(0), edge(1)]).unwrap();
+    assert_eq!(svg.matches("<circle").count(), 5);
+    assert!(layered_graph_svg("g", &names, &[3, 2], &[edge(2)]).unwrap_err().to_string().contains("outside"));
+}
