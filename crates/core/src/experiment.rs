@@ -85,10 +85,11 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// The middle value (the upper one of an even count), as the specs' "judge the median".
+/// The middle value (the upper one of an even count), as the specs' "judge the median";
+/// NaN for no values.
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// For tests: the real data folder from GLASSBOX_DATA, or None (the test prints "skipped")

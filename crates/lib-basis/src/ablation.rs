@@ -103,10 +103,7 @@ pub fn keep_edges(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &
     let (k_out, k_in) = (edges.nrows(), edges.ncols());
     let mut order: Vec<(usize, usize)> = (0..k_out).flat_map(|i| (first..k_in).map(move |j| (i, j))).collect();
     order.sort_by(|a, b| edges[*b].total_cmp(&edges[*a]));
-    let mut keep = vec![vec![first == 1; k_in]; k_out];
-    for row in keep.iter_mut() {
-        row[first..].iter_mut().for_each(|v| *v = false);
-    }
+    let mut keep: Vec<Vec<bool>> = vec![(0..k_in).map(|j| j < first).collect(); k_out];
     for &(i, j) in order.iter().take(budget) {
         keep[i][j] = true;
     }

@@ -51,7 +51,7 @@ fn model_b_digits_thresholds_7_to_9() {
 fn mnist_mlp_runs_end_to_end() {
     let Some(dir) = test_data_dir() else { return };
     let out = tempfile::tempdir().unwrap();
-    let outcome = mnist::run(&options(Some(dir), &out, vec![0]), 3).unwrap();
+    let outcome = mnist::run(&options(Some(dir), &out, vec![0]), 5).unwrap();
     print(&outcome);
     assert!(outcome.passed());
     assert!(out.path().join("mnist-mlp-seed0-lib/figures/0-ablation-input.svg").is_file());

@@ -1,1 +1,16 @@
-//! Placeholder: this method crate is filled in by its own issue.
+//! glassbox-sae: TopK sparse autoencoders and the Universal SAE of spec/usae.md, with the
+//! universality metrics (R², firing entropy, co-firing, energy, Hungarian matching).
+//!
+//! Training runs on the host in f32 with hand-written gradients: only the sampled model's
+//! encoder and decoder get gradients, and the TopK codes are decoded sparsely.
+
+pub mod dictionary;
+pub mod encoder;
+pub mod experiments;
+pub mod metrics;
+pub mod planted;
+pub mod resample;
+pub mod topk;
+pub mod usae;
+
+pub use glassbox_core::{Error, Result};

@@ -30,6 +30,9 @@ pub enum Experiment {
     /// A 784-128-128-10 MLP on full MNIST (--epochs, default 50; 5 is plenty): LIB vs PCA node
     /// ablation on the full test set, curves in the run folder.
     LibMnist,
+    /// spec/usae.md 5.1, Test A: planted shared and private concepts in three "models"; the USAE
+    /// against independent SAEs, with BatchNorm on and off.
+    UsaePlanted,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -68,6 +71,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::LibModadd => lib::modadd::run(&opts)?,
         Experiment::LibDigits => lib::digits::run(&opts)?,
         Experiment::LibMnist => lib::mnist::run(&opts, a.epochs)?,
+        Experiment::UsaePlanted => glassbox_sae::experiments::planted_concepts::run(&opts)?,
     };
     outcome.write(&out, &super::command_line())?;
     if !cli.quiet {
