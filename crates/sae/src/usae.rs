@@ -42,7 +42,12 @@ pub struct UsaeConfig {
     pub batch_norm: bool,
     pub lr: f64,
     pub weight_decay: f64,
-    pub clip: f64,
+    /// Global gradient-norm clip per SAE (the code's 1.0); None turns it off.
+    pub clip: Option<f64>,
+    /// Gao-style tied init (the spec's Test A prototype): raw dictionary rows of unit norm and
+    /// encoder W = 0.5·D with zero bias, instead of V ~ N(0, 1) and PyTorch's Linear init. The
+    /// row norm matters: an Adam step turns a unit row about √d times further than an N(0, 1) one.
+    pub tied_init: bool,
     /// Linear warm-up from 1e-6 over this many ticks, then cosine to 1e-6 at `total_ticks`.
     pub warmup_ticks: usize,
     pub total_ticks: usize,
@@ -63,7 +68,8 @@ impl UsaeConfig {
             batch_norm: true,
             lr: 3e-4,
             weight_decay: 1e-5,
-            clip: 1.0,
+            clip: Some(1.0),
+            tied_init: false,
             warmup_ticks: total_ticks / 30,
             total_ticks,
             tick: ScheduleTick::PerModel,
@@ -119,7 +125,13 @@ impl ModelSae {
         let bound = 1.0 / (d as f32).sqrt();
         let w = (0..m * d).map(|_| rng.random_range(-bound..bound)).collect();
         let b = (0..m).map(|_| rng.random_range(-bound..bound)).collect();
-        let v = (0..m * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let v: Vec<f32> = (0..m * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let (w, b, v) = if cfg.tied_init {
+            let unit = row_major(&dictionary::normalise(&MatRef::from_row_major_slice(&v, m, d).to_owned()).0);
+            (unit.iter().map(|x| 0.5 * x).collect(), vec![0.0; m], unit)
+        } else {
+            (w, b, v)
+        };
         let params = vec![w, b, vec![1.0; m], vec![0.0; m], v];
         let optim = OptimConfig { kind: OptimKind::AdamW, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay };
         ModelSae {
@@ -357,14 +369,18 @@ impl Usae {
                 // Clip over the whole SAE (encoder and decoder), then step both.
                 let mut all = encoder.take().expect("one gradient per model");
                 all.push(dv);
-                clip_grad_norm(&mut all, cfg.clip);
+                if let Some(clip) = cfg.clip {
+                    clip_grad_norm(&mut all, clip);
+                }
                 let dv = all.pop().unwrap();
                 model.encoder_adam.update(&mut model.params, &all, lr);
                 model.decoder_adam.update(&mut decoder, &[dv], lr);
                 model.ticks += 1;
             } else {
                 let mut only = vec![dv];
-                clip_grad_norm(&mut only, cfg.clip);
+                if let Some(clip) = cfg.clip {
+                    clip_grad_norm(&mut only, clip);
+                }
                 model.decoder_adam.update(&mut decoder, &only, lr);
             }
             model.params.append(&mut decoder);
