@@ -42,6 +42,7 @@ pub enum Command {
     Inspect(commands::inspect::InspectArgs),
     Bilinear(commands::bilinear::BilinearArgs),
     Lib(commands::lib::LibArgs),
+    Sae(commands::sae::SaeArgs),
     Report(commands::report::ReportArgs),
     Repro(commands::repro::ReproArgs),
     Tour(commands::tour::TourArgs),

@@ -13,7 +13,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "repro"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "repro"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -185,4 +185,31 @@ fn lib_on_a_modular_addition_mlp_and_its_bad_inputs() {
     assert!(!o.status.success() && text(&o).contains("relu or gelu"), "{}", text(&o));
     let o = glassbox(&["lib", s(&dir.path().join("nothing"))]);
     assert!(!o.status.success() && text(&o).contains("nothing"), "{}", text(&o));
+}
+
+#[test]
+fn sae_train_on_activation_files_and_its_bad_inputs() {
+    use glassbox_core::io::{write_f32, HostTensor};
+    let dir = tempfile::tempdir().unwrap();
+    let acts = |name: &str, rows: usize, cols: usize| {
+        let path = dir.path().join(name);
+        let data = (0..rows * cols).map(|i| ((i * 7919 % 101) as f32 / 50.0 - 1.0).max(0.0)).collect();
+        write_f32(&path, &[HostTensor { name: "layers.0.post".into(), shape: vec![rows, cols], data }], Default::default()).unwrap();
+        path
+    };
+    let (a, b, short) = (acts("a.safetensors", 300, 12), acts("b.safetensors", 300, 8), acts("c.safetensors", 200, 8));
+    let out = dir.path().join("usae");
+    let o = glassbox(&["--quiet", "sae", "train", s(&a), s(&b), "--site", "layers.0.post", "--m", "32", "--k", "4", "--steps", "60", "--batch", "64", "--out", s(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("R² (per-dim"), "{}", text(&o));
+    for f in ["cfg.json", "usae.safetensors", "run.json", "figures/firing-entropy.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let one = dir.path().join("sae");
+    let o = glassbox(&["--quiet", "sae", "train", s(&a), "--site", "layers.0.post", "--m", "32", "--k", "4", "--steps", "30", "--out", s(&one)]);
+    assert!(o.status.success() && one.join("sae.safetensors").is_file() && one.join("cfg.json").is_file(), "{}", text(&o));
+    let o = glassbox(&["sae", "train", s(&a), "--site", "logits", "--out", s(&one)]);
+    assert!(!o.status.success() && text(&o).contains("no activation site 'logits'") && text(&o).contains("layers.0.post"), "{}", text(&o));
+    let o = glassbox(&["sae", "train", s(&a), s(&short), "--site", "layers.0.post", "--out", s(&out)]);
+    assert!(!o.status.success() && text(&o).contains("the same inputs"), "{}", text(&o));
 }

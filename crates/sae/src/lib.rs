@@ -4,13 +4,16 @@
 //! Training runs on the host in f32 with hand-written gradients: only the sampled model's
 //! encoder and decoder get gradients, and the TopK codes are decoded sparsely.
 
+pub mod analysis;
 pub mod dictionary;
 pub mod encoder;
 pub mod experiments;
 pub mod metrics;
 pub mod planted;
 pub mod resample;
+pub mod store;
 pub mod topk;
+pub mod topk_sae;
 pub mod usae;
 
 pub use glassbox_core::{Error, Result};

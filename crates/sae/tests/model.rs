@@ -134,3 +134,22 @@ fn a_training_step_has_the_gradients_of_its_loss() {
         assert!(checked >= 5);
     }
 }
+
+#[test]
+fn a_usae_saves_and_loads_exactly_and_names_a_wrong_tensor() {
+    let mut usae = Usae::new(UsaeConfig::new(8, 2, 10), &[("a", 3), ("b", 2)], 5).unwrap();
+    usae.train_step(1, &[random(16, 3, 1), random(16, 2, 2)]).unwrap();
+    usae.models[0].mean = 0.25;
+    let dir = tempfile::tempdir().unwrap();
+    glassbox_sae::store::save_usae(&usae, dir.path()).unwrap();
+    let back = glassbox_sae::store::load_usae(dir.path()).unwrap();
+    for (x, y) in back.models.iter().zip(&usae.models) {
+        assert_eq!((x.params.clone(), x.running_var.clone(), x.mean, x.std), (y.params.clone(), y.running_var.clone(), y.mean, y.std));
+    }
+    let x = random(5, 3, 9);
+    assert_eq!(back.encode(0, &x), usae.encode(0, &x));
+    let cfg = std::fs::read_to_string(dir.path().join("cfg.json")).unwrap().replace("\"d\": 2", "\"d\": 4");
+    std::fs::write(dir.path().join("cfg.json"), cfg).unwrap();
+    let e = glassbox_sae::store::load_usae(dir.path()).err().unwrap().to_string();
+    assert!(e.contains("b.W_enc") && e.contains("[8, 2]"), "{e}");
+}

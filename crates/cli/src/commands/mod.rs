@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod lib;
 pub mod report;
 pub mod repro;
+pub mod sae;
 pub mod tour;
 pub mod train;
 
@@ -17,6 +18,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Eval(a) => eval::run(cli, a),
         Command::Bilinear(a) => bilinear::run(cli, a),
         Command::Lib(a) => lib::run(cli, a),
+        Command::Sae(a) => sae::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

@@ -441,7 +441,8 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
     Ok(Trained { model, history, card })
 }
 
-fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+/// A bar with rate and ETA (hidden when `show` is false), starting at `done` of `total` steps.
+pub fn progress_bar(show: bool, total: u64, done: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
