@@ -33,6 +33,9 @@ pub enum Experiment {
     /// spec/usae.md 5.1, Test A: planted shared and private concepts in three "models"; the USAE
     /// against independent SAEs, with BatchNorm on and off.
     UsaePlanted,
+    /// spec/usae.md 5.2, Test B: three MLPs on the glyph world, a USAE over their second hidden
+    /// layers against ridge, shuffled-pairing and independent controls.
+    UsaeGlyphs,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -72,6 +75,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::LibDigits => lib::digits::run(&opts)?,
         Experiment::LibMnist => lib::mnist::run(&opts, a.epochs)?,
         Experiment::UsaePlanted => glassbox_sae::experiments::planted_concepts::run(&opts)?,
+        Experiment::UsaeGlyphs => glassbox_sae::experiments::glyph_networks::run(&opts)?,
     };
     outcome.write(&out, &super::command_line())?;
     if !cli.quiet {

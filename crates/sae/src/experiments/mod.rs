@@ -1,6 +1,7 @@
 //! The reproductions of spec/usae.md section 5, each with the spec's thresholds as named checks.
 //! `glassbox repro usae-planted --check` runs Test A.
 
+pub mod glyph_networks;
 pub mod planted_concepts;
 
 use crate::usae::Usae;
