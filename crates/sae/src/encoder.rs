@@ -17,8 +17,11 @@ pub struct Cache {
 pub fn linear(x: &Mat<f32>, w: &[f32], b: &[f32]) -> Mat<f32> {
     let m = b.len();
     let w = MatRef::from_row_major_slice(w, m, x.ncols());
-    let h = x * w.transpose();
-    Mat::from_fn(h.nrows(), m, |t, l| h[(t, l)] + b[l])
+    let mut h = x * w.transpose();
+    for (l, &b) in b.iter().enumerate() {
+        h.col_as_slice_mut(l).iter_mut().for_each(|v| *v += b);
+    }
+    h
 }
 
 /// Training-mode BatchNorm over the rows of h; updates the running statistics (PyTorch: the
@@ -28,8 +31,9 @@ pub fn batch_norm_train(h: &Mat<f32>, gamma: &[f32], beta: &[f32], running_mean:
     let mut mean = vec![0f32; m];
     let mut var = vec![0f32; m];
     for l in 0..m {
-        let mu = (0..t).map(|r| h[(r, l)] as f64).sum::<f64>() / t as f64;
-        let v = (0..t).map(|r| (h[(r, l)] as f64 - mu).powi(2)).sum::<f64>() / t as f64;
+        let col = h.col_as_slice(l);
+        let mu = col.iter().map(|&x| x as f64).sum::<f64>() / t as f64;
+        let v = col.iter().map(|&x| (x as f64 - mu).powi(2)).sum::<f64>() / t as f64;
         mean[l] = mu as f32;
         var[l] = v as f32;
         running_mean[l] = (1.0 - BN_MOMENTUM) * running_mean[l] + BN_MOMENTUM * mean[l];
@@ -37,8 +41,15 @@ pub fn batch_norm_train(h: &Mat<f32>, gamma: &[f32], beta: &[f32], running_mean:
         running_var[l] = (1.0 - BN_MOMENTUM) * running_var[l] + BN_MOMENTUM * unbiased;
     }
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + BN_EPS).sqrt()).collect();
-    let x_hat = Mat::from_fn(t, m, |r, l| (h[(r, l)] - mean[l]) * inv_std[l]);
-    let out = Mat::from_fn(t, m, |r, l| gamma[l] * x_hat[(r, l)] + beta[l]);
+    let (mut x_hat, mut out) = (Mat::<f32>::zeros(t, m), Mat::<f32>::zeros(t, m));
+    for l in 0..m {
+        for (xh, &v) in x_hat.col_as_slice_mut(l).iter_mut().zip(h.col_as_slice(l)) {
+            *xh = (v - mean[l]) * inv_std[l];
+        }
+        for (o, &xh) in out.col_as_slice_mut(l).iter_mut().zip(x_hat.col_as_slice(l)) {
+            *o = gamma[l] * xh + beta[l];
+        }
+    }
     (out, Cache { x_hat, inv_std })
 }
 
@@ -60,29 +71,29 @@ pub fn backward(x: &Mat<f32>, cache: &Cache, gamma: Option<&[f32]>, d_pre: &Mat<
         Some(gamma) => {
             let mut d_gamma = vec![0f32; m];
             let mut d_beta = vec![0f32; m];
-            let mut dh = Mat::zeros(t, m);
+            let mut dh = Mat::<f32>::zeros(t, m);
             for l in 0..m {
+                let (g, x_hat) = (d_pre.col_as_slice(l), cache.x_hat.col_as_slice(l));
                 let (mut sum_dxh, mut sum_dxh_xh) = (0f64, 0f64);
-                for r in 0..t {
-                    let g = d_pre[(r, l)];
-                    d_gamma[l] += g * cache.x_hat[(r, l)];
+                for (&g, &xh) in g.iter().zip(x_hat) {
+                    d_gamma[l] += g * xh;
                     d_beta[l] += g;
                     let dxh = (g * gamma[l]) as f64;
                     sum_dxh += dxh;
-                    sum_dxh_xh += dxh * cache.x_hat[(r, l)] as f64;
+                    sum_dxh_xh += dxh * xh as f64;
                 }
                 // dh = (1/T)·inv_std·(T dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂)
-                for r in 0..t {
-                    let dxh = (d_pre[(r, l)] * gamma[l]) as f64;
-                    dh[(r, l)] = (cache.inv_std[l] as f64 / t as f64 * (t as f64 * dxh - sum_dxh - cache.x_hat[(r, l)] as f64 * sum_dxh_xh)) as f32;
+                let scale = cache.inv_std[l] as f64 / t as f64;
+                for ((o, &g), &xh) in dh.col_as_slice_mut(l).iter_mut().zip(g).zip(x_hat) {
+                    let dxh = (g * gamma[l]) as f64;
+                    *o = (scale * (t as f64 * dxh - sum_dxh - xh as f64 * sum_dxh_xh)) as f32;
                 }
             }
             (dh, d_gamma, d_beta)
         }
         None => (d_pre.clone(), vec![], vec![]),
     };
-    let dw = dh.transpose() * x; // m × d
-    let dw: Vec<f32> = (0..m).flat_map(|l| (0..x.ncols()).map(move |c| (l, c))).map(|(l, c)| dw[(l, c)]).collect();
-    let db = (0..m).map(|l| (0..t).map(|r| dh[(r, l)]).sum()).collect();
+    let dw = crate::usae::row_major(&(dh.transpose() * x)); // m × d
+    let db = (0..m).map(|l| dh.col_as_slice(l).iter().sum()).collect();
     (dw, db, d_gamma, d_beta)
 }

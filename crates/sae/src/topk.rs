@@ -1,5 +1,6 @@
 //! TopK selection: per row, the k largest positive entries (a selection, not a sort).
 
+use crate::usae::row_major;
 use faer::Mat;
 use rayon::prelude::*;
 
@@ -27,33 +28,75 @@ impl SparseCodes {
     }
 }
 
-/// The k largest positive entries of one row; ties go to the lower index. Rows with fewer than
-/// k positive entries keep all of them (TopK after ReLU: L0 can be below k).
+/// The k largest positive entries of one row, largest first; ties go to the lower index. Rows
+/// with fewer than k positive entries keep all of them (TopK after ReLU: L0 can be below k).
 pub fn topk_row(row: impl Iterator<Item = f32>, k: usize, skip: &[(u32, f32)]) -> Vec<(u32, f32)> {
-    let mut pos: Vec<(u32, f32)> = row.enumerate().filter(|&(i, v)| v > 0.0 && !skip.iter().any(|s| s.0 == i as u32)).map(|(i, v)| (i as u32, v)).collect();
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut pos = select_row(row, k, skip);
+    pos.sort_by(order);
+    pos
+}
+
+/// Descending value, then ascending index.
+fn order(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// The same entries as [`topk_row`] in no particular order.
+fn select_row(row: impl Iterator<Item = f32>, k: usize, skip: &[(u32, f32)]) -> Vec<(u32, f32)> {
+    let mut pos = vec![(0u32, 0f32); row.size_hint().1.unwrap_or(0)];
+    let mut len = 0;
+    for (i, v) in row.enumerate() {
+        if len == pos.len() {
+            pos.push((0, 0.0));
+        }
+        // Branch-free: about half the entries are positive, in no pattern a predictor can learn.
+        pos[len] = (i as u32, v);
+        len += (v > 0.0) as usize;
+    }
+    pos.truncate(len);
+    if !skip.is_empty() {
+        pos.retain(|&(i, _)| !skip.iter().any(|s| s.0 == i));
+    }
     if pos.len() > k {
         pos.select_nth_unstable_by(k, order);
         pos.truncate(k);
     }
-    pos.sort_by(order);
     pos
 }
 
 /// TopK of ReLU(x) for every row of x.
 pub fn topk(x: &Mat<f32>, k: usize) -> SparseCodes {
-    topk_excluding(x, k, None)
+    select(x, k, None, true)
 }
 
-/// TopK of ReLU(x) per row, never choosing the latents already in `exclude` (for AuxK).
+/// TopK of ReLU(x) per row, never choosing the latents already in `exclude` (for AuxK); each
+/// row's entries come in no particular order (the auxiliary term is a sum over them).
 pub fn topk_excluding(x: &Mat<f32>, k: usize, exclude: Option<&SparseCodes>) -> SparseCodes {
-    // faer is column-major: copy to rows once rather than stride through every row.
+    select(x, k, exclude, false)
+}
+
+fn select(x: &Mat<f32>, k: usize, exclude: Option<&SparseCodes>, sorted: bool) -> SparseCodes {
     let m = x.ncols();
-    let flat: Vec<f32> = (0..x.nrows()).flat_map(|t| (0..m).map(move |c| x[(t, c)])).collect();
-    let rows = (0..x.nrows())
-        .into_par_iter()
+    let mut flat = row_major(x);
+    if let Some(e) = exclude {
+        // An excluded latent becomes non-positive, so the selection passes over it.
+        for (t, row) in e.rows.iter().enumerate() {
+            for &(l, _) in row {
+                flat[t * m + l as usize] = 0.0;
+            }
+        }
+    }
+    let rows = flat
+        .par_chunks(m.max(1))
         .with_min_len(64)
-        .map(|t| topk_row(flat[t * m..][..m].iter().copied(), k, exclude.map_or(&[][..], |e| &e.rows[t])))
+        .map(|row| {
+            let row = row.iter().copied();
+            if sorted {
+                topk_row(row, k, &[])
+            } else {
+                select_row(row, k, &[])
+            }
+        })
         .collect();
     SparseCodes { m, rows }
 }

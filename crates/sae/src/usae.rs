@@ -199,7 +199,15 @@ pub struct Usae {
 
 /// A matrix's entries row by row.
 pub fn row_major(x: &Mat<f32>) -> Vec<f32> {
-    (0..x.nrows()).flat_map(|r| (0..x.ncols()).map(move |c| x[(r, c)])).collect()
+    // faer is column-major: read each column as one slice (faer's transposed copy is slower).
+    let cols = x.ncols();
+    let mut out = vec![0f32; x.nrows() * cols];
+    for c in 0..cols {
+        for (r, &v) in x.col_as_slice(c).iter().enumerate() {
+            out[r * cols + c] = v;
+        }
+    }
+    out
 }
 
 /// (a − mean) / (std + 1e-5), the code's scalar standardisation.
@@ -347,10 +355,7 @@ impl Usae {
         let gamma = cfg.batch_norm.then(|| self.models[i].params[GAMMA].clone());
         let (dw, db, dg, dbeta) = encoder::backward(x, &cache, gamma.as_deref(), &d_pre);
         let (dg, dbeta) = if cfg.batch_norm { (dg, dbeta) } else { (vec![0.0; m], vec![0.0; m]) };
-        let decoders = decoder_grads
-            .into_iter()
-            .map(|(j, d_raw)| (j, (0..m).flat_map(|l| (0..d_raw.ncols()).map(move |c| (l, c))).map(|lc| d_raw[lc]).collect()))
-            .collect();
+        let decoders = decoder_grads.into_iter().map(|(j, d_raw)| (j, row_major(&d_raw))).collect();
         Ok((loss, Gradients { encoder: vec![dw, db, dg, dbeta], decoders }))
     }
 

@@ -105,9 +105,9 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
         train_acts.push(activations(&model, &split.train));
         test_acts.push(activations(&model, &split.test));
     }
-    let usae = fit_usae(&train_acts, true, false, seed)?;
-    let shuffled = fit_usae(&train_acts, true, true, seed)?;
-    let independent = fit_usae(&train_acts, false, false, seed)?;
+    // The three fits share nothing: let the cores take them.
+    let (usae, (shuffled, independent)) = rayon::join(|| fit_usae(&train_acts, true, false, seed), || rayon::join(|| fit_usae(&train_acts, true, true, seed), || fit_usae(&train_acts, false, false, seed)));
+    let (usae, shuffled, independent) = (usae?, shuffled?, independent?);
     let test_std = |u: &Usae| -> Vec<Mat<f32>> { test_acts.iter().zip(&u.models).map(|(a, s)| standardise(a, s.mean, s.std)).collect() };
     let u = universality(&usae, &test_std(&usae))?;
     let r2 = &u.r2;
