@@ -213,3 +213,36 @@ fn sae_train_on_activation_files_and_its_bad_inputs() {
     let o = glassbox(&["sae", "train", s(&a), s(&short), "--site", "layers.0.post", "--out", s(&out)]);
     assert!(!o.status.success() && text(&o).contains("the same inputs"), "{}", text(&o));
 }
+
+#[test]
+fn sae_cards_for_two_glyph_models_and_its_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let glyphs = ["--dataset", "glyphs", "--glyph-train", "600", "--glyph-test", "200", "--epochs", "2"];
+    let (mlp, bil) = (dir.path().join("mlp"), dir.path().join("bil"));
+    for (model, path, hidden) in [("mlp", &mlp, "24,16"), ("bilinear", &bil, "16")] {
+        let mut argv = vec!["--quiet", "train", "--model", model, "--hidden", hidden, "--out", s(path)];
+        argv.extend(glyphs);
+        let o = glassbox(&argv);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let (a, b) = (dir.path().join("mlp.safetensors"), dir.path().join("bil.safetensors"));
+    for (model, site, file) in [(&mlp, "layers.1.post", &a), (&bil, "layers.0.post", &b)] {
+        let o = glassbox(&["--quiet", "acts", s(model), "--sites", site, "--out", s(file)]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let usae = dir.path().join("usae");
+    let o = glassbox(&["--quiet", "sae", "train", s(&a), s(&b), "--site", "layers.1.post,layers.0.post", "--m", "32", "--k", "4", "--steps", "80", "--out", s(&usae)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let models = format!("{},{}", s(&mlp), s(&bil));
+    let o = glassbox(&["--quiet", "sae", "cards", s(&usae), "--model", &models, "--site", "layers.1.post,layers.0.post", "--cards", "2", "--steps", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cards: Vec<_> = std::fs::read_dir(usae.join("figures")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("concept-")).collect();
+    assert_eq!(cards.len(), 2, "two concept cards");
+    let run = std::fs::read_to_string(usae.join("run.json")).unwrap();
+    assert!(run.contains("concept_cards") && run.contains("Concept cards"), "run.json lists the cards and says what they show");
+    // One checkpoint for a two-model USAE, and a site of the wrong width, are refused.
+    let o = glassbox(&["sae", "cards", s(&usae), "--model", s(&mlp), "--site", "layers.1.post"]);
+    assert!(!o.status.success() && text(&o).contains("over 2 models"), "{}", text(&o));
+    let o = glassbox(&["sae", "cards", s(&usae), "--model", &models, "--site", "layers.0.post"]);
+    assert!(!o.status.success() && text(&o).contains("features, but the USAE's model"), "{}", text(&o));
+}

@@ -160,3 +160,41 @@ fn same_seed_same_weights_different_seed_different() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+/// ∂(Σ site·u)/∂x from InputGradients against central differences of the same score, for a
+/// smooth MLP, the bilinear model and a CNN (away from ReLU kinks the CNN is piecewise smooth).
+#[test]
+fn input_gradients_along_a_site_direction_match_finite_differences() {
+    use glassbox_core::model::InputGradients;
+    let dev = infer_device();
+    let cases = [
+        (Architecture::Mlp { dims: vec![6, 5, 4, 3], activation: Activation::Tanh, bias: true, embed: None }, "layers.1.post"),
+        (Architecture::Bilinear { d_in: 6, d_hidden: 5, d_out: 3, bias: true, embed: true }, "layers.0.post"),
+        (Architecture::Cnn { image: [1, 4, 4], channels: vec![2], kernel: 3, hidden: 5, d_out: 3 }, "fc.post"),
+    ];
+    for (arch, site) in cases {
+        let model = Model::init(arch, 5, &dev).unwrap();
+        let d_in = model.arch.input_dim();
+        let (_, sites) = model.forward_sites(from_vec(vec![0.0; d_in], [1, d_in], &dev), &[site.to_string()]).unwrap();
+        let width = sites[0].value.dims()[1];
+        let u: Vec<f32> = (0..width).map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0).collect();
+        let x: Vec<f32> = (0..2 * d_in).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+        let (scores, grad) = InputGradients::new(&model).along(x.clone(), 2, site, &u).unwrap();
+        let score = |x: Vec<f32>| -> f64 {
+            let (_, s) = model.forward_sites(from_vec(x, [2, d_in], &dev), &[site.to_string()]).unwrap();
+            to_vec(s[0].value.clone()).chunks(width).map(|r| r.iter().zip(&u).map(|(a, b)| (a * b) as f64).sum::<f64>()).sum()
+        };
+        assert!((scores.iter().map(|&s| s as f64).sum::<f64>() - score(x.clone())).abs() < 1e-4, "{site}: scores");
+        // Small steps for the CNN, so that no step crosses a ReLU or max-pool switch.
+        let h = if site == "fc.post" { 1e-3f32 } else { 1e-2 };
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (score(up) - score(down)) / (2.0 * h as f64);
+            assert!((fd - grad[i] as f64).abs() <= 5e-3 * (1.0 + fd.abs()), "{site}: input {i}: autodiff {} vs finite difference {fd}", grad[i]);
+        }
+    }
+    let model = Model::init(Architecture::Mlp { dims: vec![3, 2, 2], activation: Activation::Relu, bias: true, embed: None }, 0, &dev).unwrap();
+    assert!(InputGradients::new(&model).along(vec![0.0; 3], 1, "layers.0.post", &[1.0]).is_err(), "a direction of the wrong width is an error");
+}

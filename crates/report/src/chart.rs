@@ -104,6 +104,46 @@ pub fn line_chart_svg(
     Ok(svg)
 }
 
+/// One cloud of points (e.g. per-latent co-firing against energy), with axis labels and a title.
+/// Non-finite points are skipped.
+pub fn scatter_chart_svg(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)]) -> Result<String, ReportError> {
+    register_font();
+    let fig = |e: &dyn std::fmt::Debug| ReportError::Figure(format!("scatter chart '{title}': {e:?}"));
+    let points: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let ((x0, x1), (y0, y1)) = ranges(&[(String::new(), points.clone())]);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fig(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| fig(&e))?;
+        // Ticks are computed in floating point: print a tick within rounding of zero as 0.
+        let (xs, ys) = ((x1 - x0) * 1e-9, (y1 - y0) * 1e-9);
+        let x_num = |v: &f64| fmt_num(if v.abs() < xs { 0.0 } else { *v });
+        let y_num = |v: &f64| fmt_num(if v.abs() < ys { 0.0 } else { *v });
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&x_num)
+            .y_label_formatter(&y_num)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| fig(&e))?;
+        let colour = Palette99::pick(0).to_rgba().mix(0.6);
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled()))).map_err(|e| fig(&e))?;
+        root.present().map_err(|e| fig(&e))?;
+    }
+    Ok(svg)
+}
+
 /// Axis ranges covering all points, never empty, with a little room above and below.
 fn ranges(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     let (mut x0, mut x1, mut y0, mut y1) = (

@@ -82,7 +82,7 @@ pub fn diverging_grid_png(
 }
 
 /// ColorBrewer RdBu: t = -1 dark red, 0 near-white, +1 dark blue.
-fn rdbu(t: f32) -> [u8; 3] {
+pub(crate) fn rdbu(t: f32) -> [u8; 3] {
     const STOPS: [[f32; 3]; 5] = [
         [103.0, 0.0, 31.0],
         [214.0, 96.0, 77.0],

@@ -6,12 +6,14 @@
 mod chart;
 mod graph;
 mod grid;
+mod heatmap;
 mod html;
 mod run;
 
-pub use chart::line_chart_svg;
+pub use chart::{line_chart_svg, scatter_chart_svg};
 pub use graph::{layered_graph_svg, GraphEdge};
 pub use grid::{diverging_grid_png, image_grid_png};
+pub use heatmap::heatmap_svg;
 pub use html::render_report;
 pub use run::{find_runs, Run};
 

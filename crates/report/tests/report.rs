@@ -279,3 +279,11 @@ fn layered_graph_draws_every_node_and_rejects_edges_outside_the_layers() {
     assert_eq!(svg.matches("<circle").count(), 5);
     assert!(layered_graph_svg("g", &names, &[3, 2], &[edge(2)]).unwrap_err().to_string().contains("outside"));
 }
+
+#[test]
+fn a_scatter_chart_draws_one_circle_per_finite_point() {
+    let points = [(0.0, 1.0), (1.0, 2.5), (f64::NAN, 1.0), (2.0, 0.5)];
+    let svg = glassbox_report::scatter_chart_svg("cloud", "x", "y", &points).unwrap();
+    assert_eq!(svg.matches("<circle").count(), 3, "three finite points");
+    assert!(svg.contains("cloud"));
+}

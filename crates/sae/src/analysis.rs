@@ -80,8 +80,8 @@ pub fn universality(usae: &Usae, data: &[Mat<f32>]) -> Result<Universality> {
     })
 }
 
-/// run.json with the metrics and figures/: the firing-entropy histogram and the co-fire vs
-/// energy scatter (log-log, drawn as points).
+/// run.json with the metrics and figures/: the R² heat map, the firing-entropy histogram and
+/// the co-fire vs energy scatter (log-log).
 pub fn write_run(dir: &Path, name: &str, command: &str, u: &Universality, wall: f64) -> Result<()> {
     let figs = dir.join("figures");
     std::fs::create_dir_all(&figs).map_err(|e| Error::io(&figs, e))?;
@@ -104,9 +104,11 @@ pub fn write_run(dir: &Path, name: &str, command: &str, u: &Universality, wall: 
     let series = vec![("latents".to_string(), hist.iter().enumerate().map(|(b, &c)| ((b as f64 + 0.5) / bins as f64, c as f64)).collect())];
     let chart = |title: &str, x: &str, y: &str, s: &[(String, Vec<(f64, f64)>)]| glassbox_report::line_chart_svg(title, x, y, s).map_err(|e| Error::invalid(format!("figure: {e}")));
     std::fs::write(figs.join("firing-entropy.svg"), chart("Firing entropy of the alive latents (1: fires equally in every model)", "firing entropy", "latents", &series)?).map_err(|e| Error::io(&figs, e))?;
-    let mut points: Vec<(f64, f64)> = (0..u.energy.len()).filter(|&l| u.cofire[l] > 0 && u.energy[l] > 0.0).map(|l| ((u.cofire[l] as f64).log10(), u.energy[l].log10())).collect();
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    std::fs::write(figs.join("cofire-energy.svg"), chart("Co-firing vs energy per latent", "log10 co-fire count", "log10 energy", &[("latent".to_string(), points)])?).map_err(|e| Error::io(&figs, e))?;
+    let points: Vec<(f64, f64)> = (0..u.energy.len()).filter(|&l| u.cofire[l] > 0 && u.energy[l] > 0.0).map(|l| ((u.cofire[l] as f64).log10(), u.energy[l].log10())).collect();
+    let scatter = glassbox_report::scatter_chart_svg("Co-firing vs energy per latent", "log10 co-fire count", "log10 energy", &points).map_err(|e| Error::invalid(format!("figure: {e}")))?;
+    std::fs::write(figs.join("cofire-energy.svg"), scatter).map_err(|e| Error::io(&figs, e))?;
+    let heat = glassbox_report::heatmap_svg("R² (per-dim): the row's model encodes, the column's decodes", &u.models, &u.models, &u.r2).map_err(|e| Error::invalid(format!("figure: {e}")))?;
+    std::fs::write(figs.join("r2-matrix.svg"), heat).map_err(|e| Error::io(&figs, e))?;
     let run = serde_json::json!({
         "name": name, "command": command, "wall_time_s": wall,
         "versions": { "glassbox": env!("CARGO_PKG_VERSION") },
@@ -114,4 +116,32 @@ pub fn write_run(dir: &Path, name: &str, command: &str, u: &Universality, wall: 
         "notes": ["R² is the per-dimension form (1 − SSE / Σ per-channel variance); the paper's scalar-mean form is in universality.r2_scalar and is more lenient."],
     });
     write_json(&dir.join("run.json"), &run)
+}
+
+/// What a concept card shows, for the run's notes.
+pub const CARD_NOTE: &str = "Concept cards (figures/concept-RR-latent-L.png, RR = universality rank by co-fire count): one row per model in the USAE's order; the first image is that model's coordinated activation-maximised input for latent L, the others are the test inputs with the largest pre-activation of L in that model. Each image is scaled to its own range.";
+
+/// Merge `extra` into a run.json written by [`write_run`]; a `notes` array is appended to the
+/// existing notes (once each).
+pub fn extend_run(dir: &Path, extra: serde_json::Value) -> Result<()> {
+    let path = dir.join("run.json");
+    let mut run: serde_json::Value = glassbox_core::io::read_json(&path)?;
+    let (Some(obj), serde_json::Value::Object(add)) = (run.as_object_mut(), extra) else {
+        return Err(Error::format(&path, "run.json and the addition must both be objects"));
+    };
+    for (key, value) in add {
+        match (obj.get_mut(&key), value) {
+            (Some(serde_json::Value::Array(old)), serde_json::Value::Array(new)) if key == "notes" => {
+                for note in new {
+                    if !old.contains(&note) {
+                        old.push(note);
+                    }
+                }
+            }
+            (_, value) => {
+                obj.insert(key, value);
+            }
+        }
+    }
+    write_json(&path, &run)
 }

@@ -5,6 +5,7 @@
 //! encoder and decoder get gradients, and the TopK codes are decoded sparsely.
 
 pub mod analysis;
+pub mod concepts;
 pub mod dictionary;
 pub mod encoder;
 pub mod experiments;

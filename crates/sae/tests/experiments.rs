@@ -1,7 +1,8 @@
 //! Tests A (spec/usae.md 5.1, planted concepts, BatchNorm on and off) and B (5.2, three networks
 //! on the glyph world) against their thresholds, the USAE passing where the controls fail. Run
 //! with `-- --nocapture` to see the numbers; the same runs are `glassbox repro usae-planted
-//! --check` and `glassbox repro usae-glyphs --check`.
+//! --check` and `glassbox repro usae-glyphs --check`. Also a fast version of `glassbox repro
+//! usae-mnist --check` (needs GLASSBOX_DATA).
 
 use glassbox_core::experiment::ExperimentOptions;
 use glassbox_sae::experiments::planted_concepts;
@@ -29,4 +30,27 @@ fn test_b_three_networks_on_the_glyph_world() {
     }
     assert_eq!(outcome.checks.len(), 8);
     assert!(outcome.passed(), "a threshold was missed (see above)");
+}
+
+/// The fast version of `glassbox repro usae-mnist --check` (12,000 training images, 1-2 epochs,
+/// 1500 USAE steps, three concept cards): the thresholds as in the full run; the models'
+/// own accuracy bar is 0.9 instead of 0.95.
+#[test]
+fn usae_over_three_mnist_models_fast() {
+    let Some(data) = glassbox_core::experiment::test_data_dir() else {
+        eprintln!("skipped: GLASSBOX_DATA is not set");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let opts = ExperimentOptions { data_dir: Some(data), out: out.path().to_path_buf(), seeds: vec![0], progress: false };
+    let outcome = glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FAST).unwrap();
+    for c in &outcome.checks {
+        eprintln!("{} {}: {}", if c.pass { "PASS" } else { "FAIL" }, c.name, c.detail);
+    }
+    assert_eq!(outcome.checks.len(), 4);
+    assert!(outcome.passed(), "a threshold was missed (see above)");
+    let figures = out.path().join("usae-mnist/figures");
+    for f in ["r2-matrix.svg", "firing-entropy.svg", "cofire-energy.svg"] {
+        assert!(figures.join(f).is_file(), "{f} missing");
+    }
 }

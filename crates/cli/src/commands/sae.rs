@@ -2,10 +2,12 @@ use crate::Cli;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use faer::Mat;
-use glassbox_sae::analysis::{universality, write_run};
+use glassbox_core::model::InputGradients;
+use glassbox_sae::analysis::{extend_run, universality, write_run, CARD_NOTE};
+use glassbox_sae::concepts::{write_concept_cards, CardModel, MaximiseOptions};
 use glassbox_sae::experiments::train as train_usae;
 use glassbox_sae::metrics::{dead_fraction, r2_per_dim};
-use glassbox_sae::store::{read_site, save_usae};
+use glassbox_sae::store::{load_usae, read_site, save_usae};
 use glassbox_sae::topk_sae::{TopKSae, TrainOptions};
 use glassbox_sae::usae::{Loss, ScheduleTick, Usae, UsaeConfig};
 use rand::{Rng, SeedableRng};
@@ -24,6 +26,40 @@ pub struct SaeArgs {
 #[derive(Subcommand, Debug)]
 pub enum SaeCommand {
     Train(SaeTrainArgs),
+    Cards(SaeCardsArgs),
+}
+
+/// Concept cards for a trained USAE: for its most universal latents, the test inputs that drive
+/// each latent most in each model, and coordinated activation maximisation (spec 2.4) — per
+/// model, an input optimised to maximise that latent (pixels under random shifts and noise, with
+/// total-variation and L2 penalties, within the data range).
+///
+/// Give the models' checkpoints in the USAE's model order, with the site each was read at. The
+/// test split of the data the models were trained on (from their model.json) supplies the
+/// inputs; they must be images (a square number of pixels). Cards are written into the USAE
+/// folder's figures/ and listed in its run.json.
+#[derive(Args, Debug)]
+pub struct SaeCardsArgs {
+    /// USAE folder (cfg.json + usae.safetensors from `glassbox sae train`).
+    pub usae: PathBuf,
+    /// Checkpoint folders, one per USAE model, in its order (comma separated or repeated).
+    #[arg(long = "model", value_delimiter = ',', required = true)]
+    pub models: Vec<PathBuf>,
+    /// Site to read: one for every model, or one per model (comma separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub site: Vec<String>,
+    /// Number of latents, most universal first (most inputs on which they fire in every model).
+    #[arg(long, default_value_t = 10)]
+    pub cards: usize,
+    /// Top-activating test inputs per model.
+    #[arg(long, default_value_t = 8)]
+    pub top: usize,
+    /// Optimisation steps of the activation maximisation.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Use only the first N test inputs.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// Train on activation files (from `glassbox acts`, or safetensors exported from PyTorch).
@@ -92,7 +128,69 @@ fn load(files: &[PathBuf], sites: &[String]) -> Result<Vec<Mat<f32>>> {
 }
 
 pub fn run(cli: &Cli, a: &SaeArgs) -> Result<()> {
-    let SaeCommand::Train(t) = &a.command;
+    match &a.command {
+        SaeCommand::Train(t) => train(cli, t),
+        SaeCommand::Cards(c) => cards(cli, c),
+    }
+}
+
+fn cards(cli: &Cli, c: &SaeCardsArgs) -> Result<()> {
+    let usae = load_usae(&c.usae)?;
+    let n = usae.models.len();
+    if c.models.len() != n {
+        bail!("{} holds a USAE over {} models ({}) but {} checkpoints were given", c.usae.display(), n, usae.models.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "), c.models.len());
+    }
+    if c.site.len() != 1 && c.site.len() != n {
+        bail!("--site takes one name or one per model ({n} models, {} sites)", c.site.len());
+    }
+    let site = |i: usize| c.site[if c.site.len() == 1 { 0 } else { i }].as_str();
+    let device = glassbox_core::tensor::infer_device();
+    let mut models = Vec::new();
+    let mut data_spec = None;
+    for path in &c.models {
+        let (model, card) = glassbox_core::checkpoint::load(path, &device)?;
+        let task = card.task.with_context(|| format!("{}: model.json records no task, so there is no data to draw inputs from", path.display()))?;
+        match &data_spec {
+            None => data_spec = Some(task.data),
+            Some(first) if *first != task.data => bail!("{} was trained on other data than {}: concept cards need the same inputs for every model", path.display(), c.models[0].display()),
+            Some(_) => {}
+        }
+        models.push(model);
+    }
+    let split = data_spec.expect("at least one model").load(cli.data.as_deref())?;
+    let mut test = split.test;
+    if let Some(limit) = c.limit {
+        test = test.subset(&(0..limit.min(test.len())).collect::<Vec<_>>());
+    }
+    let side = (test.input_dim as f64).sqrt().round() as usize;
+    if side * side != test.input_dim {
+        bail!("concept cards need image inputs, but {} has {} input values per sample (not a square image)", test.name, test.input_dim);
+    }
+    let mut acts = Vec::new();
+    for (i, model) in models.iter().enumerate() {
+        let t = glassbox_core::acts::capture(model, &test, &[site(i).to_string()], 1000, None)?.remove(0);
+        let width = t.data.len() / test.len().max(1);
+        if width != usae.models[i].d {
+            bail!("{} at site '{}' has {width} features, but the USAE's model '{}' has {}", c.models[i].display(), site(i), usae.models[i].name, usae.models[i].d);
+        }
+        acts.push(usae.models[i].standardise(&Mat::from_fn(test.len(), width, |r, col| t.data[r * width + col])));
+    }
+    let u = universality(&usae, &acts)?;
+    let latents = glassbox_sae::concepts::most_universal(&u, c.cards);
+    let gradients: Vec<InputGradients> = models.iter().map(InputGradients::new).collect();
+    let card_models: Vec<CardModel> = (0..n).map(|i| CardModel { model: &gradients[i], site: site(i), acts: &acts[i] }).collect();
+    let inputs: Vec<Vec<f32>> = (0..test.len()).map(|r| test.input(r).to_vec()).collect();
+    let opts = MaximiseOptions { steps: c.steps, seed: cli.seed, ..MaximiseOptions::default() };
+    let cards = write_concept_cards(&c.usae, &usae, &card_models, &inputs, [side, side], &latents, c.top, &opts)?;
+    if !c.usae.join("run.json").exists() {
+        write_run(&c.usae, "USAE", &super::command_line(), &u, 0.0)?;
+    }
+    extend_run(&c.usae, serde_json::json!({ "notes": [CARD_NOTE], "concept_cards": cards }))?;
+    println!("concept cards for latents {latents:?} in {}", c.usae.join("figures").display());
+    Ok(())
+}
+
+fn train(cli: &Cli, t: &SaeTrainArgs) -> Result<()> {
     let start = Instant::now();
     let train = load(&t.acts, &t.site)?;
     let eval = if t.eval.is_empty() { train.clone() } else { load(&t.eval, &t.site)? };

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 /// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
 /// images of every glyph type), trains the modular-addition MLP of spec/lib.md (embedding 32,
 /// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
-/// leading features), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
+/// leading features), trains a Universal SAE over one hidden layer of three glyph models
+/// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
+/// concept cards with top inputs and coordinated maximised inputs), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
@@ -41,6 +43,8 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
             ),
         ),
         ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
+        // A second, differently shaped glyph MLP for the USAE stage (spec/usae.md 5.2's net C).
+        ("mlp-wide-glyphs", format!("--model mlp --hidden 256,32 {glyphs} --out {}", dir("mlp-wide-glyphs"))),
         // Weight decay and input noise make the eigenvectors clean strokes (spec/bilinear.md 2.2).
         (
             "bilinear-glyphs",
@@ -78,6 +82,7 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
             local_interaction_basis(cli, &train.out, &a.out.join("mlp-embed-modadd-lib"))?;
         }
     }
+    universal_sae(cli, &a.out)?;
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
     println!("\n{:<18} {:>14} {:>8}", "run", "test accuracy", "epochs");
@@ -111,6 +116,53 @@ fn local_interaction_basis(cli: &Cli, model: &std::path::Path, out: &std::path::
     }
     let Command::Lib(args) = Cli::try_parse_from(argv)?.command else { bail!("not a lib command") };
     super::lib::run(cli, &args)
+}
+
+/// The USAE stage: `glassbox acts` of one hidden layer of the three glyph models, `glassbox sae
+/// train` over them, and `glassbox sae cards` for the most universal latents.
+fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
+    let usae_dir = out.join("usae-glyphs");
+    let done = glassbox_core::io::read_json::<serde_json::Value>(&usae_dir.join("run.json")).is_ok_and(|r| r.get("concept_cards").is_some());
+    if done {
+        return Ok(());
+    }
+    let models = [("mlp-glyphs", "layers.1.post"), ("mlp-wide-glyphs", "layers.1.post"), ("bilinear-glyphs", "layers.0.post")];
+    let acts_dir = out.join("usae-glyphs-acts");
+    let path = |split: &str, name: &str| acts_dir.join(split).join(format!("{name}.safetensors")).display().to_string();
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for (name, site) in models {
+        for split in ["train", "test"] {
+            let mut argv = vec!["acts".to_string(), out.join(name).display().to_string(), "--sites".into(), site.into(), "--out".into(), path(split, name)];
+            if split == "train" {
+                argv.push("--train-split".into());
+            }
+            commands.push(argv);
+        }
+    }
+    let sites = models.map(|m| m.1).join(",");
+    let files = |split: &str| models.iter().map(|m| path(split, m.0)).collect::<Vec<_>>();
+    let mut train = vec!["sae".to_string(), "train".into()];
+    train.extend(files("train"));
+    train.extend(["--site".into(), sites.clone(), "--eval".into(), files("test").join(","), "--out".into(), usae_dir.display().to_string()]);
+    train.extend("--m 256 --k 16 --steps 2000 --lr 2e-3 --tied-init --global-schedule".split_whitespace().map(String::from));
+    commands.push(train);
+    let checkpoints = models.map(|m| out.join(m.0).display().to_string()).join(",");
+    commands.push(["sae", "cards", &usae_dir.display().to_string(), "--model", &checkpoints, "--site", &sites, "--cards", "6", "--steps", "100"].map(String::from).to_vec());
+    for argv in commands {
+        std::fs::create_dir_all(acts_dir.join("train"))?;
+        std::fs::create_dir_all(acts_dir.join("test"))?;
+        if !cli.quiet {
+            eprintln!("\n== tour stage usae-glyphs: glassbox {}", argv.join(" "));
+        }
+        match Cli::try_parse_from(std::iter::once("glassbox".to_string()).chain(argv))?.command {
+            Command::Acts(args) => super::acts::run(cli, &args)?,
+            Command::Sae(args) => super::sae::run(cli, &args)?,
+            _ => bail!("not an acts or sae command"),
+        }
+    }
+    let note = "Tour: the bilinear model's hidden layer holds signed products with heavy tails (values to about ±15 at a standard deviation of 0.7, after weight decay and input noise); non-negative TopK codes reconstruct it less well than the ReLU layers (its column of the R² matrix), with k 8, 16 or 32 alike.";
+    glassbox_sae::analysis::extend_run(&usae_dir, serde_json::json!({ "notes": [note] }))?;
+    Ok(())
 }
 
 fn stage_line(t: &super::train::TrainArgs) -> String {

@@ -94,3 +94,39 @@ impl Model {
         Model { arch: self.arch.clone(), params: self.params.to_device(device) }
     }
 }
+
+/// A model on an autodiff device with frozen weights, for gradients with respect to its inputs
+/// (activation maximisation): only the input is tracked, so no weight gradient is ever formed.
+pub struct InputGradients {
+    model: Model,
+    device: Device,
+}
+
+impl InputGradients {
+    pub fn new(model: &Model) -> Self {
+        let device = crate::tensor::train_device();
+        // Params::from_host leaves the values untracked; nothing calls require_grad on them.
+        let params = Params::from_host(model.params.specs.clone(), model.params.to_host(), &device);
+        InputGradients { model: Model { arch: model.arch.clone(), params }, device }
+    }
+
+    /// For `n` inputs (row-major `[n, input_dim]`): the scores s_r = site(x_r) · `direction` and
+    /// the gradient of Σ_r s_r with respect to x, row-major like x.
+    pub fn along(&self, x: Vec<f32>, n: usize, site: &str, direction: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let input_dim = self.model.arch.input_dim();
+        if x.len() != n * input_dim {
+            return Err(Error::invalid(format!("{} input values for {n} inputs of {input_dim}", x.len())));
+        }
+        let x = crate::tensor::from_vec(x, [n, input_dim], &self.device).require_grad();
+        let (_, sites) = self.model.forward_sites(x.clone(), &[site.to_string()])?;
+        let a = sites.into_iter().next().expect("forward_sites returns the site asked for").value;
+        if a.dims()[1] != direction.len() {
+            return Err(Error::invalid(format!("site '{site}' has {} features but the direction has {}", a.dims()[1], direction.len())));
+        }
+        let dir = crate::tensor::from_vec(direction.to_vec(), [1, direction.len()], &self.device);
+        let scores = (a * dir).sum_dim(1).reshape([n]);
+        let grads = scores.clone().sum().backward();
+        let dx = x.grad(&grads).expect("the input is tracked");
+        Ok((crate::tensor::to_vec(scores), crate::tensor::to_vec(dx)))
+    }
+}

@@ -2,10 +2,10 @@
 //! one hidden layer of each, against a ridge cross-predictor, a shuffled-pairing USAE and
 //! independent SAEs; universality of the most energetic latents and of type-selective latents.
 
-use super::{r2_matrix, train, Check, ExperimentOptions, Outcome};
+use super::{fit_usae, matched_share, off_diagonal, r2_matrix, standardised, Check, ExperimentOptions, Outcome};
 use crate::analysis::universality;
 use crate::metrics::ridge_cross_predictor;
-use crate::usae::{standardise, ScheduleTick, Usae, UsaeConfig};
+use crate::usae::{ScheduleTick, Usae, UsaeConfig};
 use crate::Result;
 use faer::Mat;
 use glassbox_core::data::glyphs::GlyphWorld;
@@ -15,9 +15,6 @@ use glassbox_core::experiment::fit;
 use glassbox_core::model::{Activation, Architecture, Model};
 use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use glassbox_core::train::TrainConfig;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
 /// (hidden widths, seed) of nets A, B, C; the USAE reads their second hidden layer.
@@ -37,37 +34,11 @@ fn activations(model: &Model, data: &Dataset) -> Mat<f32> {
     Mat::from_fn(data.len(), d, |r, c| v[r * d + c])
 }
 
-/// Universal (or independent) USAE over the standardised training activations; `shuffle` breaks
-/// the pairing of inputs across models.
-fn fit_usae(train_acts: &[Mat<f32>], universal: bool, shuffle: bool, seed: u64) -> Result<Usae> {
-    let names: Vec<(String, usize)> = train_acts.iter().enumerate().map(|(i, a)| (format!("net{}", ["A", "B", "C"][i]), a.ncols())).collect();
-    let names: Vec<(&str, usize)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
-    let config = UsaeConfig { lr: 2e-3, warmup_ticks: STEPS / 20, batch_norm: false, universal, tied_init: true, clip: None, tick: ScheduleTick::Global, ..UsaeConfig::new(M, K, STEPS) };
-    let mut usae = Usae::new(config, &names, seed)?;
-    for (s, a) in usae.models.iter_mut().zip(train_acts) {
-        s.fit_standardisation(&a.subrows(0, 1000).to_owned());
-    }
-    let data: Vec<Mat<f32>> = train_acts.iter().zip(&usae.models).map(|(a, s)| s.standardise(a)).collect();
-    let n = data[0].nrows();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xB);
-    let perms: Vec<Vec<usize>> = (0..data.len())
-        .map(|i| {
-            let mut p: Vec<usize> = (0..n).collect();
-            if shuffle && i > 0 {
-                p.shuffle(&mut rng);
-            }
-            p
-        })
-        .collect();
-    train(&mut usae, STEPS, seed, |_| {
-        let rows: Vec<usize> = (0..BATCH).map(|_| rng.random_range(0..n)).collect();
-        data.iter().zip(&perms).map(|(d, p)| Mat::from_fn(BATCH, d.ncols(), |r, c| d[(p[rows[r]], c)])).collect()
-    })?;
-    Ok(usae)
-}
-
-fn off_diagonal(m: &[Vec<f64>]) -> Vec<(usize, usize, f64)> {
-    (0..m.len()).flat_map(|i| (0..m.len()).filter(move |&j| j != i).map(move |j| (i, j, m[i][j]))).collect()
+/// The spec's Test B USAE (m 384, k 8, lr 2e-3 with 5% warm-up) with the prototype's
+/// deviations (no BN, tied init, no clipping, one global cosine); `universal` off gives the
+/// independent-SAE control.
+fn config(universal: bool) -> UsaeConfig {
+    UsaeConfig { lr: 2e-3, warmup_ticks: STEPS / 20, batch_norm: false, universal, tied_init: true, clip: None, tick: ScheduleTick::Global, ..UsaeConfig::new(M, K, STEPS) }
 }
 
 /// Per primitive type, per net: the latent whose firing rate differs most between test images
@@ -106,9 +77,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
         test_acts.push(activations(&model, &split.test));
     }
     // The three fits share nothing: let the cores take them.
-    let (usae, (shuffled, independent)) = rayon::join(|| fit_usae(&train_acts, true, false, seed), || rayon::join(|| fit_usae(&train_acts, true, true, seed), || fit_usae(&train_acts, false, false, seed)));
+    let names = ["netA", "netB", "netC"];
+    let fit = |universal: bool, shuffle: bool| fit_usae(&train_acts, &names, config(universal), BATCH, shuffle, seed);
+    let (usae, (shuffled, independent)) = rayon::join(|| fit(true, false), || rayon::join(|| fit(true, true), || fit(false, false)));
     let (usae, shuffled, independent) = (usae?, shuffled?, independent?);
-    let test_std = |u: &Usae| -> Vec<Mat<f32>> { test_acts.iter().zip(&u.models).map(|(a, s)| standardise(a, s.mean, s.std)).collect() };
+    let test_std = |u: &Usae| standardised(u, &test_acts);
     let u = universality(&usae, &test_std(&usae))?;
     let r2 = &u.r2;
     let r2_shuffled = r2_matrix(&shuffled, &test_std(&shuffled));
@@ -139,7 +112,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     checks.push(Check::new("co-firing", cfp >= 10.0 * cfp_ind, format!("mean CFP over alive latents {cfp:.4} >= 10 × independent {cfp_ind:.4}")));
     checks.push(Check::new("selective latents", shared(&sel) >= 4, format!("primitive types whose most selective latent is shared by all three nets: {} of 8 >= 4 (independent: {})", shared(&sel), shared(&sel_ind))));
     checks.push(Check::new("alive", alive >= 0.5, format!("latents firing in some net on the test set {alive:.3} >= 0.5")));
+    // Spec 2.3: each net's USAE dictionary against its independently trained SAE.
+    let hungarian: Vec<f64> = (0..3).map(|i| matched_share(&usae.models[i].dictionary(), &independent.models[i].dictionary())).collect::<Result<_>>()?;
     let rows = vec![serde_json::json!({
+        "hungarian_share_cos_above_0.5": hungarian,
         "net_accuracy": accuracy, "r2": r2, "r2_scalar": u.r2_scalar, "ridge": ridge, "r2_shuffled": r2_shuffled, "r2_independent": r2_independent,
         "fe_top50_share": fe_top, "mean_cfp": cfp, "mean_cfp_independent": cfp_ind, "selective": sel, "selective_independent": sel_ind, "alive": alive,
     })];

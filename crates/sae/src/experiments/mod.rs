@@ -2,12 +2,14 @@
 //! `glassbox repro usae-planted --check` runs Test A.
 
 pub mod glyph_networks;
+pub mod mnist_models;
 pub mod planted_concepts;
 
-use crate::usae::Usae;
+use crate::usae::{Usae, UsaeConfig};
 use crate::Result;
 use faer::Mat;
 pub use glassbox_core::experiment::{Check, ExperimentOptions, Outcome};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -20,6 +22,53 @@ pub fn train(usae: &mut Usae, steps: usize, seed: u64, mut batch: impl FnMut(usi
         usae.train_step(i, &batch(step))?;
     }
     Ok(())
+}
+
+/// A USAE (or, with `config.universal` off, independent SAEs) over raw activations of the same
+/// inputs: scalar standardisation from the first 1000 rows, then `steps` steps on random batches
+/// of `batch` rows. With `shuffle`, every model but the first sees its rows in a fixed random
+/// order, which breaks the pairing of inputs across models (the control of spec 5.2).
+pub fn fit_usae(acts: &[Mat<f32>], names: &[&str], config: UsaeConfig, batch: usize, shuffle: bool, seed: u64) -> Result<Usae> {
+    let shapes: Vec<(&str, usize)> = names.iter().zip(acts).map(|(n, a)| (*n, a.ncols())).collect();
+    let steps = config.total_ticks;
+    let mut usae = Usae::new(config, &shapes, seed)?;
+    for (s, a) in usae.models.iter_mut().zip(acts) {
+        s.fit_standardisation(&a.subrows(0, a.nrows().min(1000)).to_owned());
+    }
+    let data: Vec<Mat<f32>> = acts.iter().zip(&usae.models).map(|(a, s)| s.standardise(a)).collect();
+    let n = data[0].nrows();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xB);
+    let perms: Vec<Vec<usize>> = (0..data.len())
+        .map(|i| {
+            let mut p: Vec<usize> = (0..n).collect();
+            if shuffle && i > 0 {
+                p.shuffle(&mut rng);
+            }
+            p
+        })
+        .collect();
+    train(&mut usae, steps, seed, |_| {
+        let rows: Vec<usize> = (0..batch).map(|_| rng.random_range(0..n)).collect();
+        data.iter().zip(&perms).map(|(d, p)| Mat::from_fn(batch, d.ncols(), |r, c| d[(p[rows[r]], c)])).collect()
+    })?;
+    Ok(usae)
+}
+
+/// Spec 2.3: the share of a USAE dictionary's atoms whose Hungarian match in an independently
+/// trained dictionary of the same model has cosine > 0.5.
+pub fn matched_share(usae_dict: &Mat<f32>, independent: &Mat<f32>) -> Result<f64> {
+    let pairs = crate::metrics::hungarian_match(usae_dict, independent)?;
+    Ok(pairs.iter().filter(|p| p.2 > 0.5).count() as f64 / usae_dict.nrows().max(1) as f64)
+}
+
+/// Every model's activations standardised with that model's USAE statistics.
+pub fn standardised(usae: &Usae, acts: &[Mat<f32>]) -> Vec<Mat<f32>> {
+    acts.iter().zip(&usae.models).map(|(a, s)| s.standardise(a)).collect()
+}
+
+/// The off-diagonal entries (i, j, value) of a square matrix.
+pub fn off_diagonal(m: &[Vec<f64>]) -> Vec<(usize, usize, f64)> {
+    (0..m.len()).flat_map(|i| (0..m.len()).filter(move |&j| j != i).map(move |j| (i, j, m[i][j]))).collect()
 }
 
 /// Per-dimension R² of decoding model i's codes with model j's dictionary, for every (i, j).
