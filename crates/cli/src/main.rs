@@ -43,6 +43,8 @@ pub enum Command {
     Bilinear(commands::bilinear::BilinearArgs),
     Lib(commands::lib::LibArgs),
     Sae(commands::sae::SaeArgs),
+    Zoo(commands::zoo::ZooArgs),
+    Probe(commands::probe::ProbeArgs),
     Report(commands::report::ReportArgs),
     Repro(commands::repro::ReproArgs),
     Tour(commands::tour::TourArgs),

@@ -13,7 +13,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "repro"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "zoo", "probe", "repro"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -245,4 +245,31 @@ fn sae_cards_for_two_glyph_models_and_its_bad_inputs() {
     assert!(!o.status.success() && text(&o).contains("over 2 models"), "{}", text(&o));
     let o = glassbox(&["sae", "cards", s(&usae), "--model", &models, "--site", "layers.0.post"]);
     assert!(!o.status.success() && text(&o).contains("features, but the USAE's model"), "{}", text(&o));
+}
+
+#[test]
+fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
+    let Some(data) = glassbox_core::experiment::test_data_dir() else {
+        eprintln!("skipped: GLASSBOX_DATA is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zoo = dir.path().join("zoo");
+    let data = data.display().to_string();
+    let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "digits-inr", "--out", s(&zoo), "--shard", "1/2"]);
+    assert!(o.status.success() && text(&o).contains("2 shards written"), "{}", text(&o));
+    // Half the shards: readers refuse the zoo and say which shard is missing.
+    let o = glassbox(&["probe", "train", s(&zoo), "--out", s(&dir.path().join("p"))]);
+    assert!(!o.status.success() && text(&o).contains("models-00000.safetensors") && text(&o).contains("missing"), "{}", text(&o));
+    let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "digits-inr", "--out", s(&zoo)]);
+    assert!(o.status.success() && text(&o).contains("2 already there"), "{}", text(&o));
+    let o = glassbox(&["zoo", "info", s(&zoo)]);
+    assert!(text(&o).contains("1797 models") && text(&o).contains("train 1258"), "{}", text(&o));
+    let out = dir.path().join("probegen");
+    let o = glassbox(&["--quiet", "probe", "train", s(&zoo), "--method", "probegen", "--probes", "16", "--epochs", "2", "--out", s(&out)]);
+    assert!(o.status.success() && out.join("run.json").is_file() && out.join("figures/probes.svg").is_file(), "{}", text(&o));
+    let o = glassbox(&["--quiet", "--data", &data, "--seed", "7", "zoo", "build", "digits-inr", "--out", s(&zoo)]);
+    assert!(!o.status.success() && text(&o).contains("other settings"), "{}", text(&o));
+    let o = glassbox(&["zoo", "build", "cifar-gs", "--out", s(&zoo)]);
+    assert!(!o.status.success() && text(&o).contains("unknown zoo preset"), "{}", text(&o));
 }

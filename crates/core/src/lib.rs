@@ -10,6 +10,7 @@ pub mod error;
 pub mod experiment;
 pub mod inspect;
 pub mod io;
+pub mod matrix;
 pub mod model;
 pub mod tensor;
 pub mod train;

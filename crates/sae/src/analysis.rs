@@ -1,7 +1,7 @@
 //! The universality analysis of a trained USAE on aligned evaluation activations (spec 2):
 //! R² matrices in both forms, firing entropy, co-firing, dead latents, energy, and figures.
 
-use crate::metrics::{cofire_counts, cofire_energy_correlation, cofire_proportion, dead_fraction, energy, firing_counts, firing_entropy, r2_per_dim, r2_scalar};
+use crate::metrics::{cofire_counts, cofire_energy_correlation, cofire_iou, cofire_proportion, dead_fraction, energy, firing_counts, firing_entropy, r2_per_dim, r2_scalar};
 use crate::usae::Usae;
 use crate::{Error, Result};
 use faer::Mat;
@@ -25,6 +25,8 @@ pub struct Universality {
     pub dead_everywhere: f64,
     pub firing_entropy: Vec<f64>,
     pub mean_cofire_proportion: Vec<f64>,
+    /// Mean co-fire IoU (|C_k| / Σ_i |F_k^(i)|, the code's variant) over the alive latents.
+    pub mean_cofire_iou: f64,
     /// Σ over models of ‖mean z_k D_k‖ (the code's un-squared energy).
     pub energy: Vec<f64>,
     pub cofire: Vec<usize>,
@@ -74,6 +76,10 @@ pub fn universality(usae: &Usae, data: &[Mat<f32>]) -> Result<Universality> {
         dead_everywhere: 1.0 - alive.len() as f64 / m as f64,
         firing_entropy: firing_entropy(&counts),
         mean_cofire_proportion: mean_cfp,
+        mean_cofire_iou: {
+            let iou = cofire_iou(&cofire, &counts);
+            alive.iter().map(|&l| iou[l]).sum::<f64>() / alive.len().max(1) as f64
+        },
         cofire_energy: cofire_energy_correlation(&cofire, &total_energy),
         energy: total_energy,
         cofire,
@@ -95,6 +101,7 @@ pub fn write_run(dir: &Path, name: &str, command: &str, u: &Universality, wall: 
     }
     let fe: Vec<f64> = u.firing_entropy.iter().copied().filter(|v| v.is_finite()).collect();
     metrics.insert("latents_alive".into(), fe.len().into());
+    metrics.insert("mean_cofire_iou".into(), u.mean_cofire_iou.into());
     metrics.insert("share_fe_above_0.9".into(), (fe.iter().filter(|&&v| v >= 0.9).count() as f64 / fe.len().max(1) as f64).into());
     let bins = 20;
     let mut hist = vec![0usize; bins];

@@ -197,18 +197,7 @@ pub struct Usae {
     pub steps: usize,
 }
 
-/// A matrix's entries row by row.
-pub fn row_major(x: &Mat<f32>) -> Vec<f32> {
-    // faer is column-major: read each column as one slice (faer's transposed copy is slower).
-    let cols = x.ncols();
-    let mut out = vec![0f32; x.nrows() * cols];
-    for c in 0..cols {
-        for (r, &v) in x.col_as_slice(c).iter().enumerate() {
-            out[r * cols + c] = v;
-        }
-    }
-    out
-}
+pub use glassbox_core::matrix::row_major;
 
 /// (a − mean) / (std + 1e-5), the code's scalar standardisation.
 pub fn standardise(a: &Mat<f32>, mean: f32, std: f32) -> Mat<f32> {

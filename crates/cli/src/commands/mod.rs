@@ -3,11 +3,13 @@ pub mod bilinear;
 pub mod eval;
 pub mod inspect;
 pub mod lib;
+pub mod probe;
 pub mod report;
 pub mod repro;
 pub mod sae;
 pub mod tour;
 pub mod train;
+pub mod zoo;
 
 use crate::{Cli, Command};
 use anyhow::Result;
@@ -19,6 +21,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Bilinear(a) => bilinear::run(cli, a),
         Command::Lib(a) => lib::run(cli, a),
         Command::Sae(a) => sae::run(cli, a),
+        Command::Zoo(a) => zoo::run(cli, a),
+        Command::Probe(a) => probe::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

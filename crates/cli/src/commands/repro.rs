@@ -40,6 +40,9 @@ pub enum Experiment {
     /// on full MNIST, against ridge and shuffled-pairing controls, with concept cards for the
     /// ten most universal latents (about 8 minutes).
     UsaeMnist,
+    /// spec/probegen.md 6 R1: a digits-INR zoo (1,797 SIRENs) read by StatNN, uniform probes,
+    /// vanilla probing, ProbeGen and the grid oracle; thresholds A1-A4 (pass --seeds).
+    ProbegenDigitsInr,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -80,6 +83,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::LibMnist => lib::mnist::run(&opts, a.epochs)?,
         Experiment::UsaePlanted => glassbox_sae::experiments::planted_concepts::run(&opts)?,
         Experiment::UsaeGlyphs => glassbox_sae::experiments::glyph_networks::run(&opts)?,
+        Experiment::ProbegenDigitsInr => glassbox_weightspace::experiments::digits_inr::run(&opts)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;

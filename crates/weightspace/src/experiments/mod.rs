@@ -1,0 +1,6 @@
+//! The reproductions of spec/probegen.md section 6, each with the spec's thresholds as named
+//! checks. `glassbox repro probegen-digits-inr --check` runs R1.
+
+pub mod digits_inr;
+
+pub use glassbox_core::experiment::{Check, ExperimentOptions, Outcome};

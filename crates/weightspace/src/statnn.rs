@@ -1,0 +1,85 @@
+//! StatNN (spec/probegen.md 6 R1): per weight tensor the mean, variance and the 0, 25, 50, 75
+//! and 100 % quantiles (7 numbers per tensor), z-scored with the training models' statistics,
+//! into an MLP 42-1000-1000-d_out (NFN's StatNet widths); Adam 1e-3 with a per-step cosine.
+
+use crate::mlp::{cross_entropy, Mlp};
+use faer::Mat;
+use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
+use glassbox_zoo::store::Splits;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The 7 statistics of every tensor; `tensors` gives each tensor's length in the flat vector.
+pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(7 * tensors.len());
+    let mut offset = 0;
+    for &len in tensors {
+        let t = &params[offset..offset + len];
+        offset += len;
+        let mean = t.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
+        let var = t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
+        let mut sorted = t.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        // Linear interpolation between order statistics (numpy's default quantile).
+        let q = |p: f64| {
+            let x = p * (len - 1) as f64;
+            let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+            sorted[lo] as f64 + (sorted[hi] as f64 - sorted[lo] as f64) * (x - lo as f64)
+        };
+        out.extend([mean, var, q(0.0), q(0.25), q(0.5), q(0.75), q(1.0)].map(|v| v as f32));
+    }
+    out
+}
+
+/// Train StatNN for class labels; returns (val accuracy per epoch, test accuracy per epoch,
+/// test accuracy at the best validation epoch).
+pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n_classes: usize, splits: &Splits, epochs: usize, seed: u64) -> (Vec<f64>, Vec<f64>, f64) {
+    let feats: Vec<Vec<f32>> = params.iter().map(|p| features(p, tensors)).collect();
+    let d = feats[0].len();
+    // z-score with the training split's mean and standard deviation per feature.
+    let stat = |c: usize| {
+        let v: Vec<f64> = splits.train.iter().map(|&i| feats[i][c] as f64).collect();
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+        (m as f32, if s > 0.0 { s as f32 } else { 1.0 })
+    };
+    let stats: Vec<(f32, f32)> = (0..d).map(stat).collect();
+    let rows = |idx: &[usize]| Mat::from_fn(idx.len(), d, |r, c| (feats[idx[r]][c] - stats[c].0) / stats[c].1);
+    let labels = |idx: &[usize]| idx.iter().map(|&i| classes[i]).collect::<Vec<_>>();
+    let mut net = Mlp::new(&[d, 1000, 1000, n_classes], seed ^ 0x57A7);
+    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, &net.sizes());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
+    let mut order = splits.train.clone();
+    let total = (epochs * order.len().div_ceil(32)).max(1);
+    let (mut val, mut test, mut step) = (Vec::new(), Vec::new(), 0);
+    let (val_x, val_y, test_x, test_y) = (rows(&splits.val), labels(&splits.val), rows(&splits.test), labels(&splits.test));
+    for _ in 0..epochs {
+        order.shuffle(&mut rng);
+        for batch in order.chunks(32) {
+            let (out, cache) = net.forward(&rows(batch));
+            let (_, d_out, _) = cross_entropy(&out, &labels(batch));
+            let (grads, _) = net.backward(&cache, &d_out);
+            let lr = 0.5 * 1e-3 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos());
+            adam.update(&mut net.params, &grads, lr);
+            step += 1;
+        }
+        val.push(cross_entropy(&net.forward(&val_x).0, &val_y).2);
+        test.push(cross_entropy(&net.forward(&test_x).0, &test_y).2);
+    }
+    let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
+    let at_best = test.get(best).copied().unwrap_or(f64::NAN);
+    (val, test, at_best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_are_mean_variance_and_quantiles_per_tensor() {
+        let f = features(&[1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 10.0], &[5, 2]);
+        assert_eq!(f[..7], [3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(f[7..], [10.0, 0.0, 10.0, 10.0, 10.0, 10.0, 10.0]);
+    }
+}

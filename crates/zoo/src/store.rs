@@ -1,0 +1,139 @@
+//! The zoo folder (DESIGN.md): `zoo.json` (family, architecture, how it was generated, splits),
+//! `labels.json` (per model: the properties to predict and nuisance values), and shards
+//! `models-00000.safetensors` holding each tensor stacked over the shard's models `[n, …]` plus
+//! `fit_mse [n]`. A shard is written to a temporary name and renamed, so a shard file that
+//! exists is complete: an interrupted build resumes at the first missing shard.
+
+use crate::{Error, Result};
+use glassbox_core::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Splits {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ZooSpec {
+    /// Model family, e.g. "inr".
+    pub family: String,
+    /// The preset (or "import") that generated the zoo, with its settings.
+    pub generation: serde_json::Value,
+    /// (tensor name, per-model shape), in the order of the flat parameter vector.
+    pub tensors: Vec<(String, Vec<usize>)>,
+    pub count: usize,
+    pub shard_size: usize,
+    pub splits: Splits,
+    /// The property a reader predicts by default (a key of every label).
+    pub target: String,
+}
+
+impl ZooSpec {
+    pub fn n_shards(&self) -> usize {
+        self.count.div_ceil(self.shard_size.max(1))
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.tensors.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+    }
+
+    /// The model indices of shard `s`.
+    pub fn shard_range(&self, s: usize) -> std::ops::Range<usize> {
+        (s * self.shard_size).min(self.count)..((s + 1) * self.shard_size).min(self.count)
+    }
+}
+
+pub fn shard_path(dir: &Path, s: usize) -> PathBuf {
+    dir.join(format!("models-{s:05}.safetensors"))
+}
+
+/// Start (or continue) a zoo folder: writes zoo.json and labels.json, or checks that the ones
+/// already there describe the same zoo.
+pub fn create(dir: &Path, spec: &ZooSpec, labels: &[serde_json::Value]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join("zoo.json");
+    if path.exists() {
+        let old: ZooSpec = read_json(&path)?;
+        if serde_json::to_value(&old).ok() != serde_json::to_value(spec).ok() {
+            return Err(Error::format(&path, "an existing zoo with other settings is in this folder; choose another --out or delete it"));
+        }
+    } else {
+        write_json(&path, spec)?;
+    }
+    write_json(&dir.join("labels.json"), &labels)
+}
+
+/// Write shard `s` (its models' flat parameter vectors and fit errors).
+pub fn write_shard(dir: &Path, spec: &ZooSpec, s: usize, params: &[Vec<f32>], fit_mse: &[f32]) -> Result<()> {
+    let n = params.len();
+    let mut tensors = Vec::new();
+    let mut offset = 0;
+    for (name, shape) in &spec.tensors {
+        let size: usize = shape.iter().product();
+        let data = params.iter().flat_map(|p| p[offset..offset + size].iter().copied()).collect();
+        tensors.push(HostTensor { name: name.clone(), shape: std::iter::once(n).chain(shape.iter().copied()).collect(), data });
+        offset += size;
+    }
+    tensors.push(HostTensor { name: "fit_mse".into(), shape: vec![n], data: fit_mse.to_vec() });
+    write_f32(&shard_path(dir, s), &tensors, HashMap::from([("format".to_string(), "glassbox-zoo-shard".to_string())]))
+}
+
+/// A loaded zoo: every model's flat parameters, in index order.
+pub struct Zoo {
+    pub dir: PathBuf,
+    pub spec: ZooSpec,
+    pub params: Vec<Vec<f32>>,
+    pub fit_mse: Vec<f32>,
+    pub labels: Vec<serde_json::Value>,
+}
+
+impl Zoo {
+    /// The default target of every model as a number (a class index or a value).
+    pub fn targets(&self) -> Result<Vec<f64>> {
+        self.labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.get(&self.spec.target).and_then(|v| v.as_f64()).ok_or_else(|| Error::format(self.dir.join("labels.json"), format!("model {i} has no numeric '{}'", self.spec.target))))
+            .collect()
+    }
+}
+
+pub fn load(dir: &Path) -> Result<Zoo> {
+    let spec: ZooSpec = read_json(&dir.join("zoo.json"))?;
+    let labels: Vec<serde_json::Value> = read_json(&dir.join("labels.json"))?;
+    if labels.len() != spec.count {
+        return Err(Error::format(dir.join("labels.json"), format!("{} labels for a zoo of {} models", labels.len(), spec.count)));
+    }
+    let (mut params, mut fit_mse) = (Vec::with_capacity(spec.count), Vec::with_capacity(spec.count));
+    for s in 0..spec.n_shards() {
+        let path = shard_path(dir, s);
+        if !path.exists() {
+            return Err(Error::format(&path, format!("missing: the zoo has {} shards of {} models; finish it with the same `glassbox zoo build` command (it resumes)", spec.n_shards(), spec.shard_size)));
+        }
+        let file = SafetensorsFile::open(&path)?;
+        let n = spec.shard_range(s).len();
+        let mut columns = Vec::new();
+        for (name, shape) in &spec.tensors {
+            let t = file.tensor_f32(name)?;
+            let expected: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+            if t.shape != expected {
+                return Err(Error::format(&path, format!("tensor '{name}' has shape {:?}, expected {expected:?}", t.shape)));
+            }
+            columns.push(t.data);
+        }
+        for m in 0..n {
+            let mut p = Vec::with_capacity(spec.n_params());
+            for ((_, shape), data) in spec.tensors.iter().zip(&columns) {
+                let size: usize = shape.iter().product();
+                p.extend_from_slice(&data[m * size..][..size]);
+            }
+            params.push(p);
+        }
+        fit_mse.extend(file.tensor_f32("fit_mse")?.data);
+    }
+    Ok(Zoo { dir: dir.to_path_buf(), spec, params, fit_mse, labels })
+}
