@@ -264,7 +264,7 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "digits-inr", "--out", s(&zoo)]);
     assert!(o.status.success() && text(&o).contains("2 already there"), "{}", text(&o));
     let o = glassbox(&["zoo", "info", s(&zoo)]);
-    assert!(text(&o).contains("1797 models") && text(&o).contains("train 1258"), "{}", text(&o));
+    assert!(text(&o).contains("1797 models") && text(&o).contains("train 1257, val 180, test 360"), "{}", text(&o));
     let out = dir.path().join("probegen");
     let o = glassbox(&["--quiet", "probe", "train", s(&zoo), "--method", "probegen", "--probes", "16", "--epochs", "2", "--out", s(&out)]);
     assert!(o.status.success() && out.join("run.json").is_file() && out.join("figures/probes.svg").is_file(), "{}", text(&o));

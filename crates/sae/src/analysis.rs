@@ -126,7 +126,7 @@ pub fn write_run(dir: &Path, name: &str, command: &str, u: &Universality, wall: 
 }
 
 /// What a concept card shows, for the run's notes.
-pub const CARD_NOTE: &str = "Concept cards (figures/concept-RR-latent-L.png, RR = universality rank by co-fire count): one row per model in the USAE's order; the first image is that model's coordinated activation-maximised input for latent L, the others are the test inputs with the largest pre-activation of L in that model. Each image is scaled to its own range.";
+pub const CARD_NOTE: &str = "Concept cards (figures/concept-RR-latent-L.png, RR = universality rank by co-fire count): one row per model in the USAE's order; the first image is that model's coordinated activation-maximised input for latent L (maximising L's pre-activation, before ReLU and TopK, which is affine in the model's activations), the others are the test inputs with the largest pre-activation of L in that model. Each image is scaled to its own range.";
 
 /// Merge `extra` into a run.json written by [`write_run`]; a `notes` array is appended to the
 /// existing notes (once each).

@@ -99,7 +99,7 @@ pub fn maximise(model: &InputGradients, site: &str, direction: &[f32], [height, 
             batch.extend(shifted.iter().map(|v| v + opts.noise * rng.sample::<f32, _>(StandardNormal)));
         }
         let (_, grads) = model.along(batch, opts.copies, site, direction)?;
-        // Ascent direction: the mean over copies of the score gradient, shifted back (the adjoint
+        // Ascent direction: the sum over copies of the score gradient, shifted back (the adjoint
         // of a zero-fill shift) and scaled to unit RMS so that the penalties weigh the same for
         // every model, minus the penalties' gradients.
         let mut g = vec![0f32; n];
@@ -166,6 +166,12 @@ pub struct CardModel<'a> {
 pub fn write_concept_cards(dir: &Path, usae: &Usae, models: &[CardModel], inputs: &[Vec<f32>], shape: [usize; 2], latents: &[usize], top: usize, opts: &MaximiseOptions) -> Result<Vec<serde_json::Value>> {
     let figs = dir.join("figures");
     std::fs::create_dir_all(&figs).map_err(|e| Error::io(&figs, e))?;
+    // Cards of an earlier run would sit beside the new ones under the same rank prefix.
+    for entry in std::fs::read_dir(&figs).map_err(|e| Error::io(&figs, e))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("concept-") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
     let n = shape[0] * shape[1];
     let range = inputs.iter().flatten().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let mean: Vec<f32> = (0..n).map(|p| inputs.iter().map(|x| x[p]).sum::<f32>() / inputs.len().max(1) as f32).collect();
@@ -184,6 +190,8 @@ pub fn write_concept_cards(dir: &Path, usae: &Usae, models: &[CardModel], inputs
             };
             images.push(normalise(&image));
             images.extend(tops.iter().map(|&r| normalise(&inputs[r])));
+            // Fewer inputs than `top`: black cells keep every model on its own row.
+            images.extend(std::iter::repeat_n(vec![f32::NAN; n], top - tops.len()));
             per_model.push(serde_json::json!({ "model": usae.models[i].name, "maximised_score": score, "best_test_input_score": best, "top_inputs": tops }));
         }
         let png = glassbox_report::image_grid_png(&images, shape[0], shape[1], top + 1).map_err(|e| Error::invalid(format!("concept card: {e}")))?;

@@ -42,6 +42,7 @@ pub struct ReaderResult {
     /// Test accuracy at the epoch of best validation accuracy (the first such epoch).
     pub test_at_best_val: f64,
     pub best_epoch: usize,
+    /// The probe points at the end of the best validation epoch.
     pub probes: Vec<[f32; 2]>,
     pub seconds: f64,
 }
@@ -152,11 +153,13 @@ pub fn train_reader(params: &[Vec<f32>], classes: &[usize], n_classes: usize, sp
         result.train_accuracy.push(correct / seen.max(1) as f64);
         result.val_accuracy.push(accuracy(&head, &val_models, &val_classes, &points));
         result.test_accuracy.push(accuracy(&head, &test_models, &test_classes, &points));
+        let epoch = result.val_accuracy.len() - 1;
+        if epoch == 0 || result.val_accuracy[epoch] > result.val_accuracy[result.best_epoch - 1] {
+            result.best_epoch = epoch + 1;
+            result.probes = points;
+        }
     }
-    let best = (0..result.val_accuracy.len()).fold(0, |b, e| if result.val_accuracy[e] > result.val_accuracy[b] { e } else { b });
-    result.best_epoch = best + 1;
-    result.test_at_best_val = result.test_accuracy.get(best).copied().unwrap_or(f64::NAN);
-    result.probes = probes.points();
+    result.test_at_best_val = result.best_epoch.checked_sub(1).and_then(|e| result.test_accuracy.get(e)).copied().unwrap_or(f64::NAN);
     result.seconds = start.elapsed().as_secs_f64();
     result
 }

@@ -82,6 +82,25 @@ pub fn write_shard(dir: &Path, spec: &ZooSpec, s: usize, params: &[Vec<f32>], fi
     write_f32(&shard_path(dir, s), &tensors, HashMap::from([("format".to_string(), "glassbox-zoo-shard".to_string())]))
 }
 
+/// Fit errors of a zoo's models (a NaN counts as not finite, never as small).
+#[derive(Clone, Debug)]
+pub struct FitSummary {
+    pub mean: f64,
+    pub p90: f64,
+    pub worst: f64,
+    pub all_finite: bool,
+}
+
+impl FitSummary {
+    pub fn of(mse: &[f32]) -> FitSummary {
+        let all_finite = mse.iter().all(|v| v.is_finite());
+        let mut sorted: Vec<f64> = mse.iter().map(|&v| v as f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(f64::NAN);
+        FitSummary { mean: sorted.iter().sum::<f64>() / sorted.len().max(1) as f64, p90: at(0.9), worst: at(1.0), all_finite }
+    }
+}
+
 /// A loaded zoo: every model's flat parameters, in index order.
 pub struct Zoo {
     pub dir: PathBuf,
@@ -103,7 +122,20 @@ impl Zoo {
 }
 
 pub fn load(dir: &Path) -> Result<Zoo> {
-    let spec: ZooSpec = read_json(&dir.join("zoo.json"))?;
+    let spec_path = dir.join("zoo.json");
+    let spec: ZooSpec = read_json(&spec_path)?;
+    if spec.shard_size == 0 || spec.count == 0 {
+        return Err(Error::format(&spec_path, "count and shard_size must be at least 1"));
+    }
+    let mut seen = vec![false; spec.count];
+    for (name, split) in [("train", &spec.splits.train), ("val", &spec.splits.val), ("test", &spec.splits.test)] {
+        for &i in split.iter() {
+            if i >= spec.count || seen[i] {
+                return Err(Error::format(&spec_path, format!("split '{name}' lists model {i}, which is out of range (count {}) or already in another split", spec.count)));
+            }
+            seen[i] = true;
+        }
+    }
     let labels: Vec<serde_json::Value> = read_json(&dir.join("labels.json"))?;
     if labels.len() != spec.count {
         return Err(Error::format(dir.join("labels.json"), format!("{} labels for a zoo of {} models", labels.len(), spec.count)));

@@ -9,7 +9,7 @@ fn tiny_zoo(seed: u64) -> InrZoo {
     InrZoo {
         preset: "test".into(),
         labels: (0..7).map(|i| serde_json::json!({ "class": i % 3 })).collect(),
-        splits: random_split(7, 0.6, 0.2, seed),
+        splits: random_split(7, 0.2, 0.2, seed),
         images,
         side: 4,
         target: "class".into(),

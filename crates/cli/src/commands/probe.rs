@@ -34,10 +34,11 @@ pub enum Method {
 }
 
 /// Train a reader on a zoo's training split and report validation and test accuracy per epoch,
-/// test accuracy at the best validation epoch, and (for probe methods) the probe coordinates.
+/// test accuracy at the best validation epoch, and (for probe methods) the probe coordinates of
+/// that epoch.
 ///
 /// INR zoos (`glassbox zoo build digits-inr`) with class labels. Probe readers follow
-/// spec/probegen.md 2.4-2.5: head 6 × Linear(256) with ReLU, Adam 3e-4, cosine to 0 per step,
+/// spec/probegen.md 2.4-2.5: head of six Linear layers (width 256, ReLU between), Adam 3e-4, cosine to 0 per step,
 /// batches of 32 models; only the probes and the head learn (the zoo's weights are frozen and
 /// get no gradient). Writes run.json (with the learning curves) and figures/ into --out.
 #[derive(Args, Debug)]
@@ -48,8 +49,9 @@ pub struct ProbeTrainArgs {
     /// Number of probes P.
     #[arg(long, default_value_t = 64)]
     pub probes: usize,
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    /// Epochs (default: 30, or 40 for statnn as in spec R1).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[arg(long, default_value = "glassbox-probe")]
     pub out: PathBuf,
 }
@@ -68,14 +70,25 @@ pub fn run(cli: &Cli, a: &ProbeArgs) -> Result<()> {
     let classes: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
     let n_classes = classes.iter().max().map_or(0, |m| m + 1);
     let side = zoo.spec.generation.get("side").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-    if t.probes == 0 || t.epochs == 0 {
+    let epochs = t.epochs.unwrap_or(if matches!(t.method, Method::Statnn) { 40 } else { 30 });
+    if t.probes == 0 || epochs == 0 {
         bail!("--probes and --epochs must be at least 1");
+    }
+    if n_classes < 2 {
+        bail!("{}: a reader needs at least two classes", t.zoo.display());
+    }
+    let splits = &zoo.spec.splits;
+    if splits.train.is_empty() || splits.val.is_empty() {
+        bail!("{}: the zoo's train and val splits must not be empty (train {}, val {})", t.zoo.display(), splits.train.len(), splits.val.len());
+    }
+    if matches!(t.method, Method::Grid) && side == 0 {
+        bail!("{}: zoo.json records no image side, so there is no grid to probe", t.zoo.display());
     }
     std::fs::create_dir_all(t.out.join("figures"))?;
     let (history, at_best, best_epoch, probes) = match t.method {
         Method::Statnn => {
             let tensors: Vec<usize> = zoo.spec.tensors.iter().map(|(_, s)| s.iter().product()).collect();
-            let (val, test, at_best) = glassbox_weightspace::statnn::train_statnn(&zoo.params, &tensors, &classes, n_classes, &zoo.spec.splits, t.epochs, cli.seed);
+            let (val, test, at_best) = glassbox_weightspace::statnn::train_statnn(&zoo.params, &tensors, &classes, n_classes, &zoo.spec.splits, epochs, cli.seed);
             let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
             let history: Vec<serde_json::Value> = (0..val.len()).map(|e| serde_json::json!({ "epoch": e + 1, "val_accuracy": val[e], "test_accuracy": test[e] })).collect();
             (history, at_best, best + 1, Vec::new())
@@ -87,7 +100,7 @@ pub fn run(cli: &Cli, a: &ProbeArgs) -> Result<()> {
                 Method::Uniform => ProbeKind::Uniform,
                 _ => ProbeKind::Grid,
             };
-            let r = train_reader(&zoo.params, &classes, n_classes, &zoo.spec.splits, &inr::grid(side), &ReaderConfig::new(kind, t.probes, t.epochs, cli.seed));
+            let r = train_reader(&zoo.params, &classes, n_classes, &zoo.spec.splits, &inr::grid(side), &ReaderConfig::new(kind, t.probes, epochs, cli.seed));
             let history = (0..r.val_accuracy.len())
                 .map(|e| serde_json::json!({ "epoch": e + 1, "train_accuracy": r.train_accuracy[e], "val_accuracy": r.val_accuracy[e], "test_accuracy": r.test_accuracy[e] }))
                 .collect();

@@ -159,6 +159,9 @@ fn cards(cli: &Cli, c: &SaeCardsArgs) -> Result<()> {
     }
     let split = data_spec.expect("at least one model").load(cli.data.as_deref())?;
     let mut test = split.test;
+    if c.limit == Some(0) || c.top == 0 || c.cards == 0 {
+        bail!("--limit, --top and --cards must be at least 1");
+    }
     if let Some(limit) = c.limit {
         test = test.subset(&(0..limit.min(test.len())).collect::<Vec<_>>());
     }
@@ -177,6 +180,9 @@ fn cards(cli: &Cli, c: &SaeCardsArgs) -> Result<()> {
     }
     let u = universality(&usae, &acts)?;
     let latents = glassbox_sae::concepts::most_universal(&u, c.cards);
+    if latents.is_empty() {
+        bail!("no latent fires in every model on these {} inputs, so no concept is universal enough for a card", test.len());
+    }
     let gradients: Vec<InputGradients> = models.iter().map(InputGradients::new).collect();
     let card_models: Vec<CardModel> = (0..n).map(|i| CardModel { model: &gradients[i], site: site(i), acts: &acts[i] }).collect();
     let inputs: Vec<Vec<f32>> = (0..test.len()).map(|r| test.input(r).to_vec()).collect();

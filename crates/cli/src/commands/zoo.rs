@@ -36,7 +36,8 @@ pub struct ZooBuildArgs {
     pub shard: String,
 }
 
-/// Summarise a zoo folder: models, splits, shards present, fit errors, label counts.
+/// Summarise a complete zoo folder: models, parameters, shards, splits, target and fit errors
+/// (a missing shard is reported as an error naming it).
 #[derive(Args, Debug)]
 pub struct ZooInfoArgs {
     pub zoo: PathBuf,
@@ -53,7 +54,8 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 }
                 other => bail!("unknown zoo preset '{other}'; available: digits-inr"),
             };
-            let progress = glassbox_core::train::progress_bar(!cli.quiet, zoo.spec().n_shards().div_ceil(job.of) as u64, 0);
+            let mine = (0..zoo.spec().n_shards()).filter(|s| s % job.of == job.index).count();
+            let progress = glassbox_core::train::progress_bar(!cli.quiet, mine as u64, 0);
             let report = build(&b.out, &zoo, job, |done, _| progress.set_position(done as u64))?;
             progress.finish_and_clear();
             println!(
@@ -69,11 +71,10 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
         }
         ZooCommand::Info(i) => {
             let zoo = store::load(&i.zoo)?;
-            let worst = zoo.fit_mse.iter().copied().fold(0f32, f32::max);
-            let mean = zoo.fit_mse.iter().map(|&v| v as f64).sum::<f64>() / zoo.fit_mse.len().max(1) as f64;
+            let fit = store::FitSummary::of(&zoo.fit_mse);
             println!("{}: {} models of family '{}', {} parameters each, {} shards", i.zoo.display(), zoo.spec.count, zoo.spec.family, zoo.spec.n_params(), zoo.spec.n_shards());
             println!("splits: train {}, val {}, test {}; target '{}'", zoo.spec.splits.train.len(), zoo.spec.splits.val.len(), zoo.spec.splits.test.len(), zoo.spec.target);
-            println!("fit MSE: mean {mean:.2e}, worst {worst:.2e}");
+            println!("fit MSE: mean {:.2e}, 90th percentile {:.2e}, worst {:.2e}{}", fit.mean, fit.p90, fit.worst, if fit.all_finite { "" } else { " (some fits are not finite)" });
             Ok(())
         }
     }
