@@ -93,3 +93,10 @@ pub fn read_site(path: &Path, site: &str) -> Result<Mat<f32>> {
     let n = t.shape[0];
     Ok(MatRef::from_row_major_slice(&t.data, n, t.data.len() / n).to_owned())
 }
+
+/// One site's activations of a model on a data set, one row per sample (batches of 1000).
+pub fn capture_site(model: &glassbox_core::model::Model, data: &glassbox_core::data::Dataset, site: &str) -> Result<Mat<f32>> {
+    let t = glassbox_core::acts::capture(model, data, &[site.to_string()], 1000, None)?.remove(0);
+    let width = t.data.len() / data.len().max(1);
+    Ok(Mat::from_fn(data.len(), width, |r, c| t.data[r * width + c]))
+}

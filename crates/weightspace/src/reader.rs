@@ -8,12 +8,16 @@ use crate::mlp::{cross_entropy, Mlp};
 use crate::probes::{ProbeKind, Probes};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
+use glassbox_core::train::schedule::{Schedule, ScheduleKind};
 use glassbox_zoo::inr;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
+
+/// Spec 2.5's CosineAnnealingLR (eta_min 0, no warm-up), evaluated per optimisation step.
+pub const COSINE_TO_ZERO: Schedule = Schedule { kind: ScheduleKind::Cosine, warmup_epochs: 0, min_lr: 0.0 };
 
 #[derive(Clone, Debug)]
 pub struct ReaderConfig {
@@ -53,13 +57,18 @@ pub fn representations(models: &[&[f32]], points: &[[f32; 2]]) -> Mat<f32> {
     Mat::from_fn(models.len(), points.len(), |r, c| rows[r][c])
 }
 
-/// Accuracy of the head on the given models with fixed probe points.
-fn accuracy(head: &Mlp, models: &[&[f32]], classes: &[usize], points: &[[f32; 2]]) -> f64 {
-    if models.is_empty() {
+/// Accuracy of the head on the models `idx`: their rows of `cached` (fixed probes) or their
+/// outputs on `points`.
+fn accuracy(head: &Mlp, params: &[Vec<f32>], idx: &[usize], classes: &[usize], points: &[[f32; 2]], cached: Option<&Mat<f32>>) -> f64 {
+    if idx.is_empty() {
         return f64::NAN;
     }
-    let (logits, _) = head.forward(&representations(models, points));
-    cross_entropy(&logits, classes).2
+    let reps = match cached {
+        Some(all) => Mat::from_fn(idx.len(), all.ncols(), |r, c| all[(idx[r], c)]),
+        None => representations(&idx.iter().map(|&i| params[i].as_slice()).collect::<Vec<_>>(), points),
+    };
+    let labels: Vec<usize> = idx.iter().map(|&i| classes[i]).collect();
+    cross_entropy(&head.forward(&reps).0, &labels).2
 }
 
 /// Train a reader on `params[train]` with class labels, evaluating on val and test every epoch.
@@ -69,10 +78,7 @@ pub fn train_reader(params: &[Vec<f32>], classes: &[usize], n_classes: usize, sp
     let mut head = Mlp::head(probes.n, n_classes, cfg.seed ^ 0x4EAD);
     let n_probe_params = probes.params.len();
     let sizes: Vec<usize> = probes.sizes().into_iter().chain(head.sizes()).collect();
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, &sizes);
-    let subset = |idx: &[usize]| -> (Vec<&[f32]>, Vec<usize>) { (idx.iter().map(|&i| params[i].as_slice()).collect(), idx.iter().map(|&i| classes[i]).collect()) };
-    let (val_models, val_classes) = subset(&splits.val);
-    let (test_models, test_classes) = subset(&splits.test);
+    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &sizes);
     let steps_per_epoch = splits.train.len().div_ceil(cfg.batch);
     let total_steps = (cfg.epochs * steps_per_epoch).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
@@ -142,7 +148,7 @@ pub fn train_reader(params: &[Vec<f32>], classes: &[usize], n_classes: usize, sp
                 grads.extend(probes.params.iter().map(|p| vec![0f32; p.len()]));
             }
             grads.extend(head_grads);
-            let lr = 0.5 * cfg.lr * (1.0 + (std::f64::consts::PI * step as f64 / total_steps as f64).cos());
+            let lr = COSINE_TO_ZERO.lr(cfg.lr, step, total_steps);
             let mut all: Vec<Vec<f32>> = probes.params.drain(..).chain(head.params.drain(..)).collect();
             adam.update(&mut all, &grads, lr);
             head.params = all.split_off(n_probe_params);
@@ -151,8 +157,8 @@ pub fn train_reader(params: &[Vec<f32>], classes: &[usize], n_classes: usize, sp
         }
         let points = probes.points();
         result.train_accuracy.push(correct / seen.max(1) as f64);
-        result.val_accuracy.push(accuracy(&head, &val_models, &val_classes, &points));
-        result.test_accuracy.push(accuracy(&head, &test_models, &test_classes, &points));
+        result.val_accuracy.push(accuracy(&head, params, &splits.val, classes, &points, fixed.as_ref()));
+        result.test_accuracy.push(accuracy(&head, params, &splits.test, classes, &points, fixed.as_ref()));
         let epoch = result.val_accuracy.len() - 1;
         if epoch == 0 || result.val_accuracy[epoch] > result.val_accuracy[result.best_epoch - 1] {
             result.best_epoch = epoch + 1;

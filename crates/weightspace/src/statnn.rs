@@ -3,6 +3,7 @@
 //! into an MLP 42-1000-1000-d_out (NFN's StatNet widths); Adam 1e-3 with a per-step cosine.
 
 use crate::mlp::{cross_entropy, Mlp};
+use crate::reader::COSINE_TO_ZERO;
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use glassbox_zoo::store::Splits;
@@ -32,9 +33,16 @@ pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
     out
 }
 
-/// Train StatNN for class labels; returns (val accuracy per epoch, test accuracy per epoch,
-/// test accuracy at the best validation epoch).
-pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n_classes: usize, splits: &Splits, epochs: usize, seed: u64) -> (Vec<f64>, Vec<f64>, f64) {
+pub struct StatnnResult {
+    pub val_accuracy: Vec<f64>,
+    pub test_accuracy: Vec<f64>,
+    /// 1-based epoch of the best validation accuracy (the first such epoch).
+    pub best_epoch: usize,
+    pub test_at_best_val: f64,
+}
+
+/// Train StatNN for class labels, evaluating on val and test every epoch.
+pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n_classes: usize, splits: &Splits, epochs: usize, seed: u64) -> StatnnResult {
     let feats: Vec<Vec<f32>> = params.iter().map(|p| features(p, tensors)).collect();
     let d = feats[0].len();
     // z-score with the training split's mean and standard deviation per feature.
@@ -48,7 +56,7 @@ pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n
     let rows = |idx: &[usize]| Mat::from_fn(idx.len(), d, |r, c| (feats[idx[r]][c] - stats[c].0) / stats[c].1);
     let labels = |idx: &[usize]| idx.iter().map(|&i| classes[i]).collect::<Vec<_>>();
     let mut net = Mlp::new(&[d, 1000, 1000, n_classes], seed ^ 0x57A7);
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, &net.sizes());
+    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &net.sizes());
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
     let mut order = splits.train.clone();
     let total = (epochs * order.len().div_ceil(32)).max(1);
@@ -60,7 +68,7 @@ pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n
             let (out, cache) = net.forward(&rows(batch));
             let (_, d_out, _) = cross_entropy(&out, &labels(batch));
             let (grads, _) = net.backward(&cache, &d_out);
-            let lr = 0.5 * 1e-3 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos());
+            let lr = COSINE_TO_ZERO.lr(1e-3, step, total);
             adam.update(&mut net.params, &grads, lr);
             step += 1;
         }
@@ -68,8 +76,8 @@ pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n
         test.push(cross_entropy(&net.forward(&test_x).0, &test_y).2);
     }
     let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
-    let at_best = test.get(best).copied().unwrap_or(f64::NAN);
-    (val, test, at_best)
+    let test_at_best_val = test.get(best).copied().unwrap_or(f64::NAN);
+    StatnnResult { val_accuracy: val, test_accuracy: test, best_epoch: best + 1, test_at_best_val }
 }
 
 #[cfg(test)]

@@ -152,7 +152,7 @@ impl Default for FitOptions {
 /// mean squared error.
 pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) -> (Vec<f32>, f64) {
     let mut params = vec![init(seed)];
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, &[N_PARAMS]);
+    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &[N_PARAMS]);
     let n = points.len() as f32;
     for _ in 0..opts.steps {
         let (y, trace) = forward(&params[0], points);

@@ -88,10 +88,9 @@ pub fn run(cli: &Cli, a: &ProbeArgs) -> Result<()> {
     let (history, at_best, best_epoch, probes) = match t.method {
         Method::Statnn => {
             let tensors: Vec<usize> = zoo.spec.tensors.iter().map(|(_, s)| s.iter().product()).collect();
-            let (val, test, at_best) = glassbox_weightspace::statnn::train_statnn(&zoo.params, &tensors, &classes, n_classes, &zoo.spec.splits, epochs, cli.seed);
-            let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
-            let history: Vec<serde_json::Value> = (0..val.len()).map(|e| serde_json::json!({ "epoch": e + 1, "val_accuracy": val[e], "test_accuracy": test[e] })).collect();
-            (history, at_best, best + 1, Vec::new())
+            let r = glassbox_weightspace::statnn::train_statnn(&zoo.params, &tensors, &classes, n_classes, &zoo.spec.splits, epochs, cli.seed);
+            let history: Vec<serde_json::Value> = (0..r.val_accuracy.len()).map(|e| serde_json::json!({ "epoch": e + 1, "val_accuracy": r.val_accuracy[e], "test_accuracy": r.test_accuracy[e] })).collect();
+            (history, r.test_at_best_val, r.best_epoch, Vec::new())
         }
         m => {
             let kind = match m {

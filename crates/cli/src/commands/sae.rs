@@ -7,7 +7,7 @@ use glassbox_sae::analysis::{extend_run, universality, write_run, CARD_NOTE};
 use glassbox_sae::concepts::{write_concept_cards, CardModel, MaximiseOptions};
 use glassbox_sae::experiments::train as train_usae;
 use glassbox_sae::metrics::{dead_fraction, r2_per_dim};
-use glassbox_sae::store::{load_usae, read_site, save_usae};
+use glassbox_sae::store::{capture_site, load_usae, read_site, save_usae};
 use glassbox_sae::topk_sae::{TopKSae, TrainOptions};
 use glassbox_sae::usae::{Loss, ScheduleTick, Usae, UsaeConfig};
 use rand::{Rng, SeedableRng};
@@ -171,12 +171,12 @@ fn cards(cli: &Cli, c: &SaeCardsArgs) -> Result<()> {
     }
     let mut acts = Vec::new();
     for (i, model) in models.iter().enumerate() {
-        let t = glassbox_core::acts::capture(model, &test, &[site(i).to_string()], 1000, None)?.remove(0);
-        let width = t.data.len() / test.len().max(1);
+        let raw = capture_site(model, &test, site(i))?;
+        let width = raw.ncols();
         if width != usae.models[i].d {
             bail!("{} at site '{}' has {width} features, but the USAE's model '{}' has {}", c.models[i].display(), site(i), usae.models[i].name, usae.models[i].d);
         }
-        acts.push(usae.models[i].standardise(&Mat::from_fn(test.len(), width, |r, col| t.data[r * width + col])));
+        acts.push(usae.models[i].standardise(&raw));
     }
     let u = universality(&usae, &acts)?;
     let latents = glassbox_sae::concepts::most_universal(&u, c.cards);

@@ -7,14 +7,12 @@ use super::{fit_usae, matched_share, off_diagonal, r2_matrix, standardised, Chec
 use crate::analysis::{extend_run, universality, write_run, CARD_NOTE};
 use crate::concepts::{most_universal, write_concept_cards, CardModel, MaximiseOptions};
 use crate::metrics::ridge_cross_predictor;
+use crate::store::capture_site;
 use crate::usae::{ScheduleTick, UsaeConfig};
 use crate::Result;
-use faer::Mat;
-use glassbox_core::acts::capture;
-use glassbox_core::data::Dataset;
 use glassbox_core::dataspec::DataSpec;
 use glassbox_core::experiment::fit;
-use glassbox_core::model::{Activation, Architecture, InputGradients, Model};
+use glassbox_core::model::{Activation, Architecture, InputGradients};
 use glassbox_core::train::{evaluate, TrainConfig};
 use std::time::Instant;
 
@@ -57,12 +55,6 @@ pub fn config(steps: usize) -> UsaeConfig {
     UsaeConfig { lr: 2e-3, tied_init: true, tick: ScheduleTick::Global, ..UsaeConfig::new(M, K, steps) }
 }
 
-fn site_matrix(model: &Model, data: &Dataset, site: &str) -> Result<Mat<f32>> {
-    let t = capture(model, data, &[site.to_string()], 1000, None)?.remove(0);
-    let width = t.data.len() / data.len().max(1);
-    Ok(Mat::from_fn(data.len(), width, |r, c| t.data[r * width + c]))
-}
-
 pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let start = Instant::now();
     let seed = opts.seeds.first().copied().unwrap_or(0);
@@ -75,8 +67,8 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
         let cfg = TrainConfig { epochs, batch_size: 128, eval_every: epochs, ..TrainConfig::default() };
         let model = fit(arch, &split, &DataSpec::Mnist, &cfg, seed, &opts.out, &format!("mnist-{name}"), opts.progress)?;
         accuracy.push(evaluate(&model, &split.test, 2048).accuracy);
-        train_acts.push(site_matrix(&model, &split.train, site)?);
-        test_acts.push(site_matrix(&model, &split.test, site)?);
+        train_acts.push(capture_site(&model, &split.train, site)?);
+        test_acts.push(capture_site(&model, &split.test, site)?);
         trained.push(model);
     }
     let names: Vec<&str> = models().iter().map(|m| m.0).collect();

@@ -52,7 +52,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
             results[r].push(res.test_at_best_val);
             rows.push(serde_json::json!({ "seed": seed, "reader": res }));
         }
-        let (_, _, s) = train_statnn(&zoo.params, &tensors, &classes, 10, &splits, 40, seed);
+        let s = train_statnn(&zoo.params, &tensors, &classes, 10, &splits, 40, seed).test_at_best_val;
         statnn.push(s);
         rows.push(serde_json::json!({ "seed": seed, "statnn_test_at_best_val": s }));
     }
