@@ -267,9 +267,30 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     assert!(text(&o).contains("1797 models") && text(&o).contains("train 1257, val 180, test 360"), "{}", text(&o));
     let out = dir.path().join("probegen");
     let o = glassbox(&["--quiet", "probe", "train", s(&zoo), "--method", "probegen", "--probes", "16", "--epochs", "2", "--out", s(&out)]);
-    assert!(o.status.success() && out.join("run.json").is_file() && out.join("figures/probes.svg").is_file(), "{}", text(&o));
+    assert!(o.status.success() && out.join("run.json").is_file() && out.join("figures/probes.svg").is_file() && out.join("reader.safetensors").is_file(), "{}", text(&o));
+    // The saved reader scores the zoo's test split as training reported, and predicts every model.
+    let reported = text(&o).split("): ").nth(1).and_then(|t| t.split(';').next()).unwrap().to_string();
+    let o = glassbox(&["probe", "eval", s(&out), s(&zoo)]);
+    assert!(o.status.success() && text(&o).contains(&format!("accuracy on 360 models (Test split of {}): {reported}", zoo.display())), "{reported} vs {}", text(&o));
+    let csv = dir.path().join("pred.csv");
+    let o = glassbox(&["probe", "predict", s(&out), s(&zoo), "--out", s(&csv)]);
+    let pred = std::fs::read_to_string(&csv).unwrap_or_default();
+    assert!(o.status.success() && pred.starts_with("model,name,class,probability\n0,,") && pred.lines().count() == 1798, "{}", text(&o));
     let o = glassbox(&["--quiet", "--data", &data, "--seed", "7", "zoo", "build", "digits-inr", "--out", s(&zoo)]);
     assert!(!o.status.success() && text(&o).contains("other settings"), "{}", text(&o));
     let o = glassbox(&["zoo", "build", "cifar-gs", "--out", s(&zoo)]);
     assert!(!o.status.success() && text(&o).contains("unknown zoo preset"), "{}", text(&o));
+
+    // An accuracy zoo: the reader regresses test accuracy and is scored by Kendall's tau.
+    let acc = dir.path().join("acc");
+    let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "digits-mlp-acc", "--count", "100", "--out", s(&acc)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["zoo", "info", s(&acc)]);
+    assert!(text(&o).contains("100 models of family 'mlp', 1482 parameters") && text(&o).contains("test_accuracy: min"), "{}", text(&o));
+    let reader = dir.path().join("acc-reader");
+    let o = glassbox(&["--quiet", "--data", &data, "probe", "train", s(&acc), "--method", "real", "--probes", "8", "--epochs", "2", "--out", s(&reader)]);
+    assert!(o.status.success() && text(&o).contains("test kendall_tau at the best validation epoch") && reader.join("figures/probes.png").is_file(), "{}", text(&o));
+    // A reader of MLPs cannot read INRs.
+    let o = glassbox(&["probe", "eval", s(&reader), s(&zoo)]);
+    assert!(!o.status.success() && text(&o).contains("reads 'mlp' models"), "{}", text(&o));
 }

@@ -1,14 +1,18 @@
-//! A ReLU MLP with hand-written backward: the readers' head (spec/probegen.md 2.4: six Linear
-//! layers of width 256 with ReLU between them) and StatNN's network. PyTorch's default init
-//! (weights and biases ~ U(±1/√fan_in)).
+//! An MLP with hand-written backward: the readers' head (spec/probegen.md 2.4: six Linear
+//! layers of width 256 with ReLU between them), StatNN's network, and ProbeGen's generators
+//! (affine layers with nothing between them, or ReLU for the non-linear control). PyTorch's
+//! default init (weights and biases ~ U(±1/√fan_in)).
 
 use faer::{Mat, MatRef};
 use glassbox_core::matrix::row_major;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[derive(Clone)]
 pub struct Mlp {
     pub dims: Vec<usize>,
+    /// ReLU between layers (false: a deep linear network).
+    pub relu: bool,
     /// [W_0, b_0, W_1, b_1, …], W_l row-major `[dims[l+1], dims[l]]`.
     pub params: Vec<Vec<f32>>,
 }
@@ -24,10 +28,26 @@ impl Mlp {
         let mut params = Vec::new();
         for w in dims.windows(2) {
             let bound = 1.0 / (w[0] as f32).sqrt();
-            params.push((0..w[0] * w[1]).map(|_| rng.random_range(-bound..bound)).collect());
+            params.push(
+                (0..w[0] * w[1])
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect(),
+            );
             params.push((0..w[1]).map(|_| rng.random_range(-bound..bound)).collect());
         }
-        Mlp { dims: dims.to_vec(), params }
+        Mlp {
+            dims: dims.to_vec(),
+            relu: true,
+            params,
+        }
+    }
+
+    /// Affine layers only: a deep linear network (ProbeGen's generator).
+    pub fn linear(dims: &[usize], seed: u64) -> Mlp {
+        Mlp {
+            relu: false,
+            ..Mlp::new(dims, seed)
+        }
     }
 
     /// The spec's head: P·c_out → 256 → … → d_out, six Linear layers.
@@ -55,7 +75,7 @@ impl Mlp {
             for (j, &bj) in b.iter().enumerate() {
                 for v in z.col_as_slice_mut(j) {
                     *v += bj;
-                    if !last && *v < 0.0 {
+                    if self.relu && !last && *v < 0.0 {
                         *v = 0.0;
                     }
                 }
@@ -75,12 +95,18 @@ impl Mlp {
             let input = &cache.inputs[l];
             let dw = g.transpose() * input; // out × in
             grads[2 * l] = row_major(&dw);
-            grads[2 * l + 1] = (0..g.ncols()).map(|j| g.col_as_slice(j).iter().sum()).collect();
+            grads[2 * l + 1] = (0..g.ncols())
+                .map(|j| g.col_as_slice(j).iter().sum())
+                .collect();
             let mut d_in = &g * self.weight(l);
-            if l > 0 {
+            if l > 0 && self.relu {
                 // The input of layer l is a ReLU output: no gradient where it is zero.
                 for j in 0..d_in.ncols() {
-                    for (d, &h) in d_in.col_as_slice_mut(j).iter_mut().zip(input.col_as_slice(j)) {
+                    for (d, &h) in d_in
+                        .col_as_slice_mut(j)
+                        .iter_mut()
+                        .zip(input.col_as_slice(j))
+                    {
                         if h <= 0.0 {
                             *d = 0.0;
                         }
@@ -99,17 +125,38 @@ pub fn cross_entropy(logits: &Mat<f32>, classes: &[usize]) -> (f64, Mat<f32>, f6
     let mut grad = Mat::<f32>::zeros(n, k);
     let (mut loss, mut correct) = (0f64, 0usize);
     for r in 0..n {
-        let max = (0..k).map(|c| logits[(r, c)]).fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f64> = (0..k).map(|c| ((logits[(r, c)] - max) as f64).exp()).collect();
+        let max = (0..k)
+            .map(|c| logits[(r, c)])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f64> = (0..k)
+            .map(|c| ((logits[(r, c)] - max) as f64).exp())
+            .collect();
         let total: f64 = exps.iter().sum();
         loss += total.ln() - (logits[(r, classes[r])] - max) as f64;
         for c in 0..k {
             grad[(r, c)] = ((exps[c] / total - (c == classes[r]) as u8 as f64) / n as f64) as f32;
         }
-        let arg = (0..k).max_by(|&a, &b| logits[(r, a)].total_cmp(&logits[(r, b)]).then(b.cmp(&a))).unwrap_or(0);
+        let arg = (0..k)
+            .max_by(|&a, &b| logits[(r, a)].total_cmp(&logits[(r, b)]).then(b.cmp(&a)))
+            .unwrap_or(0);
         correct += (arg == classes[r]) as usize;
     }
-    (loss / n.max(1) as f64, grad, correct as f64 / n.max(1) as f64)
+    (
+        loss / n.max(1) as f64,
+        grad,
+        correct as f64 / n.max(1) as f64,
+    )
+}
+
+/// Mean squared error of a one-column prediction against targets, and its gradient.
+pub fn squared_error(pred: &Mat<f32>, targets: &[f32]) -> (f64, Mat<f32>) {
+    let n = targets.len();
+    let grad = Mat::from_fn(n, 1, |r, _| 2.0 * (pred[(r, 0)] - targets[r]) / n as f32);
+    let loss = (0..n)
+        .map(|r| ((pred[(r, 0)] - targets[r]) as f64).powi(2))
+        .sum::<f64>()
+        / n.max(1) as f64;
+    (loss, grad)
 }
 
 #[cfg(test)]
@@ -118,30 +165,44 @@ mod tests {
 
     #[test]
     fn backward_matches_finite_differences() {
-        let mlp = Mlp::new(&[3, 5, 4, 2], 1);
-        let x = Mat::from_fn(4, 3, |r, c| ((r * 3 + c) as f32 * 0.37).sin());
-        let classes = [0, 1, 1, 0];
-        let loss = |m: &Mlp, x: &Mat<f32>| cross_entropy(&m.forward(x).0, &classes).0;
-        let (out, cache) = mlp.forward(&x);
-        let (_, d_out, _) = cross_entropy(&out, &classes);
-        let (grads, dx) = mlp.backward(&cache, &d_out);
-        let h = 1e-3f32;
-        for (t, g) in grads.iter().enumerate() {
-            for i in [0, g.len() / 2, g.len() - 1] {
-                let mut up = Mlp { dims: mlp.dims.clone(), params: mlp.params.clone() };
-                let mut down = Mlp { dims: mlp.dims.clone(), params: mlp.params.clone() };
-                up.params[t][i] += h;
-                down.params[t][i] -= h;
-                let fd = (loss(&up, &x) - loss(&down, &x)) / (2.0 * h as f64);
-                assert!((fd - g[i] as f64).abs() < 1e-3 + 1e-2 * fd.abs(), "param {t}.{i}: {} vs {fd}", g[i]);
+        for mlp in [Mlp::new(&[3, 5, 4, 2], 1), Mlp::linear(&[3, 5, 4, 2], 1)] {
+            let x = Mat::from_fn(4, 3, |r, c| ((r * 3 + c) as f32 * 0.37).sin());
+            let classes = [0, 1, 1, 0];
+            let loss = |m: &Mlp, x: &Mat<f32>| cross_entropy(&m.forward(x).0, &classes).0;
+            let (out, cache) = mlp.forward(&x);
+            let (_, d_out, _) = cross_entropy(&out, &classes);
+            let (grads, dx) = mlp.backward(&cache, &d_out);
+            let h = 1e-3f32;
+            for (t, g) in grads.iter().enumerate() {
+                for i in [0, g.len() / 2, g.len() - 1] {
+                    let (mut up, mut down) = (mlp.clone(), mlp.clone());
+                    up.params[t][i] += h;
+                    down.params[t][i] -= h;
+                    let fd = (loss(&up, &x) - loss(&down, &x)) / (2.0 * h as f64);
+                    assert!(
+                        (fd - g[i] as f64).abs() < 1e-3 + 1e-2 * fd.abs(),
+                        "param {t}.{i}: {} vs {fd}",
+                        g[i]
+                    );
+                }
+            }
+            for (r, c) in [(0, 0), (2, 1), (3, 2)] {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[(r, c)] += h;
+                down[(r, c)] -= h;
+                let fd = (loss(&mlp, &up) - loss(&mlp, &down)) / (2.0 * h as f64);
+                assert!(
+                    (fd - dx[(r, c)] as f64).abs() < 1e-3 + 1e-2 * fd.abs(),
+                    "input ({r}, {c})"
+                );
             }
         }
-        for (r, c) in [(0, 0), (2, 1), (3, 2)] {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[(r, c)] += h;
-            down[(r, c)] -= h;
-            let fd = (loss(&mlp, &up) - loss(&mlp, &down)) / (2.0 * h as f64);
-            assert!((fd - dx[(r, c)] as f64).abs() < 1e-3 + 1e-2 * fd.abs(), "input ({r}, {c})");
-        }
+    }
+
+    #[test]
+    fn squared_error_matches_a_hand_computed_value() {
+        let (loss, grad) = squared_error(&Mat::from_fn(2, 1, |r, _| [0.5f32, 2.0][r]), &[1.0, 1.0]);
+        assert!((loss - (0.25 + 1.0) / 2.0).abs() < 1e-9);
+        assert_eq!((grad[(0, 0)], grad[(1, 0)]), (-0.5, 1.0));
     }
 }

@@ -1,15 +1,19 @@
-//! Training a model reader on an INR zoo (spec/probegen.md 2.4-2.5): probes (learned or fixed)
-//! → every model's outputs on them → the head → class logits; cross-entropy, one Adam over probe
-//! parameters and head (lr 3e-4, no weight decay), cosine to 0 stepped every iteration, batches
-//! of 32 models reshuffled each epoch, test accuracy reported at the best validation epoch.
-//! The zoo's weights are data: gradients flow through each INR to the probes only.
+//! Training a model reader on a zoo (spec/probegen.md 2.4-2.5): probes (learned or fixed) →
+//! every model's outputs on them → the head → class logits (cross-entropy) or one number (MSE
+//! on e.g. test accuracy); one Adam over probe parameters and head (lr 3e-4, no weight decay),
+//! cosine to 0 stepped every iteration, batches of 32 models reshuffled each epoch, the test
+//! metric reported at the best validation epoch. The zoo's weights are data: gradients flow
+//! through each model to the probes only.
 
-use crate::mlp::{cross_entropy, Mlp};
-use crate::probes::{ProbeKind, Probes};
+use crate::kendall::tau_b;
+use crate::mlp::{cross_entropy, squared_error, Mlp};
+use crate::probes::{ProbeKind, ProbeSpace, Probes};
+use crate::targets::Targets;
+use crate::Result;
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use glassbox_core::train::schedule::{Schedule, ScheduleKind};
-use glassbox_zoo::inr;
+use glassbox_zoo::store::Splits;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +21,71 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 /// Spec 2.5's CosineAnnealingLR (eta_min 0, no warm-up), evaluated per optimisation step.
-pub const COSINE_TO_ZERO: Schedule = Schedule { kind: ScheduleKind::Cosine, warmup_epochs: 0, min_lr: 0.0 };
+pub const COSINE_TO_ZERO: Schedule = Schedule {
+    kind: ScheduleKind::Cosine,
+    warmup_epochs: 0,
+    min_lr: 0.0,
+};
+
+/// What a reader predicts for each model.
+#[derive(Clone, Debug)]
+pub enum Task {
+    /// A class (the digit an INR encodes); metric: accuracy.
+    Classes {
+        labels: Vec<usize>,
+        n_classes: usize,
+    },
+    /// A number (a model's test accuracy); MSE loss, metric: Kendall's τ-b.
+    Regression { values: Vec<f32> },
+}
+
+impl Task {
+    pub fn outputs(&self) -> usize {
+        match self {
+            Task::Classes { n_classes, .. } => *n_classes,
+            Task::Regression { .. } => 1,
+        }
+    }
+
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            Task::Classes { .. } => "accuracy",
+            Task::Regression { .. } => "kendall_tau",
+        }
+    }
+
+    /// The loss of the head's outputs for the models `idx`, and its gradient.
+    pub fn loss(&self, out: &Mat<f32>, idx: &[usize]) -> (f64, Mat<f32>) {
+        match self {
+            Task::Classes { labels, .. } => {
+                let (loss, grad, _) =
+                    cross_entropy(out, &idx.iter().map(|&i| labels[i]).collect::<Vec<_>>());
+                (loss, grad)
+            }
+            Task::Regression { values } => {
+                squared_error(out, &idx.iter().map(|&i| values[i]).collect::<Vec<_>>())
+            }
+        }
+    }
+
+    /// Accuracy or τ-b of the head's outputs (one row per model of `idx`).
+    pub fn metric(&self, out: &Mat<f32>, idx: &[usize]) -> f64 {
+        if idx.is_empty() {
+            return f64::NAN;
+        }
+        match self {
+            Task::Classes { labels, .. } => {
+                cross_entropy(out, &idx.iter().map(|&i| labels[i]).collect::<Vec<_>>()).2
+            }
+            Task::Regression { values } => tau_b(
+                &(0..idx.len())
+                    .map(|r| out[(r, 0)] as f64)
+                    .collect::<Vec<_>>(),
+                &idx.iter().map(|&i| values[i] as f64).collect::<Vec<_>>(),
+            ),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ReaderConfig {
@@ -31,141 +99,203 @@ pub struct ReaderConfig {
 
 impl ReaderConfig {
     pub fn new(kind: ProbeKind, n_probes: usize, epochs: usize, seed: u64) -> Self {
-        ReaderConfig { kind, n_probes, epochs, lr: 3e-4, batch: 32, seed }
+        ReaderConfig {
+            kind,
+            n_probes,
+            epochs,
+            lr: 3e-4,
+            batch: 32,
+            seed,
+        }
+    }
+}
+
+/// A trained reader: fixed probe inputs and the head that reads the models' answers to them.
+#[derive(Clone)]
+pub struct Reader {
+    /// P × input_dim, row-major.
+    pub probes: Vec<f32>,
+    pub n_probes: usize,
+    pub head: Mlp,
+}
+
+impl Reader {
+    /// The head's outputs (one row per model of `idx`).
+    pub fn predict<T: Targets>(&self, targets: &T, idx: &[usize]) -> Mat<f32> {
+        self.head
+            .forward(&representations(targets, idx, &self.probes))
+            .0
     }
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ReaderResult {
     pub method: String,
+    /// "accuracy" or "kendall_tau".
+    pub metric: String,
     pub n_probes: usize,
     pub epochs: usize,
-    pub train_accuracy: Vec<f64>,
-    pub val_accuracy: Vec<f64>,
-    pub test_accuracy: Vec<f64>,
-    /// Test accuracy at the epoch of best validation accuracy (the first such epoch).
+    pub train_metric: Vec<f64>,
+    pub val_metric: Vec<f64>,
+    pub test_metric: Vec<f64>,
+    /// The test metric at the epoch of best validation metric (the first such epoch).
     pub test_at_best_val: f64,
     pub best_epoch: usize,
-    /// The probe points at the end of the best validation epoch.
-    pub probes: Vec<[f32; 2]>,
     pub seconds: f64,
 }
 
-/// Every model's outputs on the probes, one row per model.
-pub fn representations(models: &[&[f32]], points: &[[f32; 2]]) -> Mat<f32> {
-    let rows: Vec<Vec<f32>> = models.par_iter().map(|p| inr::forward(p, points).0).collect();
-    Mat::from_fn(models.len(), points.len(), |r, c| rows[r][c])
+/// The models' answers to the probes, one row per model of `idx` (P · output_dim values).
+pub fn representations<T: Targets>(targets: &T, idx: &[usize], points: &[f32]) -> Mat<f32> {
+    let rows: Vec<Vec<f32>> = idx
+        .par_iter()
+        .map(|&m| targets.forward(m, points).0)
+        .collect();
+    let width = rows.first().map_or(0, Vec::len);
+    Mat::from_fn(idx.len(), width, |r, c| rows[r][c])
 }
 
-/// Accuracy of the head on the models `idx`: their rows of `cached` (fixed probes) or their
-/// outputs on `points`.
-fn accuracy(head: &Mlp, params: &[Vec<f32>], idx: &[usize], classes: &[usize], points: &[[f32; 2]], cached: Option<&Mat<f32>>) -> f64 {
-    if idx.is_empty() {
-        return f64::NAN;
-    }
-    let reps = match cached {
-        Some(all) => Mat::from_fn(idx.len(), all.ncols(), |r, c| all[(idx[r], c)]),
-        None => representations(&idx.iter().map(|&i| params[i].as_slice()).collect::<Vec<_>>(), points),
-    };
-    let labels: Vec<usize> = idx.iter().map(|&i| classes[i]).collect();
-    cross_entropy(&head.forward(&reps).0, &labels).2
+fn select(all: &Mat<f32>, idx: &[usize]) -> Mat<f32> {
+    Mat::from_fn(idx.len(), all.ncols(), |r, c| all[(idx[r], c)])
 }
 
-/// Train a reader on `params[train]` with class labels, evaluating on val and test every epoch.
-pub fn train_reader(params: &[Vec<f32>], classes: &[usize], n_classes: usize, splits: &glassbox_zoo::store::Splits, grid: &[[f32; 2]], cfg: &ReaderConfig) -> ReaderResult {
+/// Train a reader on `splits.train`, evaluating on val and test after every epoch. Returns the
+/// curves and the reader of the best validation epoch. `given` holds the inputs of grid and
+/// real probes (see [`Probes::new`]).
+pub fn train_reader<T: Targets>(
+    targets: &T,
+    task: &Task,
+    splits: &Splits,
+    space: &ProbeSpace,
+    given: &[f32],
+    cfg: &ReaderConfig,
+) -> Result<(ReaderResult, Reader)> {
     let start = std::time::Instant::now();
-    let mut probes = Probes::new(cfg.kind, cfg.n_probes, grid, cfg.seed ^ 0x9E37);
-    let mut head = Mlp::head(probes.n, n_classes, cfg.seed ^ 0x4EAD);
-    let n_probe_params = probes.params.len();
+    let mut probes = Probes::new(cfg.kind, cfg.n_probes, space, given, cfg.seed ^ 0x9E37)?;
+    let mut head = Mlp::head(
+        probes.n * targets.output_dim(),
+        task.outputs(),
+        cfg.seed ^ 0x4EAD,
+    );
     let sizes: Vec<usize> = probes.sizes().into_iter().chain(head.sizes()).collect();
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &sizes);
-    let steps_per_epoch = splits.train.len().div_ceil(cfg.batch);
-    let total_steps = (cfg.epochs * steps_per_epoch).max(1);
+    let mut adam = Adam::new(
+        OptimConfig {
+            kind: OptimKind::Adam,
+            ..OptimConfig::default()
+        },
+        &sizes,
+    );
+    let total_steps = (cfg.epochs * splits.train.len().div_ceil(cfg.batch)).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED);
     let mut order = splits.train.clone();
     let mut result = ReaderResult {
         method: cfg.kind.name().into(),
+        metric: task.metric_name().into(),
         n_probes: probes.n,
         epochs: cfg.epochs,
-        train_accuracy: Vec::new(),
-        val_accuracy: Vec::new(),
-        test_accuracy: Vec::new(),
+        train_metric: Vec::new(),
+        val_metric: Vec::new(),
+        test_metric: Vec::new(),
         test_at_best_val: f64::NAN,
         best_epoch: 0,
-        probes: Vec::new(),
         seconds: 0.0,
     };
+    let mut best: Option<Reader> = None;
     // Fixed probes: every model's representation once (spec 7, "caching").
-    let fixed = (!cfg.kind.learned()).then(|| {
-        let points = probes.points();
-        let all: Vec<&[f32]> = params.iter().map(Vec::as_slice).collect();
-        representations(&all, &points)
-    });
+    let all: Vec<usize> = (0..targets.len()).collect();
+    let fixed = (!cfg.kind.learned()).then(|| representations(targets, &all, &probes.forward().0));
+    let c_out = targets.output_dim();
     let mut step = 0;
     for _ in 0..cfg.epochs {
         order.shuffle(&mut rng);
-        let (mut correct, mut seen) = (0.0, 0usize);
+        // The head's training outputs of this epoch, row-major, for the training metric.
+        let (mut outs, mut seen) = (Vec::new(), Vec::new());
         for batch in order.chunks(cfg.batch) {
-            let points = probes.points();
-            let models: Vec<&[f32]> = batch.iter().map(|&i| params[i].as_slice()).collect();
-            let batch_classes: Vec<usize> = batch.iter().map(|&i| classes[i]).collect();
-            // Forward through every INR of the batch, keeping each trace for the backward pass.
+            let (points, probe_trace) = probes.forward();
             let (reps, traces) = match &fixed {
-                Some(all) => (Mat::from_fn(batch.len(), probes.n, |r, c| all[(batch[r], c)]), Vec::new()),
+                Some(all) => (select(all, batch), Vec::new()),
                 None => {
-                    let outs: Vec<(Vec<f32>, inr::Trace)> = models.par_iter().map(|p| inr::forward(p, &points)).collect();
-                    let reps = Mat::from_fn(batch.len(), points.len(), |r, c| outs[r].0[c]);
-                    (reps, outs.into_iter().map(|o| o.1).collect())
+                    let runs: Vec<(Vec<f32>, T::Trace)> = batch
+                        .par_iter()
+                        .map(|&m| targets.forward(m, &points))
+                        .collect();
+                    let reps = Mat::from_fn(batch.len(), runs[0].0.len(), |r, c| runs[r].0[c]);
+                    (reps, runs.into_iter().map(|r| r.1).collect())
                 }
             };
-            let (logits, cache) = head.forward(&reps);
-            let (_, d_logits, acc) = cross_entropy(&logits, &batch_classes);
-            correct += acc * batch.len() as f64;
-            seen += batch.len();
-            let (head_grads, d_reps) = head.backward(&cache, &d_logits);
+            let (out, cache) = head.forward(&reps);
+            let (_, d_out) = task.loss(&out, batch);
+            outs.extend(
+                (0..out.nrows())
+                    .flat_map(|r| (0..out.ncols()).map(move |c| (r, c)))
+                    .map(|(r, c)| out[(r, c)]),
+            );
+            seen.extend_from_slice(batch);
+            let (head_grads, d_reps) = head.backward(&cache, &d_out);
             let mut grads = Vec::with_capacity(sizes.len());
             if cfg.kind.learned() {
-                // dL/dX = Σ over the batch's models of each INR's input gradient (weights frozen).
-                let d_points = models
+                // dL/d(probes) = Σ over the batch's models of each model's input gradient.
+                let d_points = batch
                     .par_iter()
                     .zip(&traces)
                     .enumerate()
-                    .map(|(r, (p, trace))| {
-                        let d_out: Vec<f32> = (0..points.len()).map(|c| d_reps[(r, c)]).collect();
-                        let mut dx = vec![[0f32; 2]; points.len()];
-                        inr::backward(p, &points, trace, &d_out, None, Some(&mut dx));
-                        dx
+                    .map(|(r, (&m, trace))| {
+                        let d_rep: Vec<f32> =
+                            (0..probes.n * c_out).map(|c| d_reps[(r, c)]).collect();
+                        targets.input_grad(m, &points, trace, &d_rep)
                     })
-                    .reduce(|| vec![[0f32; 2]; points.len()], |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(b) {
-                            x[0] += y[0];
-                            x[1] += y[1];
-                        }
-                        a
-                    });
-                grads.extend(probes.backward(&d_points));
-            } else {
-                grads.extend(probes.params.iter().map(|p| vec![0f32; p.len()]));
+                    .reduce(
+                        || vec![0f32; points.len()],
+                        |mut a, b| {
+                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                            a
+                        },
+                    );
+                grads.extend(probes.backward(&probe_trace, &d_points));
             }
             grads.extend(head_grads);
             let lr = COSINE_TO_ZERO.lr(cfg.lr, step, total_steps);
-            let mut all: Vec<Vec<f32>> = probes.params.drain(..).chain(head.params.drain(..)).collect();
-            adam.update(&mut all, &grads, lr);
-            head.params = all.split_off(n_probe_params);
-            probes.params = all;
+            let mut params: Vec<Vec<f32>> = probes
+                .take_params()
+                .into_iter()
+                .chain(head.params.drain(..))
+                .collect();
+            adam.update(&mut params, &grads, lr);
+            head.params = params.split_off(params.len() - 2 * (head.dims.len() - 1));
+            probes.put_params(params);
             step += 1;
         }
-        let points = probes.points();
-        result.train_accuracy.push(correct / seen.max(1) as f64);
-        result.val_accuracy.push(accuracy(&head, params, &splits.val, classes, &points, fixed.as_ref()));
-        result.test_accuracy.push(accuracy(&head, params, &splits.test, classes, &points, fixed.as_ref()));
-        let epoch = result.val_accuracy.len() - 1;
-        if epoch == 0 || result.val_accuracy[epoch] > result.val_accuracy[result.best_epoch - 1] {
+        let k = task.outputs();
+        result
+            .train_metric
+            .push(task.metric(&Mat::from_fn(seen.len(), k, |r, c| outs[r * k + c]), &seen));
+        let reader = Reader {
+            probes: probes.forward().0,
+            n_probes: probes.n,
+            head: head.clone(),
+        };
+        let eval = |idx: &[usize]| match &fixed {
+            Some(all) => task.metric(&reader.head.forward(&select(all, idx)).0, idx),
+            None => task.metric(&reader.predict(targets, idx), idx),
+        };
+        result.val_metric.push(eval(&splits.val));
+        result.test_metric.push(eval(&splits.test));
+        let epoch = result.val_metric.len() - 1;
+        if best.is_none() || result.val_metric[epoch] > result.val_metric[result.best_epoch - 1] {
             result.best_epoch = epoch + 1;
-            result.probes = points;
+            best = Some(reader);
         }
     }
-    result.test_at_best_val = result.best_epoch.checked_sub(1).and_then(|e| result.test_accuracy.get(e)).copied().unwrap_or(f64::NAN);
+    result.test_at_best_val = result
+        .best_epoch
+        .checked_sub(1)
+        .and_then(|e| result.test_metric.get(e))
+        .copied()
+        .unwrap_or(f64::NAN);
     result.seconds = start.elapsed().as_secs_f64();
-    result
+    let reader = best.unwrap_or(Reader {
+        probes: probes.forward().0,
+        n_probes: probes.n,
+        head,
+    });
+    Ok((result, reader))
 }

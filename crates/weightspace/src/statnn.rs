@@ -1,9 +1,10 @@
 //! StatNN (spec/probegen.md 6 R1): per weight tensor the mean, variance and the 0, 25, 50, 75
 //! and 100 % quantiles (7 numbers per tensor), z-scored with the training models' statistics,
-//! into an MLP 42-1000-1000-d_out (NFN's StatNet widths); Adam 1e-3 with a per-step cosine.
+//! into an MLP 42-1000-1000-d_out (NFN's StatNet widths; d_out classes or one number); Adam 1e-3 with a
+//! per-step cosine.
 
-use crate::mlp::{cross_entropy, Mlp};
-use crate::reader::COSINE_TO_ZERO;
+use crate::mlp::Mlp;
+use crate::reader::{Task, COSINE_TO_ZERO};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use glassbox_zoo::store::Splits;
@@ -34,15 +35,23 @@ pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
 }
 
 pub struct StatnnResult {
-    pub val_accuracy: Vec<f64>,
-    pub test_accuracy: Vec<f64>,
+    /// The task's metric (accuracy or Kendall's τ-b) per epoch.
+    pub val_metric: Vec<f64>,
+    pub test_metric: Vec<f64>,
     /// 1-based epoch of the best validation accuracy (the first such epoch).
     pub best_epoch: usize,
     pub test_at_best_val: f64,
 }
 
-/// Train StatNN for class labels, evaluating on val and test every epoch.
-pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n_classes: usize, splits: &Splits, epochs: usize, seed: u64) -> StatnnResult {
+/// Train StatNN, evaluating on val and test every epoch.
+pub fn train_statnn(
+    params: &[Vec<f32>],
+    tensors: &[usize],
+    task: &Task,
+    splits: &Splits,
+    epochs: usize,
+    seed: u64,
+) -> StatnnResult {
     let feats: Vec<Vec<f32>> = params.iter().map(|p| features(p, tensors)).collect();
     let d = feats[0].len();
     // z-score with the training split's mean and standard deviation per feature.
@@ -53,31 +62,45 @@ pub fn train_statnn(params: &[Vec<f32>], tensors: &[usize], classes: &[usize], n
         (m as f32, if s > 0.0 { s as f32 } else { 1.0 })
     };
     let stats: Vec<(f32, f32)> = (0..d).map(stat).collect();
-    let rows = |idx: &[usize]| Mat::from_fn(idx.len(), d, |r, c| (feats[idx[r]][c] - stats[c].0) / stats[c].1);
-    let labels = |idx: &[usize]| idx.iter().map(|&i| classes[i]).collect::<Vec<_>>();
-    let mut net = Mlp::new(&[d, 1000, 1000, n_classes], seed ^ 0x57A7);
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &net.sizes());
+    let rows = |idx: &[usize]| {
+        Mat::from_fn(idx.len(), d, |r, c| {
+            (feats[idx[r]][c] - stats[c].0) / stats[c].1
+        })
+    };
+    let mut net = Mlp::new(&[d, 1000, 1000, task.outputs()], seed ^ 0x57A7);
+    let mut adam = Adam::new(
+        OptimConfig {
+            kind: OptimKind::Adam,
+            ..OptimConfig::default()
+        },
+        &net.sizes(),
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
     let mut order = splits.train.clone();
     let total = (epochs * order.len().div_ceil(32)).max(1);
     let (mut val, mut test, mut step) = (Vec::new(), Vec::new(), 0);
-    let (val_x, val_y, test_x, test_y) = (rows(&splits.val), labels(&splits.val), rows(&splits.test), labels(&splits.test));
+    let (val_x, test_x) = (rows(&splits.val), rows(&splits.test));
     for _ in 0..epochs {
         order.shuffle(&mut rng);
         for batch in order.chunks(32) {
             let (out, cache) = net.forward(&rows(batch));
-            let (_, d_out, _) = cross_entropy(&out, &labels(batch));
+            let (_, d_out) = task.loss(&out, batch);
             let (grads, _) = net.backward(&cache, &d_out);
             let lr = COSINE_TO_ZERO.lr(1e-3, step, total);
             adam.update(&mut net.params, &grads, lr);
             step += 1;
         }
-        val.push(cross_entropy(&net.forward(&val_x).0, &val_y).2);
-        test.push(cross_entropy(&net.forward(&test_x).0, &test_y).2);
+        val.push(task.metric(&net.forward(&val_x).0, &splits.val));
+        test.push(task.metric(&net.forward(&test_x).0, &splits.test));
     }
     let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
     let test_at_best_val = test.get(best).copied().unwrap_or(f64::NAN);
-    StatnnResult { val_accuracy: val, test_accuracy: test, best_epoch: best + 1, test_at_best_val }
+    StatnnResult {
+        val_metric: val,
+        test_metric: test,
+        best_epoch: best + 1,
+        test_at_best_val,
+    }
 }
 
 #[cfg(test)]

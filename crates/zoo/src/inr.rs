@@ -6,6 +6,8 @@
 //! Forward and backward are written out by hand: an INR is 1,185 numbers, far below the size
 //! where a tensor library's per-op overhead pays off, and a zoo fits thousands of them.
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -54,84 +56,191 @@ pub fn init(seed: u64) -> Vec<f32> {
 
 /// The image grid: pixel (row r, column c) sits at (x, y) = (lin[c], lin[r]).
 pub fn grid(side: usize) -> Vec<[f32; 2]> {
-    let lin = |i: usize| if side > 1 { -1.0 + 2.0 * i as f32 / (side - 1) as f32 } else { 0.0 };
-    (0..side * side).map(|k| [lin(k % side), lin(k / side)]).collect()
+    let lin = |i: usize| {
+        if side > 1 {
+            -1.0 + 2.0 * i as f32 / (side - 1) as f32
+        } else {
+            0.0
+        }
+    };
+    (0..side * side)
+        .map(|k| [lin(k % side), lin(k / side)])
+        .collect()
 }
 
-/// What the backward pass needs from one forward pass over P points.
+/// What the backward pass needs from one forward pass over P points: sin and cos of the first
+/// and second layers' scaled pre-activations, P × 32 each (column-major).
 pub struct Trace {
-    /// sin and cos of the first and second layers' scaled pre-activations, P × 32 each.
-    s1: Vec<f32>,
-    c1: Vec<f32>,
-    s2: Vec<f32>,
-    c2: Vec<f32>,
+    s1: Mat<f32>,
+    c1: Mat<f32>,
+    s2: Mat<f32>,
+    c2: Mat<f32>,
 }
 
-/// f(x) at every point, and the trace for [`backward`].
+fn weight(p: &[f32], at: usize, rows: usize, cols: usize) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice(&p[at..at + rows * cols], rows, cols)
+}
+
+/// f(x) at every point, and the trace for [`backward`]. The 32 × 32 layer, where nearly all
+/// multiplications are, goes through faer's matmul (SIMD kernels chosen at run time); sin and
+/// cos through [`sin_cos`]. One INR per thread: the matmuls run sequentially.
 pub fn forward(p: &[f32], points: &[[f32; 2]]) -> (Vec<f32>, Trace) {
     let n = points.len();
-    let (mut s1, mut c1, mut s2, mut c2) = (vec![0f32; n * HIDDEN], vec![0f32; n * HIDDEN], vec![0f32; n * HIDDEN], vec![0f32; n * HIDDEN]);
-    let mut out = vec![0f32; n];
-    for (k, x) in points.iter().enumerate() {
-        for j in 0..HIDDEN {
-            let a = W0 * (p[W1 + 2 * j] * x[0] + p[W1 + 2 * j + 1] * x[1] + p[B1 + j]);
-            (s1[k * HIDDEN + j], c1[k * HIDDEN + j]) = a.sin_cos();
+    let (mut s1, mut c1) = (Mat::<f32>::zeros(n, HIDDEN), Mat::<f32>::zeros(n, HIDDEN));
+    let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
+    let mut a = vec![0f32; n];
+    for j in 0..HIDDEN {
+        let (wx, wy, b) = (W0 * p[W1 + 2 * j], W0 * p[W1 + 2 * j + 1], W0 * p[B1 + j]);
+        for ((a, x), y) in a.iter_mut().zip(&xs).zip(&ys) {
+            *a = wx * x + wy * y + b;
         }
-        let h1 = &s1[k * HIDDEN..][..HIDDEN];
-        let mut y = p[B3] + OFFSET;
-        for j in 0..HIDDEN {
-            let row = &p[W2 + j * HIDDEN..][..HIDDEN];
-            let a = W0 * (row.iter().zip(h1).map(|(w, h)| w * h).sum::<f32>() + p[B2 + j]);
-            let (s, c) = a.sin_cos();
-            s2[k * HIDDEN + j] = s;
-            c2[k * HIDDEN + j] = c;
-            y += p[W3 + j] * s;
+        sin_cos(&a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
+    }
+    let mut a2 = Mat::<f32>::zeros(n, HIDDEN);
+    matmul(
+        a2.as_mut(),
+        Accum::Replace,
+        s1.as_ref(),
+        weight(p, W2, HIDDEN, HIDDEN).transpose(),
+        W0,
+        Par::Seq,
+    );
+    let (mut s2, mut c2) = (Mat::<f32>::zeros(n, HIDDEN), Mat::<f32>::zeros(n, HIDDEN));
+    let mut out = vec![p[B3] + OFFSET; n];
+    for j in 0..HIDDEN {
+        let b = W0 * p[B2 + j];
+        let col = a2.col_as_slice_mut(j);
+        col.iter_mut().for_each(|v| *v += b);
+        sin_cos(col, s2.col_as_slice_mut(j), c2.col_as_slice_mut(j));
+        let w = p[W3 + j];
+        for (y, s) in out.iter_mut().zip(s2.col_as_slice(j)) {
+            *y += w * s;
         }
-        out[k] = y;
     }
     (out, Trace { s1, c1, s2, c2 })
 }
 
 /// Gradients of Σ_k d_out[k]·f(x_k): with respect to the parameters (added into `d_params`
 /// when given) and to the points (added into `d_points` when given).
-pub fn backward(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], mut d_params: Option<&mut [f32]>, mut d_points: Option<&mut [[f32; 2]]>) {
-    let mut d_a2 = [0f32; HIDDEN];
-    let mut d_a1 = [0f32; HIDDEN];
-    for (k, x) in points.iter().enumerate() {
-        let g = d_out[k];
-        let (s1, c1) = (&trace.s1[k * HIDDEN..][..HIDDEN], &trace.c1[k * HIDDEN..][..HIDDEN]);
-        let (s2, c2) = (&trace.s2[k * HIDDEN..][..HIDDEN], &trace.c2[k * HIDDEN..][..HIDDEN]);
-        // Through the head and the second sine: dL/d(W2 h1 + b2) = g·w3·30·cos.
+pub fn backward(
+    p: &[f32],
+    points: &[[f32; 2]],
+    trace: &Trace,
+    d_out: &[f32],
+    d_params: Option<&mut [f32]>,
+    d_points: Option<&mut [[f32; 2]]>,
+) {
+    let n = points.len();
+    // Through the head and the second sine: dL/d(W2 h1 + b2)[k, j] = g_k·w3_j·30·cos.
+    let mut d2 = Mat::<f32>::zeros(n, HIDDEN);
+    for j in 0..HIDDEN {
+        let w = W0 * p[W3 + j];
+        for ((d, g), c) in d2
+            .col_as_slice_mut(j)
+            .iter_mut()
+            .zip(d_out)
+            .zip(trace.c2.col_as_slice(j))
+        {
+            *d = g * w * c;
+        }
+    }
+    // dL/d(W1 x + b1) = (d2 W2)·30·cos.
+    let mut d1 = Mat::<f32>::zeros(n, HIDDEN);
+    matmul(
+        d1.as_mut(),
+        Accum::Replace,
+        d2.as_ref(),
+        weight(p, W2, HIDDEN, HIDDEN),
+        W0,
+        Par::Seq,
+    );
+    for j in 0..HIDDEN {
+        for (d, c) in d1
+            .col_as_slice_mut(j)
+            .iter_mut()
+            .zip(trace.c1.col_as_slice(j))
+        {
+            *d *= c;
+        }
+    }
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    if let Some(d) = d_params {
+        let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
+        d[B3] += d_out.iter().sum::<f32>();
+        // dW2 = d2ᵀ s1, already in W2's [out, in] layout.
+        let mut dw2 = Mat::<f32>::zeros(HIDDEN, HIDDEN);
+        matmul(
+            dw2.as_mut(),
+            Accum::Replace,
+            d2.transpose(),
+            trace.s1.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         for j in 0..HIDDEN {
-            d_a2[j] = g * p[W3 + j] * W0 * c2[j];
-        }
-        // dL/d(W1 x + b1) = (W2ᵀ d_a2)·30·cos.
-        for i in 0..HIDDEN {
-            let back: f32 = (0..HIDDEN).map(|j| p[W2 + j * HIDDEN + i] * d_a2[j]).sum();
-            d_a1[i] = back * W0 * c1[i];
-        }
-        if let Some(d) = d_params.as_deref_mut() {
-            d[B3] += g;
-            for j in 0..HIDDEN {
-                d[W3 + j] += g * s2[j];
-                d[B2 + j] += d_a2[j];
-                let row = &mut d[W2 + j * HIDDEN..][..HIDDEN];
-                for (w, h) in row.iter_mut().zip(s1) {
-                    *w += d_a2[j] * h;
-                }
-            }
+            d[W3 + j] += dot(d_out, trace.s2.col_as_slice(j));
+            d[B2 + j] += d2.col_as_slice(j).iter().sum::<f32>();
             for i in 0..HIDDEN {
-                d[W1 + 2 * i] += d_a1[i] * x[0];
-                d[W1 + 2 * i + 1] += d_a1[i] * x[1];
-                d[B1 + i] += d_a1[i];
+                d[W2 + j * HIDDEN + i] += dw2[(j, i)];
+            }
+            let col = d1.col_as_slice(j);
+            d[W1 + 2 * j] += dot(col, &xs);
+            d[W1 + 2 * j + 1] += dot(col, &ys);
+            d[B1 + j] += col.iter().sum::<f32>();
+        }
+    }
+    if let Some(dx) = d_points {
+        for j in 0..HIDDEN {
+            let (wx, wy) = (p[W1 + 2 * j], p[W1 + 2 * j + 1]);
+            for (x, d) in dx.iter_mut().zip(d1.col_as_slice(j)) {
+                x[0] += d * wx;
+                x[1] += d * wy;
             }
         }
-        if let Some(dx) = d_points.as_deref_mut() {
-            for i in 0..HIDDEN {
-                dx[k][0] += d_a1[i] * p[W1 + 2 * i];
-                dx[k][1] += d_a1[i] * p[W1 + 2 * i + 1];
-            }
-        }
+    }
+}
+
+/// sin and cos of every value, to within ~2e-7 of the true values (plus f32 rounding of the
+/// argument's reduction, ~|x|·6e-8). Written branch-free so the compiler vectorises it, with a
+/// version compiled for AVX2+FMA picked at run time: the scalar library calls were most of an
+/// INR fit's time. Cephes' sinf/cosf: reduce by multiples of π/2 (Cody-Waite, three parts),
+/// then minimax polynomials on [−π/4, π/4] and the quadrant's swap and signs.
+pub fn sin_cos(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+        unsafe { sin_cos_avx2(x, sin, cos) };
+        return;
+    }
+    sin_cos_portable(x, sin, cos);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sin_cos_avx2(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
+    sin_cos_portable(x, sin, cos);
+}
+
+#[inline(always)]
+fn sin_cos_portable(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
+    const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
+    // π/2 split so that k·P1 and k·P2 are exact in f32 for |k| < 2^13.
+    const P1: f32 = 1.570_312_5;
+    const P2: f32 = 4.837_513e-4;
+    const P3: f32 = 7.549_79e-8;
+    // 1.5·2^23: adding and subtracting it rounds to the nearest integer, without a library call.
+    const ROUND: f32 = 12_582_912.0;
+    for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+        let k = (v * TWO_OVER_PI + ROUND) - ROUND;
+        let r = ((v - k * P1) - k * P2) - k * P3;
+        let z = r * r;
+        let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
+        let cr =
+            1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
+        let q = k as i32;
+        let (a, b) = if q & 1 == 0 { (sr, cr) } else { (cr, sr) };
+        *s = if q & 2 == 0 { a } else { -a };
+        *c = if (q + 1) & 2 == 0 { b } else { -b };
     }
 }
 
@@ -144,7 +253,10 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { steps: 100, lr: 1e-3 }
+        FitOptions {
+            steps: 100,
+            lr: 1e-3,
+        }
     }
 }
 
@@ -152,11 +264,21 @@ impl Default for FitOptions {
 /// mean squared error.
 pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) -> (Vec<f32>, f64) {
     let mut params = vec![init(seed)];
-    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &[N_PARAMS]);
+    let mut adam = Adam::new(
+        OptimConfig {
+            kind: OptimKind::Adam,
+            ..OptimConfig::default()
+        },
+        &[N_PARAMS],
+    );
     let n = points.len() as f32;
     for _ in 0..opts.steps {
         let (y, trace) = forward(&params[0], points);
-        let d_out: Vec<f32> = y.iter().zip(target).map(|(y, t)| 2.0 * (y - t) / n).collect();
+        let d_out: Vec<f32> = y
+            .iter()
+            .zip(target)
+            .map(|(y, t)| 2.0 * (y - t) / n)
+            .collect();
         let mut grad = vec![0f32; N_PARAMS];
         backward(&params[0], points, &trace, &d_out, Some(&mut grad), None);
         adam.update(&mut params, &[grad], opts.lr);
@@ -168,7 +290,11 @@ pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) ->
 
 pub fn mse(p: &[f32], target: &[f32], points: &[[f32; 2]]) -> f64 {
     let (y, _) = forward(p, points);
-    y.iter().zip(target).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>() / target.len().max(1) as f64
+    y.iter()
+        .zip(target)
+        .map(|(y, t)| ((y - t) as f64).powi(2))
+        .sum::<f64>()
+        / target.len().max(1) as f64
 }
 
 #[cfg(test)]
@@ -180,7 +306,14 @@ mod tests {
         let p: Vec<f32> = init(3).iter().map(|v| v * 0.3).collect();
         let points = vec![[0.1f32, -0.4], [-0.7, 0.2], [0.5, 0.9]];
         let d_out = [0.7f32, -1.1, 0.4];
-        let loss = |p: &[f32], pts: &[[f32; 2]]| -> f64 { forward(p, pts).0.iter().zip(&d_out).map(|(y, g)| (*y as f64) * (*g as f64)).sum() };
+        let loss = |p: &[f32], pts: &[[f32; 2]]| -> f64 {
+            forward(p, pts)
+                .0
+                .iter()
+                .zip(&d_out)
+                .map(|(y, g)| (*y as f64) * (*g as f64))
+                .sum()
+        };
         let (_, trace) = forward(&p, &points);
         let mut dp = vec![0f32; N_PARAMS];
         let mut dx = vec![[0f32; 2]; 3];
@@ -191,7 +324,11 @@ mod tests {
             up[i] += h;
             down[i] -= h;
             let fd = (loss(&up, &points) - loss(&down, &points)) / (2.0 * h as f64);
-            assert!((fd - dp[i] as f64).abs() < 2e-2 * (1.0 + fd.abs()), "parameter {i}: {} vs {fd}", dp[i]);
+            assert!(
+                (fd - dp[i] as f64).abs() < 2e-2 * (1.0 + fd.abs()),
+                "parameter {i}: {} vs {fd}",
+                dp[i]
+            );
         }
         for k in 0..3 {
             for c in 0..2 {
@@ -199,19 +336,99 @@ mod tests {
                 up[k][c] += h;
                 down[k][c] -= h;
                 let fd = (loss(&p, &up) - loss(&p, &down)) / (2.0 * h as f64);
-                assert!((fd - dx[k][c] as f64).abs() < 2e-2 * (1.0 + fd.abs()), "point {k}.{c}: {} vs {fd}", dx[k][c]);
+                assert!(
+                    (fd - dx[k][c] as f64).abs() < 2e-2 * (1.0 + fd.abs()),
+                    "point {k}.{c}: {} vs {fd}",
+                    dx[k][c]
+                );
             }
         }
     }
 
     #[test]
+    fn sin_cos_is_within_3e_7_of_the_library_plus_reduction_error() {
+        let x: Vec<f32> = (0..200_001)
+            .map(|i| (i as f32 - 100_000.0) * 0.004_99)
+            .collect();
+        let (mut s, mut c) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        sin_cos(&x, &mut s, &mut c);
+        for ((&v, &s), &c) in x.iter().zip(&s).zip(&c) {
+            let tol = 3e-7 + v.abs() as f64 * 6e-8;
+            assert!(
+                ((v as f64).sin() - s as f64).abs() < tol
+                    && ((v as f64).cos() - c as f64).abs() < tol,
+                "x = {v}: {s} {c}"
+            );
+        }
+    }
+
+    /// f(x) computed one point and one weight at a time, in f64.
+    fn naive_forward(p: &[f32], x: [f32; 2]) -> f64 {
+        let p: Vec<f64> = p.iter().map(|&v| v as f64).collect();
+        let w0 = W0 as f64;
+        let h1: Vec<f64> = (0..HIDDEN)
+            .map(|j| {
+                (w0 * (p[W1 + 2 * j] * x[0] as f64 + p[W1 + 2 * j + 1] * x[1] as f64 + p[B1 + j]))
+                    .sin()
+            })
+            .collect();
+        let h2: Vec<f64> = (0..HIDDEN)
+            .map(|j| {
+                (w0 * ((0..HIDDEN)
+                    .map(|i| p[W2 + j * HIDDEN + i] * h1[i])
+                    .sum::<f64>()
+                    + p[B2 + j]))
+                    .sin()
+            })
+            .collect();
+        (0..HIDDEN).map(|j| p[W3 + j] * h2[j]).sum::<f64>() + p[B3] + OFFSET as f64
+    }
+
+    #[test]
+    fn forward_matches_a_naive_f64_evaluation() {
+        let p = init(11);
+        let points: Vec<[f32; 2]> = (0..37)
+            .map(|k| {
+                [
+                    ((k * 7) % 13) as f32 / 6.5 - 1.0,
+                    ((k * 5) % 11) as f32 / 5.5 - 1.0,
+                ]
+            })
+            .collect();
+        let (y, _) = forward(&p, &points);
+        for (k, x) in points.iter().enumerate() {
+            let want = naive_forward(&p, *x);
+            assert!(
+                (y[k] as f64 - want).abs() < 1e-4,
+                "point {k}: {} vs {want}",
+                y[k]
+            );
+        }
+    }
+
+    #[test]
     fn the_grid_runs_along_columns_then_rows() {
-        assert_eq!(grid(3), vec![[-1.0, -1.0], [0.0, -1.0], [1.0, -1.0], [-1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [-1.0, 1.0], [0.0, 1.0], [1.0, 1.0]]);
+        assert_eq!(
+            grid(3),
+            vec![
+                [-1.0, -1.0],
+                [0.0, -1.0],
+                [1.0, -1.0],
+                [-1.0, 0.0],
+                [0.0, 0.0],
+                [1.0, 0.0],
+                [-1.0, 1.0],
+                [0.0, 1.0],
+                [1.0, 1.0]
+            ]
+        );
     }
 
     #[test]
     fn an_inr_fits_an_8x8_image() {
-        let target: Vec<f32> = (0..64).map(|k| if (k % 8 + k / 8) % 3 == 0 { 1.0 } else { 0.0 }).collect();
+        let target: Vec<f32> = (0..64)
+            .map(|k| if (k % 8 + k / 8) % 3 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let (_, mse) = fit(&target, &grid(8), 0, &FitOptions::default());
         assert!(mse < 1e-4, "MSE {mse}");
     }

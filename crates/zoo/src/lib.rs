@@ -1,8 +1,13 @@
 //! glassbox-zoo: model zoos — many small trained networks stored together with the properties
-//! to predict — built from presets (INR zoos of spec/probegen.md), in shards that resume.
+//! to predict — built from presets (spec/probegen.md: INR zoos, trained-MLP accuracy zoos) in
+//! shards that resume.
 
 pub mod build;
+pub mod import;
 pub mod inr;
+pub mod inr_zoo;
+pub mod mlp;
+pub mod mlp_zoo;
 pub mod store;
 
 pub use glassbox_core::{Error, Result};

@@ -1,6 +1,7 @@
 //! Zoo folders: sharded builds that resume and merge, and clear errors for broken folders.
 
-use glassbox_zoo::build::{build, random_split, InrZoo, ShardJob};
+use glassbox_zoo::build::{build, random_split, ShardJob};
+use glassbox_zoo::inr_zoo::InrZoo;
 use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::store;
 

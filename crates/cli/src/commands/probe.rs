@@ -1,10 +1,13 @@
 use crate::Cli;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use glassbox_weightspace::probes::ProbeKind;
-use glassbox_weightspace::reader::{train_reader, ReaderConfig};
-use glassbox_zoo::{inr, store};
-use std::path::PathBuf;
+use glassbox_weightspace::reader::{train_reader, ReaderConfig, Task};
+use glassbox_weightspace::saved::{self, ReaderInfo, TaskInfo};
+use glassbox_weightspace::targets::{Targets, ZooTargets};
+use glassbox_zoo::store::{self, Zoo};
+use glassbox_zoo::{inr, mlp_zoo};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Model readers: predict a property of each model in a zoo from its answers to probes.
@@ -17,30 +20,41 @@ pub struct ProbeArgs {
 #[derive(Subcommand, Debug)]
 pub enum ProbeCommand {
     Train(ProbeTrainArgs),
+    Eval(ProbeEvalArgs),
+    Predict(ProbePredictArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Method {
     /// Probes generated from latents by a shared deep linear generator (spec/probegen.md 2.3).
     Probegen,
+    /// ProbeGen's generator with ReLU between its layers (a control, spec 6 R2).
+    Nonlinear,
     /// Free learned probes (spec 2.2).
     Vanilla,
-    /// Fixed U(-1, 1)² coordinates (spec 2.6).
+    /// Fixed inputs ~ U(-1, 1) (spec 2.6).
     Uniform,
-    /// Fixed: the image grid the INRs were fitted on (an oracle).
+    /// Fixed: the image grid the INRs were fitted on (an oracle; INR zoos).
     Grid,
+    /// Fixed: real training inputs of the zoo's models (digits-mlp-acc zoos).
+    Real,
     /// Weight statistics (mean, variance, quantiles per tensor) into an MLP (spec 6 R1).
     Statnn,
 }
 
-/// Train a reader on a zoo's training split and report validation and test accuracy per epoch,
-/// test accuracy at the best validation epoch, and (for probe methods) the probe coordinates of
-/// that epoch.
+/// Train a reader on a zoo's training split and report the validation and test metric per
+/// epoch and the test metric at the best validation epoch.
 ///
-/// INR zoos (`glassbox zoo build digits-inr`) with class labels. Probe readers follow
-/// spec/probegen.md 2.4-2.5: head of six Linear layers (width 256, ReLU between), Adam 3e-4, cosine to 0 per step,
-/// batches of 32 models; only the probes and the head learn (the zoo's weights are frozen and
-/// get no gradient). Writes run.json (with the learning curves) and figures/ into --out.
+/// Reads INR zoos (family inr: probes are 2-D coordinates) and MLP zoos (family mlp: probes are
+/// inputs in [-1, 1], through tanh when learned). The task follows the zoo's target: classes
+/// (cross-entropy, accuracy) when every value is a class index, else a number (MSE, Kendall's
+/// tau-b). Probe readers follow spec/probegen.md 2.4-2.5: head of six Linear layers (width 256,
+/// ReLU between), Adam 3e-4, cosine to 0 per step, batches of 32 models; only the probes and
+/// the head learn (the zoo's weights are frozen and get no gradient).
+///
+/// Writes into --out: run.json (learning curves, result), figures/ (the probes), and for probe
+/// methods the reader of the best validation epoch (reader.safetensors + reader.json) for
+/// `glassbox probe eval` and `glassbox probe predict`.
 #[derive(Args, Debug)]
 pub struct ProbeTrainArgs {
     pub zoo: PathBuf,
@@ -56,67 +70,343 @@ pub struct ProbeTrainArgs {
     pub out: PathBuf,
 }
 
+/// Score a trained reader on a zoo with labels: accuracy or Kendall's tau-b of its predictions
+/// on one split (or all models). The zoo must hold models of the layout the reader was trained
+/// on (same family and tensors) and the target the reader predicts.
+#[derive(Args, Debug)]
+pub struct ProbeEvalArgs {
+    /// Folder written by `glassbox probe train`.
+    pub reader: PathBuf,
+    pub zoo: PathBuf,
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitName,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+    All,
+}
+
+/// Apply a trained reader to every model of a zoo (e.g. one made by `glassbox zoo import`) and
+/// write one CSV row per model: index, name (when the zoo's labels have one), prediction (the
+/// class, or the number), and for classes the predicted class's probability.
+#[derive(Args, Debug)]
+pub struct ProbePredictArgs {
+    pub reader: PathBuf,
+    pub zoo: PathBuf,
+    #[arg(long, default_value = "predictions.csv")]
+    pub out: PathBuf,
+}
+
 pub fn run(cli: &Cli, a: &ProbeArgs) -> Result<()> {
-    let ProbeCommand::Train(t) = &a.command;
+    match &a.command {
+        ProbeCommand::Train(t) => train(cli, t),
+        ProbeCommand::Eval(e) => eval(e),
+        ProbeCommand::Predict(p) => predict(p),
+    }
+}
+
+/// Classes when every value of the label `key` is a class index, else a regression.
+fn task_of(zoo: &Zoo, key: &str) -> Result<Task> {
+    let values = zoo.values(key)?;
+    if values
+        .iter()
+        .all(|&v| v >= 0.0 && v.fract() == 0.0 && v < 100_000.0)
+    {
+        let labels: Vec<usize> = values.iter().map(|&v| v as usize).collect();
+        let n_classes = labels.iter().max().map_or(0, |m| m + 1);
+        if n_classes < 2 {
+            bail!(
+                "{}: target '{key}' has a single class; a reader needs at least two",
+                zoo.dir.display()
+            );
+        }
+        Ok(Task::Classes { labels, n_classes })
+    } else {
+        Ok(Task::Regression {
+            values: values.iter().map(|&v| v as f32).collect(),
+        })
+    }
+}
+
+/// The fixed inputs of grid and real probes: the INR image grid, or the training digits of a
+/// digits-mlp-acc zoo.
+fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
+    let generation = &zoo.spec.generation;
+    match (method, zoo.spec.family.as_str()) {
+        (Method::Grid, "inr") => {
+            let side = generation.get("side").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            if side == 0 {
+                bail!(
+                    "{}: zoo.json records no image side, so there is no grid to probe",
+                    zoo.dir.display()
+                );
+            }
+            Ok(inr::grid(side).into_iter().flatten().collect())
+        }
+        (Method::Real, "mlp")
+            if generation.get("preset").and_then(|v| v.as_str()) == Some("digits-mlp-acc") =>
+        {
+            let seed = generation
+                .get("seed")
+                .and_then(|v| v.as_u64())
+                .context("zoo.json records no seed")?;
+            let digits = glassbox_core::data::digits::load_digits(
+                &glassbox_core::data::data_dir(cli.data.as_deref())?
+                    .join("sklearn-digits/digits.csv.gz"),
+            )?;
+            Ok(mlp_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed)?
+                .train
+                .0)
+        }
+        (Method::Grid | Method::Real, family) => bail!(
+            "--method {method:?} is for {} zoos; this zoo is '{family}'",
+            if matches!(method, Method::Grid) {
+                "INR"
+            } else {
+                "digits-mlp-acc"
+            }
+        ),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn train(cli: &Cli, t: &ProbeTrainArgs) -> Result<()> {
     let start = Instant::now();
     let zoo = store::load(&t.zoo)?;
-    if zoo.spec.family != "inr" {
-        bail!("{}: probe readers so far read INR zoos, this zoo's family is '{}'", t.zoo.display(), zoo.spec.family);
-    }
-    let targets = zoo.targets()?;
-    if targets.iter().any(|&c| c < 0.0 || c.fract() != 0.0) {
-        bail!("{}: target '{}' is not a class index for every model", t.zoo.display(), zoo.spec.target);
-    }
-    let classes: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
-    let n_classes = classes.iter().max().map_or(0, |m| m + 1);
-    let side = zoo.spec.generation.get("side").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-    let epochs = t.epochs.unwrap_or(if matches!(t.method, Method::Statnn) { 40 } else { 30 });
+    let targets = ZooTargets::of(&zoo)?;
+    let task = task_of(&zoo, &zoo.spec.target)?;
+    let epochs = t.epochs.unwrap_or(if matches!(t.method, Method::Statnn) {
+        40
+    } else {
+        30
+    });
     if t.probes == 0 || epochs == 0 {
         bail!("--probes and --epochs must be at least 1");
     }
-    if n_classes < 2 {
-        bail!("{}: a reader needs at least two classes", t.zoo.display());
-    }
     let splits = &zoo.spec.splits;
     if splits.train.is_empty() || splits.val.is_empty() {
-        bail!("{}: the zoo's train and val splits must not be empty (train {}, val {})", t.zoo.display(), splits.train.len(), splits.val.len());
+        bail!(
+            "{}: the zoo's train and val splits must not be empty (train {}, val {})",
+            t.zoo.display(),
+            splits.train.len(),
+            splits.val.len()
+        );
     }
-    if matches!(t.method, Method::Grid) && side == 0 {
-        bail!("{}: zoo.json records no image side, so there is no grid to probe", t.zoo.display());
-    }
+    let metric = task.metric_name();
     std::fs::create_dir_all(t.out.join("figures"))?;
-    let (history, at_best, best_epoch, probes) = match t.method {
+    let row = |e: usize, train: Option<f64>, val: f64, test: f64| {
+        let mut r = serde_json::json!({ "epoch": e + 1, format!("val_{metric}"): val, format!("test_{metric}"): test });
+        if let Some(v) = train {
+            r[format!("train_{metric}")] = serde_json::json!(v);
+        }
+        r
+    };
+    let (history, at_best, best_epoch) = match t.method {
         Method::Statnn => {
-            let tensors: Vec<usize> = zoo.spec.tensors.iter().map(|(_, s)| s.iter().product()).collect();
-            let r = glassbox_weightspace::statnn::train_statnn(&zoo.params, &tensors, &classes, n_classes, &zoo.spec.splits, epochs, cli.seed);
-            let history: Vec<serde_json::Value> = (0..r.val_accuracy.len()).map(|e| serde_json::json!({ "epoch": e + 1, "val_accuracy": r.val_accuracy[e], "test_accuracy": r.test_accuracy[e] })).collect();
-            (history, r.test_at_best_val, r.best_epoch, Vec::new())
+            let tensors: Vec<usize> = zoo
+                .spec
+                .tensors
+                .iter()
+                .map(|(_, s)| s.iter().product())
+                .collect();
+            let r = glassbox_weightspace::statnn::train_statnn(
+                &zoo.params,
+                &tensors,
+                &task,
+                splits,
+                epochs,
+                cli.seed,
+            );
+            let history: Vec<serde_json::Value> = (0..r.val_metric.len())
+                .map(|e| row(e, None, r.val_metric[e], r.test_metric[e]))
+                .collect();
+            (history, r.test_at_best_val, r.best_epoch)
         }
         m => {
             let kind = match m {
                 Method::Probegen => ProbeKind::ProbeGen,
+                Method::Nonlinear => ProbeKind::Nonlinear,
                 Method::Vanilla => ProbeKind::Vanilla,
                 Method::Uniform => ProbeKind::Uniform,
-                _ => ProbeKind::Grid,
+                Method::Grid => ProbeKind::Grid,
+                _ => ProbeKind::Real,
             };
-            let r = train_reader(&zoo.params, &classes, n_classes, &zoo.spec.splits, &inr::grid(side), &ReaderConfig::new(kind, t.probes, epochs, cli.seed));
-            let history = (0..r.val_accuracy.len())
-                .map(|e| serde_json::json!({ "epoch": e + 1, "train_accuracy": r.train_accuracy[e], "val_accuracy": r.val_accuracy[e], "test_accuracy": r.test_accuracy[e] }))
+            let space = targets.probe_space();
+            let (r, reader) = train_reader(
+                &targets,
+                &task,
+                splits,
+                &space,
+                &given_inputs(cli, &zoo, m)?,
+                &ReaderConfig::new(kind, t.probes, epochs, cli.seed),
+            )?;
+            let history = (0..r.val_metric.len())
+                .map(|e| {
+                    row(
+                        e,
+                        Some(r.train_metric[e]),
+                        r.val_metric[e],
+                        r.test_metric[e],
+                    )
+                })
                 .collect();
-            (history, r.test_at_best_val, r.best_epoch, r.probes)
+            write_probe_figure(&t.out, &reader.probes, space.dim, zoo.spec.family.as_str())?;
+            let info = ReaderInfo {
+                method: r.method.clone(),
+                task: match &task {
+                    Task::Classes { n_classes, .. } => TaskInfo::Classes {
+                        n_classes: *n_classes,
+                    },
+                    Task::Regression { .. } => TaskInfo::Regression,
+                },
+                target: zoo.spec.target.clone(),
+                metric: metric.into(),
+                family: zoo.spec.family.clone(),
+                tensors: zoo.spec.tensors.clone(),
+                n_probes: reader.n_probes,
+                input_dim: space.dim,
+                head_dims: reader.head.dims.clone(),
+                best_epoch: r.best_epoch,
+                test_at_best_val: r.test_at_best_val,
+                trained_on: t.zoo.display().to_string(),
+            };
+            saved::save(&t.out, &reader, &info)?;
+            (history, r.test_at_best_val, r.best_epoch)
         }
     };
-    if !probes.is_empty() {
-        let points: Vec<(f64, f64)> = probes.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
-        let svg = glassbox_report::scatter_chart_svg("Probe coordinates (the INRs were fitted on [-1, 1]²)", "x", "y", &points)?;
-        std::fs::write(t.out.join("figures/probes.svg"), svg)?;
-    }
     let run = serde_json::json!({
         "name": format!("{:?} reader on {}", t.method, t.zoo.display()).to_lowercase(), "command": super::command_line(), "seed": cli.seed,
-        "wall_time_s": start.elapsed().as_secs_f64(), "history": history, "probes": probes,
-        "metrics": { "test_accuracy_at_best_val": at_best, "best_epoch": best_epoch },
+        "wall_time_s": start.elapsed().as_secs_f64(), "history": history,
+        "metrics": { format!("test_{metric}_at_best_val"): at_best, "best_epoch": best_epoch },
     });
     glassbox_core::io::write_json(&t.out.join("run.json"), &run)?;
-    println!("test accuracy at the best validation epoch ({best_epoch}): {at_best:.4}; wrote {}", t.out.display());
+    println!(
+        "test {metric} at the best validation epoch ({best_epoch}): {at_best:.4}; wrote {}",
+        t.out.display()
+    );
+    Ok(())
+}
+
+/// INR probes as points in the plane; image probes as a grid of images.
+fn write_probe_figure(out: &Path, probes: &[f32], dim: usize, family: &str) -> Result<()> {
+    if family == "inr" {
+        let points: Vec<(f64, f64)> = probes
+            .chunks_exact(2)
+            .map(|p| (p[0] as f64, p[1] as f64))
+            .collect();
+        let svg = glassbox_report::scatter_chart_svg(
+            "Probe coordinates (the INRs were fitted on [-1, 1]²)",
+            "x",
+            "y",
+            &points,
+        )?;
+        std::fs::write(out.join("figures/probes.svg"), svg)?;
+    } else {
+        let side = (dim as f64).sqrt().round() as usize;
+        if side * side == dim {
+            let images: Vec<Vec<f32>> = probes.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+            std::fs::write(
+                out.join("figures/probes.png"),
+                glassbox_report::image_grid_png(&images, side, side, 8)?,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A saved reader and a zoo it can read.
+fn load_pair(
+    reader: &Path,
+    zoo: &Path,
+) -> Result<(glassbox_weightspace::reader::Reader, ReaderInfo, Zoo)> {
+    let (r, info) = saved::load(reader)?;
+    let zoo = store::load(zoo)?;
+    if zoo.spec.family != info.family || zoo.spec.tensors != info.tensors {
+        bail!("{}: the reader in {} reads '{}' models with tensors {:?}; this zoo holds '{}' models with {:?}", zoo.dir.display(), reader.display(), info.family, info.tensors, zoo.spec.family, zoo.spec.tensors);
+    }
+    Ok((r, info, zoo))
+}
+
+fn eval(e: &ProbeEvalArgs) -> Result<()> {
+    let (reader, info, zoo) = load_pair(&e.reader, &e.zoo)?;
+    let targets = ZooTargets::of(&zoo)?;
+    let task = match (task_of(&zoo, &info.target)?, &info.task) {
+        (Task::Classes { labels, .. }, TaskInfo::Classes { n_classes }) => Task::Classes {
+            labels,
+            n_classes: *n_classes,
+        },
+        (Task::Classes { labels, .. }, TaskInfo::Regression) => Task::Regression {
+            values: labels.iter().map(|&v| v as f32).collect(),
+        },
+        (t @ Task::Regression { .. }, TaskInfo::Regression) => t,
+        (Task::Regression { .. }, TaskInfo::Classes { .. }) => bail!(
+            "{}: the reader predicts classes but '{}' is not a class index for every model",
+            e.zoo.display(),
+            info.target
+        ),
+    };
+    if let Task::Classes { labels, n_classes } = &task {
+        if let Some(i) = labels.iter().position(|l| l >= n_classes) {
+            bail!(
+                "{}: model {i} has class {} but the reader knows {n_classes} classes",
+                e.zoo.display(),
+                labels[i]
+            );
+        }
+    }
+    let splits = &zoo.spec.splits;
+    let idx: Vec<usize> = match e.split {
+        SplitName::Train => splits.train.clone(),
+        SplitName::Val => splits.val.clone(),
+        SplitName::Test => splits.test.clone(),
+        SplitName::All => (0..targets.len()).collect(),
+    };
+    if idx.is_empty() {
+        bail!("{}: the {:?} split is empty", e.zoo.display(), e.split);
+    }
+    let value = task.metric(&reader.predict(&targets, &idx), &idx);
+    println!(
+        "{} on {} models ({:?} split of {}): {value:.4}",
+        info.metric,
+        idx.len(),
+        e.split,
+        e.zoo.display()
+    );
+    Ok(())
+}
+
+fn predict(p: &ProbePredictArgs) -> Result<()> {
+    let (reader, info, zoo) = load_pair(&p.reader, &p.zoo)?;
+    let targets = ZooTargets::of(&zoo)?;
+    let idx: Vec<usize> = (0..targets.len()).collect();
+    let out = reader.predict(&targets, &idx);
+    let mut csv = String::from(if matches!(info.task, TaskInfo::Classes { .. }) {
+        "model,name,class,probability\n"
+    } else {
+        "model,name,prediction\n"
+    });
+    for (r, label) in zoo.labels.iter().enumerate() {
+        let name = label
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .replace(',', ";");
+        match info.task {
+            TaskInfo::Classes { .. } => {
+                let row: Vec<f32> = (0..out.ncols()).map(|c| out[(r, c)]).collect();
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let total: f32 = row.iter().map(|v| (v - max).exp()).sum();
+                let best = glassbox_zoo::mlp::argmax(&row);
+                csv.push_str(&format!("{r},{name},{best},{:.4}\n", 1.0 / total));
+            }
+            TaskInfo::Regression => csv.push_str(&format!("{r},{name},{:.6}\n", out[(r, 0)])),
+        }
+    }
+    glassbox_core::io::write_atomic(&p.out, csv.as_bytes())?;
+    println!("predicted {} models; wrote {}", idx.len(), p.out.display());
     Ok(())
 }

@@ -43,6 +43,10 @@ pub enum Experiment {
     /// spec/probegen.md 6 R1: a digits-INR zoo (1,797 SIRENs) read by StatNN, uniform probes,
     /// vanilla probing, ProbeGen and the grid oracle; thresholds A1-A4 (pass --seeds).
     ProbegenDigitsInr,
+    /// spec/probegen.md 6 R2: a zoo of 1,200 digit MLPs labelled with their test accuracy, read
+    /// by StatNN and P = 32 image probes (uniform, vanilla, ProbeGen, a non-linear generator, real
+    /// digits); Kendall τ; thresholds B1-B3 (pass --seeds).
+    ProbegenDigitsMlp,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -84,6 +88,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::UsaePlanted => glassbox_sae::experiments::planted_concepts::run(&opts)?,
         Experiment::UsaeGlyphs => glassbox_sae::experiments::glyph_networks::run(&opts)?,
         Experiment::ProbegenDigitsInr => glassbox_weightspace::experiments::digits_inr::run(&opts)?,
+        Experiment::ProbegenDigitsMlp => glassbox_weightspace::experiments::digits_mlp::run(&opts)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;

@@ -1,7 +1,11 @@
 use crate::Cli;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use glassbox_zoo::build::{build, digits_inr, ShardJob};
+use glassbox_zoo::build::{build, Recipe, ShardJob};
+use glassbox_zoo::import::{import, Family, ImportOptions};
+use glassbox_zoo::inr::FitOptions;
+use glassbox_zoo::inr_zoo::{digits_inr, image_inr};
+use glassbox_zoo::mlp_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
 use std::path::PathBuf;
 
@@ -15,16 +19,51 @@ pub struct ZooArgs {
 #[derive(Subcommand, Debug)]
 pub enum ZooCommand {
     Build(ZooBuildArgs),
+    Import(ZooImportArgs),
     Info(ZooInfoArgs),
+}
+
+/// Turn a folder of checkpoints and a labels CSV into a zoo that readers can train on or
+/// predict for.
+///
+/// Checkpoints: `NAME.safetensors` files or `NAME/model.safetensors` run folders, all with the
+/// same tensors. SIREN 2-32-32-1 INRs (`layers.0.weight [32, 2]` … `head.bias [1]`) become an
+/// INR zoo; MLPs (`layers.i.weight/bias`, `head.weight/bias`) an MLP zoo, whose activation
+/// (relu or tanh) comes from an `activation` column, the file's metadata or a model.json.
+/// labels.csv: a header, then one row per model: its NAME first, then its labels (numbers
+/// where they parse). An optional `split` column (train, val, test) fixes the split; else a
+/// seeded 70/10/20 split. Everything is checked before anything is written.
+#[derive(Args, Debug)]
+pub struct ZooImportArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub labels: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The label readers predict by default (default: the CSV's second column).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Model family: auto (the SIREN layout is an INR, anything else an MLP), inr or mlp.
+    #[arg(long, default_value = "auto")]
+    pub family: String,
 }
 
 /// Build a zoo from a preset into a folder (zoo.json, labels.json, models-NNNNN.safetensors).
 ///
-/// Presets: `digits-inr` — one SIREN INR (2-32-32-1, sin 30·, +0.5; spec/probegen.md 2.7) per
-/// scikit-learn digit (1,797 images, 8×8, 100 full-batch Adam steps), label = the digit,
-/// split 70/10/20. Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n
-/// jobs build disjoint shards of the same zoo into one folder (or folders merged afterwards);
-/// run the same command again to resume an interrupted build.
+/// Presets (spec/probegen.md):
+///
+/// - `digits-inr`: one SIREN INR (2-32-32-1, sin 30·, +0.5; spec 2.7) per scikit-learn digit
+///   (1,797 images, 8×8, 100 full-batch Adam steps), label = the digit, split 70/10/20 (spec 6 R1).
+/// - `mnist-inr`, `fmnist-inr`: one SIREN per 28×28 MNIST / Fashion-MNIST image (spec 3.1), all
+///   70,000 or `--per-class TRAIN,TEST` images of each class; models of training images split
+///   11:1 into train and validation, test images are the test split. `--fit-steps` Adam steps.
+/// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
+///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
+///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
+///
+/// Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n jobs build
+/// disjoint shards of the same zoo into one folder (or folders merged afterwards); run the same
+/// command again to resume an interrupted build.
 #[derive(Args, Debug)]
 pub struct ZooBuildArgs {
     /// Preset name.
@@ -34,6 +73,54 @@ pub struct ZooBuildArgs {
     /// Build only shards s with s % n == i.
     #[arg(long, default_value = "0/1")]
     pub shard: String,
+    /// mnist-inr / fmnist-inr: the first TRAIN and TEST images of each class (default: all).
+    #[arg(long, value_name = "TRAIN,TEST")]
+    pub per_class: Option<String>,
+    /// mnist-inr / fmnist-inr: full-batch Adam steps per INR (lr 1e-3).
+    #[arg(long, default_value_t = 300)]
+    pub fit_steps: usize,
+    /// digits-mlp-acc: number of models.
+    #[arg(long, default_value_t = 1200)]
+    pub count: usize,
+}
+
+/// The recipe of a preset, reading its data from the data folder.
+fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
+    let digits = || -> Result<_> {
+        Ok(glassbox_core::data::digits::load_digits(
+            &glassbox_core::data::data_dir(cli.data.as_deref())?
+                .join("sklearn-digits/digits.csv.gz"),
+        )?)
+    };
+    Ok(match b.preset.as_str() {
+        "digits-inr" => Box::new(digits_inr(&digits()?, cli.seed)?),
+        "digits-mlp-acc" => {
+            if b.count < 10 {
+                bail!("--count must be at least 10 for a train / val / test split");
+            }
+            Box::new(digits_mlp_acc(&digits()?, b.count, cli.seed)?)
+        }
+        name @ ("mnist-inr" | "fmnist-inr") => {
+            let per_class = match &b.per_class {
+                None => None,
+                Some(s) => {
+                    let bad = || anyhow::anyhow!("--per-class takes TRAIN,TEST (images per class), got '{s}'");
+                    let (a, c) = s.split_once(',').ok_or_else(bad)?;
+                    let (a, c): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, c.trim().parse().map_err(|_| bad())?);
+                    if a < 2 || c < 1 {
+                        return Err(bad());
+                    }
+                    Some((a, c))
+                }
+            };
+            if b.fit_steps == 0 {
+                bail!("--fit-steps must be at least 1");
+            }
+            let data = glassbox_core::data::load_named(if name == "mnist-inr" { "mnist" } else { "fashion-mnist" }, cli.data.as_deref(), cli.seed)?;
+            Box::new(image_inr(name, &data, per_class, FitOptions { steps: b.fit_steps, lr: 1e-3 }, cli.seed)?)
+        }
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, digits-mlp-acc"),
+    })
 }
 
 /// Summarise a complete zoo folder: models, parameters, shards, splits, target and fit errors
@@ -47,16 +134,14 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
     match &a.command {
         ZooCommand::Build(b) => {
             let job = ShardJob::parse(&b.shard)?;
-            let zoo = match b.preset.as_str() {
-                "digits-inr" => {
-                    let dir = glassbox_core::data::data_dir(cli.data.as_deref())?;
-                    digits_inr(&glassbox_core::data::digits::load_digits(&dir.join("sklearn-digits/digits.csv.gz"))?, cli.seed)?
-                }
-                other => bail!("unknown zoo preset '{other}'; available: digits-inr"),
-            };
-            let mine = (0..zoo.spec().n_shards()).filter(|s| s % job.of == job.index).count();
+            let zoo = recipe(cli, b)?;
+            let mine = (0..zoo.spec().n_shards())
+                .filter(|s| s % job.of == job.index)
+                .count();
             let progress = glassbox_core::train::progress_bar(!cli.quiet, mine as u64, 0);
-            let report = build(&b.out, &zoo, job, |done, _| progress.set_position(done as u64))?;
+            let report = build(&b.out, zoo.as_ref(), job, |done, _| {
+                progress.set_position(done as u64)
+            })?;
             progress.finish_and_clear();
             println!(
                 "{} models fitted in {:.1} s ({:.1} models/s); {} shards written, {} already there; wrote {}",
@@ -69,12 +154,61 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
             );
             Ok(())
         }
+        ZooCommand::Import(i) => {
+            let family = match i.family.as_str() {
+                "auto" => Family::Auto,
+                "inr" => Family::Inr,
+                "mlp" => Family::Mlp,
+                other => bail!("--family takes auto, inr or mlp, not '{other}'"),
+            };
+            let r = import(
+                &i.dir,
+                &i.labels,
+                &i.out,
+                &ImportOptions {
+                    family,
+                    target: i.target.clone(),
+                    seed: cli.seed,
+                },
+            )?;
+            println!(
+                "imported {} {} models (target '{}') into {}",
+                r.models,
+                r.family,
+                r.target,
+                i.out.display()
+            );
+            Ok(())
+        }
         ZooCommand::Info(i) => {
             let zoo = store::load(&i.zoo)?;
-            let fit = store::FitSummary::of(&zoo.fit_mse);
-            println!("{}: {} models of family '{}', {} parameters each, {} shards", i.zoo.display(), zoo.spec.count, zoo.spec.family, zoo.spec.n_params(), zoo.spec.n_shards());
-            println!("splits: train {}, val {}, test {}; target '{}'", zoo.spec.splits.train.len(), zoo.spec.splits.val.len(), zoo.spec.splits.test.len(), zoo.spec.target);
-            println!("fit MSE: mean {:.2e}, 90th percentile {:.2e}, worst {:.2e}{}", fit.mean, fit.p90, fit.worst, if fit.all_finite { "" } else { " (some fits are not finite)" });
+            println!(
+                "{}: {} models of family '{}', {} parameters each, {} shards",
+                i.zoo.display(),
+                zoo.spec.count,
+                zoo.spec.family,
+                zoo.spec.n_params(),
+                zoo.spec.n_shards()
+            );
+            println!(
+                "splits: train {}, val {}, test {}; target '{}'",
+                zoo.spec.splits.train.len(),
+                zoo.spec.splits.val.len(),
+                zoo.spec.splits.test.len(),
+                zoo.spec.target
+            );
+            for (name, values) in &zoo.measured {
+                let mut v: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+                v.sort_by(f32::total_cmp);
+                let at = |q: f64| {
+                    v.get(((v.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+                        .copied()
+                        .unwrap_or(f32::NAN)
+                };
+                let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+                let bad = values.len() - v.len();
+                println!("{name}: min {:.3e}, median {:.3e}, mean {mean:.3e}, 90th percentile {:.3e}, max {:.3e}{}", at(0.0), at(0.5), at(0.9), at(1.0), if bad > 0 { format!(" ({bad} not finite)") } else { String::new() });
+            }
             Ok(())
         }
     }

@@ -4,12 +4,14 @@
 //! reader init; the zoo is built once and reused from the run folder).
 
 use super::{Check, ExperimentOptions, Outcome};
-use crate::probes::ProbeKind;
-use crate::reader::{train_reader, ReaderConfig, ReaderResult};
+use crate::probes::{ProbeKind, ProbeSpace};
+use crate::reader::{train_reader, ReaderConfig, Task};
 use crate::statnn::train_statnn;
+use crate::targets::InrTargets;
 use crate::{Error, Result};
 use glassbox_core::data::digits::load_digits;
-use glassbox_zoo::build::{build, digits_inr, random_split, ShardJob};
+use glassbox_zoo::build::{build, random_split, ShardJob};
+use glassbox_zoo::inr_zoo::digits_inr;
 use glassbox_zoo::{inr, store};
 use std::time::Instant;
 
@@ -34,10 +36,21 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let report = build(&zoo_dir, &digits_inr(&digits, 0)?, ShardJob::ALL, |_, _| {})?;
     let build_seconds = t.elapsed().as_secs_f64();
     let zoo = store::load(&zoo_dir)?;
-    let classes: Vec<usize> = zoo.targets()?.iter().map(|&c| c as usize).collect();
-    let fit = glassbox_zoo::store::FitSummary::of(&zoo.fit_mse);
-    let grid = inr::grid(8);
-    let tensors: Vec<usize> = zoo.spec.tensors.iter().map(|(_, s)| s.iter().product()).collect();
+    let task = Task::Classes {
+        labels: zoo.targets()?.iter().map(|&c| c as usize).collect(),
+        n_classes: 10,
+    };
+    let targets = InrTargets {
+        params: &zoo.params,
+    };
+    let fit = glassbox_zoo::store::FitSummary::of(zoo.measured("fit_mse")?);
+    let grid: Vec<f32> = inr::grid(8).into_iter().flatten().collect();
+    let tensors: Vec<usize> = zoo
+        .spec
+        .tensors
+        .iter()
+        .map(|(_, s)| s.iter().product())
+        .collect();
     let mut rows = Vec::new();
     // results[reader][seed]: test accuracy at best validation.
     let mut results = vec![Vec::new(); READERS.len()];
@@ -45,29 +58,65 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     for &seed in &opts.seeds {
         let splits = random_split(zoo.params.len(), 0.1, 0.2, seed);
         for (r, &(kind, p, epochs)) in READERS.iter().enumerate() {
-            let res: ReaderResult = train_reader(&zoo.params, &classes, 10, &splits, &grid, &ReaderConfig::new(kind, p, epochs, seed));
+            let (res, _) = train_reader(
+                &targets,
+                &task,
+                &splits,
+                &ProbeSpace::inr(),
+                &grid,
+                &ReaderConfig::new(kind, p, epochs, seed),
+            )?;
             if opts.progress {
                 eprintln!("seed {seed}: {} P={p} {epochs} epochs: test {:.3} (best val epoch {}), {:.1} s", res.method, res.test_at_best_val, res.best_epoch, res.seconds);
             }
             results[r].push(res.test_at_best_val);
             rows.push(serde_json::json!({ "seed": seed, "reader": res }));
         }
-        let s = train_statnn(&zoo.params, &tensors, &classes, 10, &splits, 40, seed).test_at_best_val;
+        let s = train_statnn(&zoo.params, &tensors, &task, &splits, 40, seed).test_at_best_val;
         statnn.push(s);
         rows.push(serde_json::json!({ "seed": seed, "statnn_test_at_best_val": s }));
     }
     if results[0].is_empty() {
-        return Err(Error::invalid("the digits-INR experiment needs at least one seed"));
+        return Err(Error::invalid(
+            "the digits-INR experiment needs at least one seed",
+        ));
     }
     let mean = |v: &[f64]| 100.0 * v.iter().sum::<f64>() / v.len() as f64;
     let m: Vec<f64> = results.iter().map(|v| mean(v)).collect();
     let s = mean(&statnn);
     let fit_ok = fit.all_finite && fit.mean < 1e-5 && fit.p90 < 1e-5;
     let mut checks = vec![Check::new("zoo", fit_ok, format!("{} INRs, fit MSE mean {:.2e} and 90th percentile {:.2e} < 1e-5 (worst {:.2e}, all finite: {}); built in {build_seconds:.1} s ({} shards written, {} reused)", zoo.params.len(), fit.mean, fit.p90, fit.worst, fit.all_finite, report.shards_written, report.shards_skipped))];
-    checks.push(Check::new("A1", m[0] >= 93.0 && s <= 25.0, format!("grid oracle {:.1}% >= 93, StatNN {s:.1}% <= 25", m[0])));
-    checks.push(Check::new("A2", m[2] >= m[1] + 5.0 && m[3] >= m[2] + 3.0, format!("P=64, 30 epochs: vanilla {:.1}% >= uniform {:.1}% + 5; ProbeGen {:.1}% >= vanilla + 3", m[2], m[1], m[3])));
-    checks.push(Check::new("A3", m[5] >= m[4] + 6.0, format!("P=16: ProbeGen {:.1}% >= vanilla {:.1}% + 6", m[5], m[4])));
-    checks.push(Check::new("A4", m[7] >= m[6] - 1.0, format!("P=128, 100 epochs: ProbeGen {:.1}% >= vanilla {:.1}% - 1", m[7], m[6])));
+    checks.push(Check::new(
+        "A1",
+        m[0] >= 93.0 && s <= 25.0,
+        format!("grid oracle {:.1}% >= 93, StatNN {s:.1}% <= 25", m[0]),
+    ));
+    checks.push(Check::new(
+        "A2",
+        m[2] >= m[1] + 5.0 && m[3] >= m[2] + 3.0,
+        format!(
+            "P=64, 30 epochs: vanilla {:.1}% >= uniform {:.1}% + 5; ProbeGen {:.1}% >= vanilla + 3",
+            m[2], m[1], m[3]
+        ),
+    ));
+    checks.push(Check::new(
+        "A3",
+        m[5] >= m[4] + 6.0,
+        format!("P=16: ProbeGen {:.1}% >= vanilla {:.1}% + 6", m[5], m[4]),
+    ));
+    checks.push(Check::new(
+        "A4",
+        m[7] >= m[6] - 1.0,
+        format!(
+            "P=128, 100 epochs: ProbeGen {:.1}% >= vanilla {:.1}% - 1",
+            m[7], m[6]
+        ),
+    ));
     rows.push(serde_json::json!({ "mean_test_accuracy_percent": READERS.iter().zip(&m).map(|(r, v)| serde_json::json!({ "reader": r.0.name(), "probes": r.1, "epochs": r.2, "accuracy": v })).collect::<Vec<_>>(), "statnn_percent": s }));
-    Ok(Outcome { name: "ProbeGen R1: digits-INR zoo".into(), rows, checks, wall_time_s: start.elapsed().as_secs_f64() })
+    Ok(Outcome {
+        name: "ProbeGen R1: digits-INR zoo".into(),
+        rows,
+        checks,
+        wall_time_s: start.elapsed().as_secs_f64(),
+    })
 }

@@ -1,6 +1,7 @@
 //! The reproductions of spec/probegen.md section 6, each with the spec's thresholds as named
-//! checks. `glassbox repro probegen-digits-inr --check` runs R1.
+//! checks: `glassbox repro probegen-digits-inr --check` runs R1, `probegen-digits-mlp` R2.
 
 pub mod digits_inr;
+pub mod digits_mlp;
 
 pub use glassbox_core::experiment::{Check, ExperimentOptions, Outcome};

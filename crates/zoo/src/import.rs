@@ -1,0 +1,316 @@
+//! `glassbox zoo import`: a folder of ordinary checkpoints plus a labels CSV become a zoo.
+//! Checkpoints are `NAME.safetensors` files or `NAME/model.safetensors` run folders (glassbox's
+//! own, whose model.json then says what they are); the CSV has one row per model, the model's
+//! name in the first column and its labels in the others (numbers where they parse). Every
+//! checkpoint and every row is checked before anything is written.
+
+use crate::build::random_split;
+use crate::mlp::{Activation, Mlp};
+use crate::store::{create, write_shard, Splits, ZooSpec};
+use crate::{inr, Error, Result};
+use glassbox_core::io::SafetensorsFile;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// The SIREN layout → "inr", anything else → "mlp".
+    Auto,
+    Inr,
+    Mlp,
+}
+
+pub struct ImportOptions {
+    pub family: Family,
+    /// The label to predict by default; the CSV's second column when None.
+    pub target: Option<String>,
+    /// Seed of the 70/10/20 split, used when the CSV has no `split` column.
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+pub struct ImportReport {
+    pub models: usize,
+    pub family: String,
+    pub target: String,
+}
+
+/// One checkpoint found in the folder: its name and file.
+fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if path.is_file() && path.extension().is_some_and(|e| e == "safetensors") {
+            found.push((name, path));
+        } else if path.join("model.safetensors").is_file() {
+            let name = path
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            found.push((name, path.join("model.safetensors")));
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(Error::format(
+            dir,
+            "no checkpoints: expected NAME.safetensors files or NAME/model.safetensors folders",
+        ));
+    }
+    Ok(found)
+}
+
+/// Rows of the labels CSV by model name: label → JSON value (a number when it parses).
+fn read_labels(
+    path: &Path,
+) -> Result<(
+    Vec<String>,
+    BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+)> {
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| Error::format(path, format!("cannot read as CSV: {e}")))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::format(path, format!("bad header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.len() < 2 {
+        return Err(Error::format(
+            path,
+            "needs a header with the model-name column and at least one label column",
+        ));
+    }
+    let mut rows = BTreeMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::format(path, format!("row {}: {e}", i + 2)))?;
+        let name = record.get(0).unwrap_or_default().trim().to_string();
+        let mut labels = serde_json::Map::new();
+        for (key, value) in header.iter().zip(record.iter()).skip(1) {
+            let value = value.trim();
+            if value.is_empty() {
+                continue; // an empty cell: the model has no such label
+            }
+            let json = value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map_or_else(|| serde_json::json!(value), |v| serde_json::json!(v));
+            labels.insert(key.clone(), json);
+        }
+        if rows.insert(name.clone(), labels).is_some() {
+            return Err(Error::format(path, format!("model '{name}' has two rows")));
+        }
+    }
+    Ok((header, rows))
+}
+
+/// Tensors in the order of the MLP layout (`layers.i.*`, then `head.*`), or None.
+fn mlp_layout(tensors: &BTreeMap<String, Vec<usize>>) -> Option<Mlp> {
+    let mut ordered = Vec::new();
+    let mut i = 0;
+    while let (Some(w), Some(b)) = (
+        tensors.get(&format!("layers.{i}.weight")),
+        tensors.get(&format!("layers.{i}.bias")),
+    ) {
+        ordered.push((format!("layers.{i}.weight"), w.clone()));
+        ordered.push((format!("layers.{i}.bias"), b.clone()));
+        i += 1;
+    }
+    ordered.push(("head.weight".into(), tensors.get("head.weight")?.clone()));
+    ordered.push(("head.bias".into(), tensors.get("head.bias")?.clone()));
+    (ordered.len() == tensors.len()).then_some(())?;
+    Mlp::from_tensors(&ordered)
+}
+
+/// The activation of an MLP checkpoint: its labels' `activation`, else the file's metadata,
+/// else the model.json beside it.
+fn activation(
+    labels: &serde_json::Map<String, serde_json::Value>,
+    file: &SafetensorsFile,
+) -> Result<Option<Activation>> {
+    let from_json = || -> Option<String> {
+        let card: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(file.path.with_file_name("model.json")).ok()?,
+        )
+        .ok()?;
+        card.get("architecture")?
+            .get("activation")?
+            .as_str()
+            .map(String::from)
+    };
+    let name = labels
+        .get("activation")
+        .and_then(|v| v.as_str())
+        .map(String::from)
+        .or_else(|| file.metadata().ok()?.get("activation").cloned())
+        .or_else(from_json);
+    match name {
+        None => Ok(None),
+        Some(a) => Activation::parse(&a).map(Some).ok_or_else(|| {
+            Error::format(
+                &file.path,
+                format!("activation '{a}': readers handle relu and tanh MLPs"),
+            )
+        }),
+    }
+}
+
+pub fn import(
+    dir: &Path,
+    labels_csv: &Path,
+    out: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let found = checkpoints(dir)?;
+    let (header, mut rows) = read_labels(labels_csv)?;
+    for (name, path) in &found {
+        if !rows.contains_key(name) {
+            return Err(Error::format(
+                labels_csv,
+                format!("no row for model '{name}' ({})", path.display()),
+            ));
+        }
+    }
+    if let Some(extra) = rows.keys().find(|n| !found.iter().any(|(f, _)| f == *n)) {
+        return Err(Error::format(labels_csv, format!("names model '{extra}', but {} has no {extra}.safetensors or {extra}/model.safetensors", dir.display())));
+    }
+    // The layout comes from the first checkpoint; every other must match it exactly.
+    let (mut layout, mut family) = (Vec::<(String, Vec<usize>)>::new(), String::new());
+    let (mut params, mut labels) = (
+        Vec::with_capacity(found.len()),
+        Vec::with_capacity(found.len()),
+    );
+    for (name, path) in &found {
+        let file = SafetensorsFile::open(path)?;
+        let shapes: BTreeMap<String, Vec<usize>> = file
+            .entries()?
+            .into_iter()
+            .map(|(n, _, s)| (n, s))
+            .collect();
+        if layout.is_empty() {
+            let siren: Vec<(String, Vec<usize>)> = inr::TENSORS
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_vec()))
+                .collect();
+            let is_siren = shapes == siren.iter().cloned().collect::<BTreeMap<_, _>>();
+            (family, layout) = match (opts.family, is_siren) {
+                (Family::Inr, false) => {
+                    return Err(Error::format(
+                        path,
+                        format!("not the SIREN 2-32-32-1 layout {siren:?}; it holds {shapes:?}"),
+                    ))
+                }
+                (Family::Inr, true) | (Family::Auto, true) => ("inr".into(), siren),
+                _ => {
+                    let net = mlp_layout(&shapes).ok_or_else(|| Error::format(path, format!("not an MLP (layers.i.weight/bias chaining into head.weight/bias) nor the SIREN layout; it holds {shapes:?}")))?;
+                    ("mlp".into(), net.tensors())
+                }
+            };
+        } else if shapes != layout.iter().cloned().collect::<BTreeMap<_, _>>() {
+            let first = &found[0].1;
+            let diff = layout
+                .iter()
+                .find(|(n, s)| shapes.get(n) != Some(s))
+                .map_or_else(
+                    || {
+                        format!(
+                            "extra tensors {:?}",
+                            shapes
+                                .keys()
+                                .filter(|k| !layout.iter().any(|(n, _)| n == *k))
+                                .collect::<Vec<_>>()
+                        )
+                    },
+                    |(n, s)| format!("tensor '{n}' is {:?}, expected {s:?}", shapes.get(n)),
+                );
+            return Err(Error::format(
+                path,
+                format!("a different architecture from {}: {diff}", first.display()),
+            ));
+        }
+        let mut flat = Vec::new();
+        for (tensor, _) in &layout {
+            flat.extend(file.tensor_f32(tensor)?.data);
+        }
+        let mut row = rows.remove(name).expect("checked above");
+        if family == "mlp" {
+            let act = activation(&row, &file)?.ok_or_else(|| Error::format(labels_csv, format!("model '{name}' has no activation: add an 'activation' column (relu or tanh)")))?;
+            row.insert("activation".into(), serde_json::json!(act.name()));
+        }
+        row.insert("name".into(), serde_json::json!(name));
+        params.push(flat);
+        labels.push(serde_json::Value::Object(row));
+    }
+    let target = opts.target.clone().unwrap_or_else(|| header[1].clone());
+    if let Some(i) = labels
+        .iter()
+        .position(|l| l.get(&target).and_then(|v| v.as_f64()).is_none())
+    {
+        return Err(Error::format(
+            labels_csv,
+            format!(
+                "model '{}' has no numeric '{target}' (the target; choose another with --target)",
+                found[i].0
+            ),
+        ));
+    }
+    let splits = if header.iter().any(|h| h == "split") {
+        let mut s = Splits {
+            train: Vec::new(),
+            val: Vec::new(),
+            test: Vec::new(),
+        };
+        for (i, l) in labels.iter().enumerate() {
+            match l.get("split").and_then(|v| v.as_str()) {
+                Some("train") => s.train.push(i),
+                Some("val") => s.val.push(i),
+                Some("test") => s.test.push(i),
+                other => {
+                    return Err(Error::format(
+                        labels_csv,
+                        format!(
+                            "model '{}': split {other:?} is not train, val or test",
+                            found[i].0
+                        ),
+                    ))
+                }
+            }
+        }
+        s
+    } else {
+        random_split(params.len(), 0.1, 0.2, opts.seed)
+    };
+    let spec = ZooSpec {
+        family: family.clone(),
+        generation: serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.display().to_string(), "seed": opts.seed }),
+        tensors: layout,
+        count: params.len(),
+        shard_size: 500,
+        splits,
+        target: target.clone(),
+        measured: Vec::new(),
+    };
+    create(out, &spec, &labels)?;
+    for s in 0..spec.n_shards() {
+        let range = spec.shard_range(s);
+        write_shard(
+            out,
+            &spec,
+            s,
+            &params[range.clone()],
+            &vec![Vec::new(); range.len()],
+        )?;
+    }
+    Ok(ImportReport {
+        models: params.len(),
+        family,
+        target,
+    })
+}

@@ -1,0 +1,222 @@
+//! `zoo import`: standalone checkpoints and a labels CSV give the same zoo as the built-in path,
+//! and broken inputs are refused with errors that name the file and the problem.
+
+use glassbox_core::io::{write_f32, HostTensor};
+use glassbox_zoo::build::{build, random_split, ShardJob};
+use glassbox_zoo::import::{import, Family, ImportOptions};
+use glassbox_zoo::inr::FitOptions;
+use glassbox_zoo::inr_zoo::InrZoo;
+use glassbox_zoo::mlp::Mlp;
+use glassbox_zoo::store;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn save(path: &Path, tensors: &[(String, Vec<usize>)], flat: &[f32], meta: &[(&str, &str)]) {
+    let mut offset = 0;
+    let host: Vec<HostTensor> = tensors
+        .iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            offset += n;
+            HostTensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                data: flat[offset - n..offset].to_vec(),
+            }
+        })
+        .collect();
+    write_f32(
+        path,
+        &host,
+        meta.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
+    )
+    .unwrap();
+}
+
+fn opts() -> ImportOptions {
+    ImportOptions {
+        family: Family::Auto,
+        target: None,
+        seed: 3,
+    }
+}
+
+#[test]
+fn imported_inr_checkpoints_equal_the_built_zoo() {
+    let dir = tempfile::tempdir().unwrap();
+    let images: Vec<Vec<f32>> = (0..5)
+        .map(|i| (0..16).map(|k| ((k * (i + 2)) % 5) as f32 / 4.0).collect())
+        .collect();
+    let recipe = InrZoo {
+        preset: "test".into(),
+        labels: (0..5)
+            .map(|i| serde_json::json!({ "class": i % 2 }))
+            .collect(),
+        splits: random_split(5, 0.2, 0.2, 1),
+        images,
+        side: 4,
+        target: "class".into(),
+        fit: FitOptions { steps: 5, lr: 1e-3 },
+        shard_size: 2,
+        seed: 1,
+    };
+    build(&dir.path().join("built"), &recipe, ShardJob::ALL, |_, _| {}).unwrap();
+    let built = store::load(&dir.path().join("built")).unwrap();
+    let ckpts = dir.path().join("ckpts");
+    std::fs::create_dir_all(&ckpts).unwrap();
+    let mut csv = String::from("model,class,split\n");
+    for (m, p) in built.params.iter().enumerate() {
+        save(
+            &ckpts.join(format!("inr-{m}.safetensors")),
+            &built.spec.tensors,
+            p,
+            &[],
+        );
+        let split = if built.spec.splits.train.contains(&m) {
+            "train"
+        } else if built.spec.splits.val.contains(&m) {
+            "val"
+        } else {
+            "test"
+        };
+        csv.push_str(&format!("inr-{m},{},{split}\n", m % 2));
+    }
+    std::fs::write(dir.path().join("labels.csv"), &csv).unwrap();
+    let out = dir.path().join("imported");
+    let r = import(&ckpts, &dir.path().join("labels.csv"), &out, &opts()).unwrap();
+    assert_eq!(
+        (r.models, r.family.as_str(), r.target.as_str()),
+        (5, "inr", "class")
+    );
+    let zoo = store::load(&out).unwrap();
+    assert_eq!(zoo.params, built.params);
+    assert_eq!(zoo.spec.splits, built.spec.splits);
+    assert_eq!(zoo.targets().unwrap(), built.targets().unwrap());
+    assert_eq!(zoo.labels[4]["name"], "inr-4");
+
+    // A checkpoint without a row, a row without a checkpoint, and a file of another architecture.
+    std::fs::write(
+        dir.path().join("short.csv"),
+        csv.lines().take(5).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let err = import(
+        &ckpts,
+        &dir.path().join("short.csv"),
+        &dir.path().join("x"),
+        &opts(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("short.csv") && err.contains("no row for model 'inr-4'"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("extra.csv"),
+        format!("{csv}ghost,1,train\n"),
+    )
+    .unwrap();
+    let err = import(
+        &ckpts,
+        &dir.path().join("extra.csv"),
+        &dir.path().join("x"),
+        &opts(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("'ghost'") && err.contains("no ghost.safetensors"),
+        "{err}"
+    );
+    let mut odd = built.spec.tensors.clone();
+    odd[2].1 = vec![32, 16];
+    save(
+        &ckpts.join("inr-4.safetensors"),
+        &odd,
+        &vec![0.0; 1185 - 512],
+        &[],
+    );
+    let err = import(
+        &ckpts,
+        &dir.path().join("labels.csv"),
+        &dir.path().join("x"),
+        &opts(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("inr-4.safetensors")
+            && err.contains("different architecture")
+            && err.contains("layers.1.weight"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("x").exists(),
+        "nothing is written when an input is bad"
+    );
+}
+
+#[test]
+fn mlp_checkpoints_take_their_activation_from_the_csv_metadata_or_model_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Mlp {
+        dims: vec![4, 3, 2],
+    };
+    let flat: Vec<f32> = (0..net.n_params()).map(|i| i as f32 * 0.01).collect();
+    let ckpts = dir.path().join("ckpts");
+    std::fs::create_dir_all(ckpts.join("c")).unwrap();
+    save(&ckpts.join("a.safetensors"), &net.tensors(), &flat, &[]);
+    save(
+        &ckpts.join("b.safetensors"),
+        &net.tensors(),
+        &flat,
+        &[("activation", "tanh")],
+    );
+    save(
+        &ckpts.join("c/model.safetensors"),
+        &net.tensors(),
+        &flat,
+        &[],
+    );
+    std::fs::write(ckpts.join("c/model.json"), r#"{"architecture": {"kind": "mlp", "dims": [4, 3, 2], "activation": "relu", "bias": true}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "model,accuracy,activation\na,0.5,tanh\nb,0.7,\nc,0.9,\n",
+    )
+    .unwrap();
+    import(
+        &ckpts,
+        &dir.path().join("labels.csv"),
+        &dir.path().join("zoo"),
+        &ImportOptions {
+            target: Some("accuracy".into()),
+            ..opts()
+        },
+    )
+    .unwrap();
+    let zoo = store::load(&dir.path().join("zoo")).unwrap();
+    assert_eq!(zoo.spec.family, "mlp");
+    assert_eq!(
+        zoo.label_strings("activation").unwrap(),
+        ["tanh", "tanh", "relu"]
+    );
+    assert_eq!(zoo.targets().unwrap(), [0.5, 0.7, 0.9]);
+    // Without any source of the activation, the error says how to give one.
+    std::fs::write(
+        dir.path().join("bare.csv"),
+        "model,accuracy\na,0.5\nb,0.7\nc,0.9\n",
+    )
+    .unwrap();
+    let err = import(
+        &ckpts,
+        &dir.path().join("bare.csv"),
+        &dir.path().join("y"),
+        &opts(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("model 'a' has no activation"), "{err}");
+}
