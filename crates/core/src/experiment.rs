@@ -39,10 +39,30 @@ impl Outcome {
         self.checks.iter().all(|c| c.pass)
     }
 
-    /// run.json in `dir`: the checks become metrics (1 pass, 0 fail) so the report shows them.
+    /// The method comparisons among the rows: (metric, [(method, value)]).
+    pub fn method_bars(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.get("methods"))
+            .map(|m| {
+                let metric = m.get("metric").and_then(|v| v.as_str()).unwrap_or("value").to_string();
+                let bars = m.get("bars").and_then(|b| b.as_array()).into_iter().flatten().filter_map(|b| Some((b.get(0)?.as_str()?.to_string(), b.get(1)?.as_f64().unwrap_or(f64::NAN)))).collect();
+                (metric, bars)
+            })
+            .collect()
+    }
+
+    /// run.json in `dir`: the checks become metrics (1 pass, 0 fail) so the report shows them,
+    /// and so does a comparison of methods (a row `{"methods": {"metric": …, "bars": [[method,
+    /// value], …]}}`, which `glassbox repro` also draws as a bar chart).
     pub fn write(&self, dir: &Path, command: &str) -> Result<()> {
-        let metrics: serde_json::Map<String, serde_json::Value> =
+        let mut metrics: serde_json::Map<String, serde_json::Value> =
             self.checks.iter().map(|c| (c.name.clone(), serde_json::Value::from(c.pass as u8))).collect();
+        for (metric, bars) in self.method_bars() {
+            for (method, value) in bars {
+                metrics.insert(format!("{metric}: {method}"), serde_json::json!(value));
+            }
+        }
         let run = serde_json::json!({
             "name": self.name,
             "command": command,

@@ -3,6 +3,7 @@
 
 use crate::{fmt_num, ReportError};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 use std::sync::Once;
 
@@ -139,6 +140,60 @@ pub fn scatter_chart_svg(title: &str, x_label: &str, y_label: &str, points: &[(f
             .map_err(|e| fig(&e))?;
         let colour = Palette99::pick(0).to_rgba().mix(0.6);
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled()))).map_err(|e| fig(&e))?;
+        root.present().map_err(|e| fig(&e))?;
+    }
+    Ok(svg)
+}
+
+/// One bar per named value (e.g. a metric per method), the value printed above each bar.
+/// Non-finite values get no bar.
+pub fn bar_chart_svg(title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<String, ReportError> {
+    register_font();
+    let fig = |e: &dyn std::fmt::Debug| ReportError::Figure(format!("bar chart '{title}': {e:?}"));
+    let finite = bars.iter().map(|b| b.1).filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((0f64, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = if hi > lo { (hi - lo) * 0.12 } else { 1.0 };
+    let (y0, y1) = (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad);
+    let n = bars.len().max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (120 + 90 * n as u32, 340)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fig(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d((0..n - 1).into_segmented(), y0..y1)
+            .map_err(|e| fig(&e))?;
+        let names = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&names)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| fmt_num(*v))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| fig(&e))?;
+        let colour = Palette99::pick(0).to_rgba();
+        let shown: Vec<(usize, f64)> = bars.iter().enumerate().map(|(i, b)| (i, b.1)).filter(|b| b.1.is_finite()).collect();
+        chart
+            .draw_series(shown.iter().map(|&(i, v)| {
+                let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)], colour.filled());
+                bar.set_margin(0, 0, 12, 12);
+                bar
+            }))
+            .map_err(|e| fig(&e))?;
+        chart
+            .draw_series(shown.iter().map(|&(i, v)| Text::new(fmt_num(v), (SegmentValue::CenterOf(i), v + pad * 0.25), TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)))))
+            .map_err(|e| fig(&e))?;
         root.present().map_err(|e| fig(&e))?;
     }
     Ok(svg)

@@ -10,7 +10,7 @@ mod heatmap;
 mod html;
 mod run;
 
-pub use chart::{line_chart_svg, scatter_chart_svg};
+pub use chart::{bar_chart_svg, line_chart_svg, scatter_chart_svg};
 pub use graph::{layered_graph_svg, GraphEdge};
 pub use grid::{diverging_grid_png, image_grid_png};
 pub use heatmap::heatmap_svg;

@@ -287,3 +287,12 @@ fn a_scatter_chart_draws_one_circle_per_finite_point() {
     assert_eq!(svg.matches("<circle").count(), 3, "three finite points");
     assert!(svg.contains("cloud"));
 }
+
+#[test]
+fn a_bar_chart_names_every_bar_and_prints_its_value() {
+    let svg = glassbox_report::bar_chart_svg("methods", "accuracy", &[("probegen".into(), 87.9), ("vanilla".into(), 78.5), ("broken".into(), f64::NAN)]).unwrap();
+    for text in ["probegen", "vanilla", "broken", "87.9", "78.5"] {
+        assert!(svg.contains(text), "{text} missing");
+    }
+    assert_eq!(svg.matches("<rect").count() - glassbox_report::bar_chart_svg("methods", "accuracy", &[]).unwrap().matches("<rect").count(), 2, "one bar per finite value");
+}

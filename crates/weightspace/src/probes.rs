@@ -138,7 +138,7 @@ impl Probes {
                 None,
             ),
             ProbeKind::Grid => {
-                if given.is_empty() || given.len() % dim != 0 {
+                if given.is_empty() || !given.len().is_multiple_of(dim) {
                     return Err(Error::invalid(format!(
                         "grid probes need the grid's inputs ({dim} values each), got {} values",
                         given.len()

@@ -150,7 +150,7 @@ pub fn representations<T: Targets>(targets: &T, idx: &[usize], points: &[f32]) -
         .par_iter()
         .map(|&m| targets.forward(m, points).0)
         .collect();
-    let width = rows.first().map_or(0, Vec::len);
+    let width = points.len() / targets.input_dim() * targets.output_dim();
     Mat::from_fn(idx.len(), width, |r, c| rows[r][c])
 }
 

@@ -99,7 +99,8 @@ pub enum ZooTargets<'a> {
 }
 
 pub enum ZooTrace {
-    Inr(inr::Trace),
+    /// Boxed: an INR trace is five matrices' headers, far bigger than an MLP trace.
+    Inr(Box<inr::Trace>),
     Mlp(glassbox_zoo::mlp::Trace),
 }
 
@@ -179,7 +180,7 @@ impl Targets for ZooTargets<'_> {
         match self {
             ZooTargets::Inr(t) => {
                 let (y, tr) = t.forward(m, x);
-                (y, ZooTrace::Inr(tr))
+                (y, ZooTrace::Inr(Box::new(tr)))
             }
             ZooTargets::Mlp(t) => {
                 let (y, tr) = t.forward(m, x);

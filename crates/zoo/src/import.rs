@@ -66,13 +66,11 @@ fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
+/// One model's labels, as labels.json stores them.
+type Labels = serde_json::Map<String, serde_json::Value>;
+
 /// Rows of the labels CSV by model name: label → JSON value (a number when it parses).
-fn read_labels(
-    path: &Path,
-) -> Result<(
-    Vec<String>,
-    BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-)> {
+fn read_labels(path: &Path) -> Result<(Vec<String>, BTreeMap<String, Labels>)> {
     let mut reader = csv::Reader::from_path(path)
         .map_err(|e| Error::format(path, format!("cannot read as CSV: {e}")))?;
     let header: Vec<String> = reader

@@ -75,6 +75,15 @@ pub struct Trace {
     c1: Mat<f32>,
     s2: Mat<f32>,
     c2: Mat<f32>,
+    /// Scratch for the second layer's pre-activations (kept so a fit allocates nothing per step).
+    a2: Mat<f32>,
+}
+
+impl Trace {
+    fn zeros(n: usize) -> Trace {
+        let z = || Mat::zeros(n, HIDDEN);
+        Trace { s1: z(), c1: z(), s2: z(), c2: z(), a2: z() }
+    }
 }
 
 fn weight(p: &[f32], at: usize, rows: usize, cols: usize) -> MatRef<'_, f32> {
@@ -86,7 +95,38 @@ fn weight(p: &[f32], at: usize, rows: usize, cols: usize) -> MatRef<'_, f32> {
 /// cos through [`sin_cos`]. One INR per thread: the matmuls run sequentially.
 pub fn forward(p: &[f32], points: &[[f32; 2]]) -> (Vec<f32>, Trace) {
     let n = points.len();
-    let (mut s1, mut c1) = (Mat::<f32>::zeros(n, HIDDEN), Mat::<f32>::zeros(n, HIDDEN));
+    let mut trace = Trace::zeros(n);
+    let mut out = vec![0f32; n];
+    forward_into(p, points, &mut trace, &mut out);
+    (out, trace)
+}
+
+/// [`forward`] into buffers of the right size (a fit reuses them for every step).
+pub fn forward_into(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+        unsafe { forward_avx2(p, points, trace, out) };
+        return;
+    }
+    forward_impl(p, points, trace, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_avx2(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
+    forward_impl(p, points, trace, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[inline(always)]
+fn forward_impl(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
+    let n = points.len();
+    let Trace { s1, c1, s2, c2, a2 } = trace;
     let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
     let mut a = vec![0f32; n];
     for j in 0..HIDDEN {
@@ -94,9 +134,8 @@ pub fn forward(p: &[f32], points: &[[f32; 2]]) -> (Vec<f32>, Trace) {
         for ((a, x), y) in a.iter_mut().zip(&xs).zip(&ys) {
             *a = wx * x + wy * y + b;
         }
-        sin_cos(&a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
+        sin_cos_portable(&a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
     }
-    let mut a2 = Mat::<f32>::zeros(n, HIDDEN);
     matmul(
         a2.as_mut(),
         Accum::Replace,
@@ -105,19 +144,17 @@ pub fn forward(p: &[f32], points: &[[f32; 2]]) -> (Vec<f32>, Trace) {
         W0,
         Par::Seq,
     );
-    let (mut s2, mut c2) = (Mat::<f32>::zeros(n, HIDDEN), Mat::<f32>::zeros(n, HIDDEN));
-    let mut out = vec![p[B3] + OFFSET; n];
+    out.fill(p[B3] + OFFSET);
     for j in 0..HIDDEN {
         let b = W0 * p[B2 + j];
         let col = a2.col_as_slice_mut(j);
         col.iter_mut().for_each(|v| *v += b);
-        sin_cos(col, s2.col_as_slice_mut(j), c2.col_as_slice_mut(j));
+        sin_cos_portable(col, s2.col_as_slice_mut(j), c2.col_as_slice_mut(j));
         let w = p[W3 + j];
         for (y, s) in out.iter_mut().zip(s2.col_as_slice(j)) {
             *y += w * s;
         }
     }
-    (out, Trace { s1, c1, s2, c2 })
 }
 
 /// Gradients of Σ_k d_out[k]·f(x_k): with respect to the parameters (added into `d_params`
@@ -130,6 +167,24 @@ pub fn backward(
     d_params: Option<&mut [f32]>,
     d_points: Option<&mut [[f32; 2]]>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: as in forward_into.
+        unsafe { backward_avx2(p, points, trace, d_out, d_params, d_points) };
+        return;
+    }
+    backward_impl(p, points, trace, d_out, d_params, d_points);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_avx2(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>) {
+    backward_impl(p, points, trace, d_out, d_params, d_points);
+}
+
+#[inline(always)]
+fn backward_impl(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>) {
+
     let n = points.len();
     // Through the head and the second sine: dL/d(W2 h1 + b2)[k, j] = g_k·w3_j·30·cos.
     let mut d2 = Mat::<f32>::zeros(n, HIDDEN);
@@ -163,10 +218,9 @@ pub fn backward(
             *d *= c;
         }
     }
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     if let Some(d) = d_params {
         let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
-        d[B3] += d_out.iter().sum::<f32>();
+        d[B3] += sum(d_out);
         // dW2 = d2ᵀ s1, already in W2's [out, in] layout.
         let mut dw2 = Mat::<f32>::zeros(HIDDEN, HIDDEN);
         matmul(
@@ -179,14 +233,14 @@ pub fn backward(
         );
         for j in 0..HIDDEN {
             d[W3 + j] += dot(d_out, trace.s2.col_as_slice(j));
-            d[B2 + j] += d2.col_as_slice(j).iter().sum::<f32>();
+            d[B2 + j] += sum(d2.col_as_slice(j));
             for i in 0..HIDDEN {
                 d[W2 + j * HIDDEN + i] += dw2[(j, i)];
             }
             let col = d1.col_as_slice(j);
             d[W1 + 2 * j] += dot(col, &xs);
             d[W1 + 2 * j + 1] += dot(col, &ys);
-            d[B1 + j] += col.iter().sum::<f32>();
+            d[B1 + j] += sum(col);
         }
     }
     if let Some(dx) = d_points {
@@ -198,6 +252,34 @@ pub fn backward(
             }
         }
     }
+}
+
+/// Σ a·b with 16 running sums, so the compiler vectorises it (a single running sum must be
+/// added in order).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..16 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = a.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for k in 0..16 {
+            acc[k] += x[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// sin and cos of every value, to within ~2e-7 of the true values (plus f32 rounding of the
@@ -231,13 +313,16 @@ fn sin_cos_portable(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer, without a library call.
     const ROUND: f32 = 12_582_912.0;
     for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
-        let k = (v * TWO_OVER_PI + ROUND) - ROUND;
+        let shifted = v * TWO_OVER_PI + ROUND;
+        let k = shifted - ROUND;
         let r = ((v - k * P1) - k * P2) - k * P3;
         let z = r * r;
         let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
         let cr =
             1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
-        let q = k as i32;
+        // The quadrant k mod 4 sits in the low mantissa bits of `shifted` (a bit cast, where
+        // `k as i32` would saturate element by element and stop vectorisation).
+        let q = shifted.to_bits();
         let (a, b) = if q & 1 == 0 { (sr, cr) } else { (cr, sr) };
         *s = if q & 2 == 0 { a } else { -a };
         *c = if (q + 1) & 2 == 0 { b } else { -b };
@@ -264,24 +349,19 @@ impl Default for FitOptions {
 /// mean squared error.
 pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) -> (Vec<f32>, f64) {
     let mut params = vec![init(seed)];
-    let mut adam = Adam::new(
-        OptimConfig {
-            kind: OptimKind::Adam,
-            ..OptimConfig::default()
-        },
-        &[N_PARAMS],
-    );
-    let n = points.len() as f32;
+    let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &[N_PARAMS]);
+    let n = points.len();
+    // Buffers reused by every step.
+    let mut trace = Trace::zeros(n);
+    let (mut y, mut d_out, mut grads) = (vec![0f32; n], vec![0f32; n], vec![vec![0f32; N_PARAMS]]);
     for _ in 0..opts.steps {
-        let (y, trace) = forward(&params[0], points);
-        let d_out: Vec<f32> = y
-            .iter()
-            .zip(target)
-            .map(|(y, t)| 2.0 * (y - t) / n)
-            .collect();
-        let mut grad = vec![0f32; N_PARAMS];
-        backward(&params[0], points, &trace, &d_out, Some(&mut grad), None);
-        adam.update(&mut params, &[grad], opts.lr);
+        forward_into(&params[0], points, &mut trace, &mut y);
+        for ((d, y), t) in d_out.iter_mut().zip(&y).zip(target) {
+            *d = 2.0 * (y - t) / n as f32;
+        }
+        grads[0].fill(0.0);
+        backward(&params[0], points, &trace, &d_out, Some(&mut grads[0]), None);
+        adam.update(&mut params, &grads, opts.lr);
     }
     let p = params.pop().expect("one parameter vector");
     let mse = mse(&p, target, points);

@@ -176,3 +176,29 @@ pub fn image_inr(
         seed,
     })
 }
+
+/// Built-in data for the tour: one INR per 12×12 glyph of a single primitive (8 classes,
+/// `per_class` each; core's glyph world, spec/usae.md 5.2), 100 Adam steps, split 70/10/20.
+pub fn glyph_inr(per_class: usize, seed: u64) -> Result<InrZoo> {
+    use glassbox_core::data::glyphs;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..per_class * glyphs::N_TYPES {
+        let kind = i % glyphs::N_TYPES;
+        let pixels = glyphs::primitive_pixels(kind, &mut rng)?;
+        images.push(glyphs::render(&[(&pixels, 1.0)])?);
+        labels.push(serde_json::json!({ "class": kind, "glyph": glyphs::TYPE_NAMES[kind] }));
+    }
+    Ok(InrZoo {
+        preset: "glyph-inr".into(),
+        splits: random_split(images.len(), 0.1, 0.2, seed),
+        images,
+        side: glyphs::SIZE,
+        labels,
+        target: "class".into(),
+        fit: FitOptions::default(),
+        shard_size: 500,
+        seed,
+    })
+}

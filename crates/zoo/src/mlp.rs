@@ -84,7 +84,7 @@ impl Mlp {
 
     /// The network whose tensors these are, when they are [`Mlp::tensors`] of some widths.
     pub fn from_tensors(tensors: &[(String, Vec<usize>)]) -> Option<Mlp> {
-        if tensors.len() < 2 || tensors.len() % 2 != 0 {
+        if tensors.len() < 2 || !tensors.len().is_multiple_of(2) {
             return None;
         }
         let mut dims = vec![*tensors[0].1.get(1)?];
@@ -152,6 +152,7 @@ impl Mlp {
 
     /// Gradients of Σ d_out ⊙ logits: with respect to the parameters (added into `d_params` when
     /// given) and to the inputs (returned when `want_input`, n × d_in).
+    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
         p: &[f32],

@@ -47,6 +47,10 @@ pub enum Experiment {
     /// by StatNN and P = 32 image probes (uniform, vanilla, ProbeGen, a non-linear generator, real
     /// digits); Kendall τ; thresholds B1-B3 (pass --seeds).
     ProbegenDigitsMlp,
+    /// spec/probegen.md 3.1 at 12k: SIRENs of the first 1,000 training and 200 test MNIST images
+    /// per digit (300 Adam steps each, built in shards that resume), ProbeGen and vanilla
+    /// probing with P = 128 and StatNN (about 15 minutes on 2 cores).
+    ProbegenMnistInr,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -89,9 +93,15 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::UsaeGlyphs => glassbox_sae::experiments::glyph_networks::run(&opts)?,
         Experiment::ProbegenDigitsInr => glassbox_weightspace::experiments::digits_inr::run(&opts)?,
         Experiment::ProbegenDigitsMlp => glassbox_weightspace::experiments::digits_mlp::run(&opts)?,
+        Experiment::ProbegenMnistInr => glassbox_weightspace::experiments::mnist_inr::run(&opts)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;
+    for (k, (metric, bars)) in outcome.method_bars().into_iter().enumerate() {
+        std::fs::create_dir_all(out.join("figures"))?;
+        let svg = glassbox_report::bar_chart_svg(&format!("{} by method", metric), &metric, &bars)?;
+        std::fs::write(out.join(format!("figures/methods-{k}.svg")), svg)?;
+    }
     if !cli.quiet {
         for row in &outcome.rows {
             println!("{row}");

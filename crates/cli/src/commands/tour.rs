@@ -83,6 +83,7 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         }
     }
     universal_sae(cli, &a.out)?;
+    model_readers(cli, &a.out)?;
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
     println!("\n{:<18} {:>14} {:>8}", "run", "test accuracy", "epochs");
@@ -162,6 +163,31 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
     }
     let note = "Tour: the bilinear model's hidden layer holds signed products with heavy tails (values to about ±15 at a standard deviation of 0.7, after weight decay and input noise); non-negative TopK codes reconstruct it less well than the ReLU layers (its column of the R² matrix), with k 8, 16 or 32 alike.";
     glassbox_sae::analysis::extend_run(&usae_dir, serde_json::json!({ "notes": [note] }))?;
+    Ok(())
+}
+
+/// The ProbeGen stage: a zoo of INRs of single glyph primitives (8 classes), read by ProbeGen
+/// and by vanilla probing with 64 probes: which primitive does each INR draw? (ProbeGen about
+/// 77 % against vanilla 39 %, chance 12.5 %.)
+fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<()> {
+    let zoo = out.join("glyph-inr-zoo").display().to_string();
+    let mut commands = vec![format!("zoo build glyph-inr --count 2400 --out {zoo}")];
+    for method in ["probegen", "vanilla"] {
+        let dir = out.join(format!("glyph-inr-{method}"));
+        if !dir.join("reader.json").is_file() {
+            commands.push(format!("probe train {zoo} --method {method} --probes 64 --epochs 30 --out {}", dir.display()));
+        }
+    }
+    for line in commands {
+        if !cli.quiet {
+            eprintln!("\n== tour stage glyph-inr: glassbox {line}");
+        }
+        match Cli::try_parse_from(std::iter::once("glassbox").chain(line.split_whitespace()))?.command {
+            Command::Zoo(args) => super::zoo::run(cli, &args)?,
+            Command::Probe(args) => super::probe::run(cli, &args)?,
+            _ => bail!("not a zoo or probe command"),
+        }
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use glassbox_zoo::build::{build, Recipe, ShardJob};
 use glassbox_zoo::import::{import, Family, ImportOptions};
 use glassbox_zoo::inr::FitOptions;
-use glassbox_zoo::inr_zoo::{digits_inr, image_inr};
+use glassbox_zoo::inr_zoo::{digits_inr, glyph_inr, image_inr};
 use glassbox_zoo::mlp_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub struct ZooImportArgs {
 /// - `mnist-inr`, `fmnist-inr`: one SIREN per 28×28 MNIST / Fashion-MNIST image (spec 3.1), all
 ///   70,000 or `--per-class TRAIN,TEST` images of each class; models of training images split
 ///   11:1 into train and validation, test images are the test split. `--fit-steps` Adam steps.
+/// - `glyph-inr`: built-in data, no data folder needed: one SIREN per 12×12 image of a single
+///   glyph primitive (8 classes, `--count` in all), 100 Adam steps, split 70/10/20.
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
 ///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
@@ -79,7 +81,7 @@ pub struct ZooBuildArgs {
     /// mnist-inr / fmnist-inr: full-batch Adam steps per INR (lr 1e-3).
     #[arg(long, default_value_t = 300)]
     pub fit_steps: usize,
-    /// digits-mlp-acc: number of models.
+    /// digits-mlp-acc and glyph-inr: number of models.
     #[arg(long, default_value_t = 1200)]
     pub count: usize,
 }
@@ -94,6 +96,12 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
     };
     Ok(match b.preset.as_str() {
         "digits-inr" => Box::new(digits_inr(&digits()?, cli.seed)?),
+        "glyph-inr" => {
+            if b.count < 80 {
+                bail!("--count must be at least 80 (10 INRs of each of the 8 glyph primitives)");
+            }
+            Box::new(glyph_inr(b.count / 8, cli.seed)?)
+        }
         "digits-mlp-acc" => {
             if b.count < 10 {
                 bail!("--count must be at least 10 for a train / val / test split");
@@ -119,7 +127,7 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             let data = glassbox_core::data::load_named(if name == "mnist-inr" { "mnist" } else { "fashion-mnist" }, cli.data.as_deref(), cli.seed)?;
             Box::new(image_inr(name, &data, per_class, FitOptions { steps: b.fit_steps, lr: 1e-3 }, cli.seed)?)
         }
-        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, digits-mlp-acc"),
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc"),
     })
 }
 

@@ -112,6 +112,8 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
             m[7], m[6]
         ),
     ));
+    let bars: Vec<(String, f64)> = READERS.iter().zip(&m).map(|(r, v)| (format!("{} P{} {}ep", r.0.name(), r.1, r.2), *v)).chain([("statnn".to_string(), s)]).collect();
+    rows.push(serde_json::json!({ "methods": { "metric": "test accuracy (%)", "bars": bars } }));
     rows.push(serde_json::json!({ "mean_test_accuracy_percent": READERS.iter().zip(&m).map(|(r, v)| serde_json::json!({ "reader": r.0.name(), "probes": r.1, "epochs": r.2, "accuracy": v })).collect::<Vec<_>>(), "statnn_percent": s }));
     Ok(Outcome {
         name: "ProbeGen R1: digits-INR zoo".into(),

@@ -132,6 +132,8 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
         real >= probegen,
         format!("real-image probes {real:.3} >= ProbeGen {probegen:.3}"),
     ));
+    let bars: Vec<(String, f64)> = READERS.iter().map(|k| k.name().to_string()).zip(m.iter().copied()).chain([("statnn".to_string(), s)]).collect();
+    rows.push(serde_json::json!({ "methods": { "metric": "test Kendall tau", "bars": bars } }));
     rows.push(serde_json::json!({ "mean_test_tau": READERS.iter().zip(&m).map(|(k, v)| serde_json::json!({ "reader": k.name(), "tau": v })).collect::<Vec<_>>(), "statnn_tau": s }));
     Ok(Outcome {
         name: "ProbeGen R2: digits-MLP accuracy zoo".into(),
