@@ -233,8 +233,9 @@ pub fn train_reader<T: Targets>(
             let (head_grads, d_reps) = head.backward(&cache, &d_out);
             let mut grads = Vec::with_capacity(sizes.len());
             if cfg.kind.learned() {
-                // dL/d(probes) = Σ over the batch's models of each model's input gradient.
-                let d_points = batch
+                // dL/d(probes) = Σ over the batch's models of each model's input gradient,
+                // summed in batch order so a reader trains to the same bits on any thread count.
+                let per_model: Vec<Vec<f32>> = batch
                     .par_iter()
                     .zip(&traces)
                     .enumerate()
@@ -243,13 +244,11 @@ pub fn train_reader<T: Targets>(
                             (0..probes.n * c_out).map(|c| d_reps[(r, c)]).collect();
                         targets.input_grad(m, &points, trace, &d_rep)
                     })
-                    .reduce(
-                        || vec![0f32; points.len()],
-                        |mut a, b| {
-                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                            a
-                        },
-                    );
+                    .collect();
+                let mut d_points = vec![0f32; points.len()];
+                for g in per_model {
+                    d_points.iter_mut().zip(g).for_each(|(x, y)| *x += y);
+                }
                 grads.extend(probes.backward(&probe_trace, &d_points));
             }
             grads.extend(head_grads);
@@ -298,4 +297,27 @@ pub fn train_reader<T: Targets>(
         head,
     });
     Ok((result, reader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::InrTargets;
+    use glassbox_zoo::inr;
+
+    #[test]
+    fn a_reader_trains_to_the_same_bits_on_one_and_two_threads() {
+        let params: Vec<Vec<f32>> = (0..40).map(inr::init).collect();
+        let task = Task::Classes { labels: (0..40).map(|m| m % 3).collect(), n_classes: 3 };
+        let splits = Splits { train: (0..30).collect(), val: (30..35).collect(), test: (35..40).collect() };
+        let cfg = ReaderConfig { batch: 8, ..ReaderConfig::new(ProbeKind::ProbeGen, 8, 2, 1) };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| train_reader(&InrTargets { params: &params }, &task, &splits, &ProbeSpace::inr(), &[], &cfg)).unwrap()
+        };
+        let ((a, reader_a), (b, reader_b)) = (run(1), run(2));
+        assert_eq!(reader_a.probes, reader_b.probes);
+        assert_eq!(reader_a.head.params, reader_b.head.params);
+        assert_eq!(a.val_metric, b.val_metric);
+    }
 }

@@ -75,14 +75,31 @@ pub struct Trace {
     c1: Mat<f32>,
     s2: Mat<f32>,
     c2: Mat<f32>,
-    /// Scratch for the second layer's pre-activations (kept so a fit allocates nothing per step).
+    /// The points' coordinates by column, and scratch for pre-activations (kept so that a fit
+    /// allocates nothing per step).
+    xs: Vec<f32>,
+    ys: Vec<f32>,
+    a1: Vec<f32>,
     a2: Mat<f32>,
+}
+
+/// The backward pass's own buffers, reused by every step of a fit.
+pub struct Scratch {
+    d1: Mat<f32>,
+    d2: Mat<f32>,
+    dw2: Mat<f32>,
+}
+
+impl Scratch {
+    pub fn new(n: usize) -> Scratch {
+        Scratch { d1: Mat::zeros(n, HIDDEN), d2: Mat::zeros(n, HIDDEN), dw2: Mat::zeros(HIDDEN, HIDDEN) }
+    }
 }
 
 impl Trace {
     fn zeros(n: usize) -> Trace {
         let z = || Mat::zeros(n, HIDDEN);
-        Trace { s1: z(), c1: z(), s2: z(), c2: z(), a2: z() }
+        Trace { s1: z(), c1: z(), s2: z(), c2: z(), xs: vec![0.0; n], ys: vec![0.0; n], a1: vec![0.0; n], a2: z() }
     }
 }
 
@@ -125,16 +142,16 @@ fn avx2() -> bool {
 
 #[inline(always)]
 fn forward_impl(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
-    let n = points.len();
-    let Trace { s1, c1, s2, c2, a2 } = trace;
-    let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
-    let mut a = vec![0f32; n];
+    let Trace { s1, c1, s2, c2, xs, ys, a1: a, a2 } = trace;
+    for ((x, y), point) in xs.iter_mut().zip(ys.iter_mut()).zip(points) {
+        (*x, *y) = (point[0], point[1]);
+    }
     for j in 0..HIDDEN {
         let (wx, wy, b) = (W0 * p[W1 + 2 * j], W0 * p[W1 + 2 * j + 1], W0 * p[B1 + j]);
-        for ((a, x), y) in a.iter_mut().zip(&xs).zip(&ys) {
+        for ((a, x), y) in a.iter_mut().zip(xs.iter()).zip(ys.iter()) {
             *a = wx * x + wy * y + b;
         }
-        sin_cos_portable(&a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
+        sin_cos_portable(a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
     }
     matmul(
         a2.as_mut(),
@@ -167,27 +184,30 @@ pub fn backward(
     d_params: Option<&mut [f32]>,
     d_points: Option<&mut [[f32; 2]]>,
 ) {
+    backward_with(p, trace, d_out, d_params, d_points, &mut Scratch::new(points.len()));
+}
+
+/// [`backward`] with buffers of the right size. `trace` knows the points (from [`forward`]).
+pub fn backward_with(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: as in forward_into.
-        unsafe { backward_avx2(p, points, trace, d_out, d_params, d_points) };
+        unsafe { backward_avx2(p, trace, d_out, d_params, d_points, scratch) };
         return;
     }
-    backward_impl(p, points, trace, d_out, d_params, d_points);
+    backward_impl(p, trace, d_out, d_params, d_points, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>) {
-    backward_impl(p, points, trace, d_out, d_params, d_points);
+unsafe fn backward_avx2(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
+    backward_impl(p, trace, d_out, d_params, d_points, scratch);
 }
 
 #[inline(always)]
-fn backward_impl(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>) {
-
-    let n = points.len();
+fn backward_impl(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
+    let Scratch { d1, d2, dw2 } = scratch;
     // Through the head and the second sine: dL/d(W2 h1 + b2)[k, j] = g_k·w3_j·30·cos.
-    let mut d2 = Mat::<f32>::zeros(n, HIDDEN);
     for j in 0..HIDDEN {
         let w = W0 * p[W3 + j];
         for ((d, g), c) in d2
@@ -200,7 +220,6 @@ fn backward_impl(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d
         }
     }
     // dL/d(W1 x + b1) = (d2 W2)·30·cos.
-    let mut d1 = Mat::<f32>::zeros(n, HIDDEN);
     matmul(
         d1.as_mut(),
         Accum::Replace,
@@ -219,10 +238,9 @@ fn backward_impl(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d
         }
     }
     if let Some(d) = d_params {
-        let (xs, ys): (Vec<f32>, Vec<f32>) = points.iter().map(|x| (x[0], x[1])).unzip();
+        let (xs, ys) = (&trace.xs, &trace.ys);
         d[B3] += sum(d_out);
         // dW2 = d2ᵀ s1, already in W2's [out, in] layout.
-        let mut dw2 = Mat::<f32>::zeros(HIDDEN, HIDDEN);
         matmul(
             dw2.as_mut(),
             Accum::Replace,
@@ -238,8 +256,8 @@ fn backward_impl(p: &[f32], points: &[[f32; 2]], trace: &Trace, d_out: &[f32], d
                 d[W2 + j * HIDDEN + i] += dw2[(j, i)];
             }
             let col = d1.col_as_slice(j);
-            d[W1 + 2 * j] += dot(col, &xs);
-            d[W1 + 2 * j + 1] += dot(col, &ys);
+            d[W1 + 2 * j] += dot(col, xs);
+            d[W1 + 2 * j + 1] += dot(col, ys);
             d[B1 + j] += sum(col);
         }
     }
@@ -352,7 +370,7 @@ pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) ->
     let mut adam = Adam::new(OptimConfig { kind: OptimKind::Adam, ..OptimConfig::default() }, &[N_PARAMS]);
     let n = points.len();
     // Buffers reused by every step.
-    let mut trace = Trace::zeros(n);
+    let (mut trace, mut scratch) = (Trace::zeros(n), Scratch::new(n));
     let (mut y, mut d_out, mut grads) = (vec![0f32; n], vec![0f32; n], vec![vec![0f32; N_PARAMS]]);
     for _ in 0..opts.steps {
         forward_into(&params[0], points, &mut trace, &mut y);
@@ -360,7 +378,7 @@ pub fn fit(target: &[f32], points: &[[f32; 2]], seed: u64, opts: &FitOptions) ->
             *d = 2.0 * (y - t) / n as f32;
         }
         grads[0].fill(0.0);
-        backward(&params[0], points, &trace, &d_out, Some(&mut grads[0]), None);
+        backward_with(&params[0], &trace, &d_out, Some(&mut grads[0]), None, &mut scratch);
         adam.update(&mut params, &grads, opts.lr);
     }
     let p = params.pop().expect("one parameter vector");

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 /// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
 /// leading features), trains a Universal SAE over one hidden layer of three glyph models
 /// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
-/// concept cards with top inputs and coordinated maximised inputs), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
+/// concept cards with top inputs and coordinated maximised inputs), builds a zoo of 2,400 INRs
+/// of single glyph primitives and reads which primitive each one draws with ProbeGen and with
+/// vanilla probing (`glassbox zoo build`, `glassbox probe train`), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
@@ -83,12 +85,15 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         }
     }
     universal_sae(cli, &a.out)?;
-    model_readers(cli, &a.out)?;
+    let readers = model_readers(cli, &a.out)?;
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
     println!("\n{:<18} {:>14} {:>8}", "run", "test accuracy", "epochs");
     for (name, acc, epochs) in &summary {
         println!("{name:<18} {acc:>14.4} {epochs:>8}");
+    }
+    for (name, acc) in &readers {
+        println!("{name:<18} {acc:>14.4}   (reader: which glyph does each INR draw?)");
     }
     println!("report: {} ({} runs, {} figures)", report.display(), s.runs, s.figures);
     Ok(())
@@ -169,7 +174,7 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
 /// The ProbeGen stage: a zoo of INRs of single glyph primitives (8 classes), read by ProbeGen
 /// and by vanilla probing with 64 probes: which primitive does each INR draw? (ProbeGen about
 /// 77 % against vanilla 39 %, chance 12.5 %.)
-fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<()> {
+fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>> {
     let zoo = out.join("glyph-inr-zoo").display().to_string();
     let mut commands = vec![format!("zoo build glyph-inr --count 2400 --out {zoo}")];
     for method in ["probegen", "vanilla"] {
@@ -188,7 +193,11 @@ fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<()> {
             _ => bail!("not a zoo or probe command"),
         }
     }
-    Ok(())
+    let accuracy = |method: &str| -> f64 {
+        let run: Option<serde_json::Value> = glassbox_core::io::read_json(&out.join(format!("glyph-inr-{method}/run.json"))).ok();
+        run.and_then(|r| r["metrics"]["test_accuracy_at_best_val"].as_f64()).unwrap_or(f64::NAN)
+    };
+    Ok(["probegen", "vanilla"].map(|m| (format!("glyph-inr-{m}"), accuracy(m))).to_vec())
 }
 
 fn stage_line(t: &super::train::TrainArgs) -> String {
