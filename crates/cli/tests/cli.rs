@@ -290,6 +290,9 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     let reader = dir.path().join("acc-reader");
     let o = glassbox(&["--quiet", "--data", &data, "probe", "train", s(&acc), "--method", "real", "--probes", "8", "--epochs", "2", "--out", s(&reader)]);
     assert!(o.status.success() && text(&o).contains("test kendall_tau at the best validation epoch") && reader.join("figures/probes.png").is_file(), "{}", text(&o));
+    // Integer labels read as numbers when asked (e.g. accuracy in whole percent).
+    let o = glassbox(&["--quiet", "probe", "train", s(&zoo), "--task", "regression", "--probes", "8", "--epochs", "1", "--out", s(&dir.path().join("reg"))]);
+    assert!(o.status.success() && text(&o).contains("test kendall_tau"), "{}", text(&o));
     // A reader of MLPs cannot read INRs.
     let o = glassbox(&["probe", "eval", s(&reader), s(&zoo)]);
     assert!(!o.status.success() && text(&o).contains("reads 'mlp' models"), "{}", text(&o));

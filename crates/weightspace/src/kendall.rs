@@ -2,9 +2,13 @@
 //! often a reader orders two models the way their true accuracies are ordered, with ties
 //! corrected for. Counted over all pairs: exact, and under a second for 10⁴ models.
 
-/// τ-b of x against y; NaN when either side is constant or there are fewer than two pairs.
+/// τ-b of x against y; NaN when either side is constant, holds a NaN (as scipy), or there
+/// are fewer than two pairs.
 pub fn tau_b(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len().min(y.len());
+    if x[..n].iter().chain(&y[..n]).any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
     let (mut concordant, mut discordant, mut tie_x, mut tie_y) = (0i64, 0i64, 0i64, 0i64);
     for i in 0..n {
         for j in i + 1..n {
@@ -64,5 +68,6 @@ mod tests {
             tau_b(&x, &y)
         );
         assert!(tau_b(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        assert!(tau_b(&[1.0, f64::NAN, 3.0], &[1.0, 2.0, 3.0]).is_nan());
     }
 }

@@ -27,6 +27,12 @@ pub const COSINE_TO_ZERO: Schedule = Schedule {
     min_lr: 0.0,
 };
 
+/// Whether validation metric `a` beats `b`: a NaN (a diverged or constant reader) never wins,
+/// and anything beats a NaN.
+pub fn better(a: f64, b: f64) -> bool {
+    !a.is_nan() && (b.is_nan() || a > b)
+}
+
 /// What a reader predicts for each model.
 #[derive(Clone, Debug)]
 pub enum Task {
@@ -279,7 +285,7 @@ pub fn train_reader<T: Targets>(
         result.val_metric.push(eval(&splits.val));
         result.test_metric.push(eval(&splits.test));
         let epoch = result.val_metric.len() - 1;
-        if best.is_none() || result.val_metric[epoch] > result.val_metric[result.best_epoch - 1] {
+        if best.is_none() || better(result.val_metric[epoch], result.val_metric[result.best_epoch - 1]) {
             result.best_epoch = epoch + 1;
             best = Some(reader);
         }

@@ -83,11 +83,12 @@ pub fn load(dir: &Path) -> Result<(Reader, ReaderInfo)> {
         Ok(t.data)
     };
     let probes = get("probes", &[info.n_probes, info.input_dim])?;
-    if info.head_dims.len() < 2 {
-        return Err(Error::format(
-            dir.join("reader.json"),
-            "head_dims needs at least an input and an output width",
-        ));
+    let outputs = match info.task {
+        TaskInfo::Classes { n_classes } => n_classes,
+        TaskInfo::Regression => 1,
+    };
+    if info.head_dims.len() < 2 || info.head_dims.contains(&0) || info.head_dims.last() != Some(&outputs) {
+        return Err(Error::format(dir.join("reader.json"), format!("head_dims {:?} must be non-zero widths ending in the task's {outputs} outputs", info.head_dims)));
     }
     let mut head = Mlp {
         dims: info.head_dims.clone(),

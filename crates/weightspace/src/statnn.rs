@@ -4,7 +4,7 @@
 //! per-step cosine.
 
 use crate::mlp::Mlp;
-use crate::reader::{Task, COSINE_TO_ZERO};
+use crate::reader::{better, Task, COSINE_TO_ZERO};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use glassbox_zoo::store::Splits;
@@ -19,6 +19,10 @@ pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
     for &len in tensors {
         let t = &params[offset..offset + len];
         offset += len;
+        if len == 0 {
+            out.extend([0.0; 7]); // an empty tensor has no statistics
+            continue;
+        }
         let mean = t.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
         let var = t.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
         let mut sorted = t.to_vec();
@@ -38,7 +42,7 @@ pub struct StatnnResult {
     /// The task's metric (accuracy or Kendall's τ-b) per epoch.
     pub val_metric: Vec<f64>,
     pub test_metric: Vec<f64>,
-    /// 1-based epoch of the best validation accuracy (the first such epoch).
+    /// 1-based epoch of the best validation metric (the first such epoch).
     pub best_epoch: usize,
     pub test_at_best_val: f64,
 }
@@ -93,7 +97,7 @@ pub fn train_statnn(
         val.push(task.metric(&net.forward(&val_x).0, &splits.val));
         test.push(task.metric(&net.forward(&test_x).0, &splits.test));
     }
-    let best = (0..val.len()).fold(0, |b, e| if val[e] > val[b] { e } else { b });
+    let best = (0..val.len()).fold(0, |b, e| if better(val[e], val[b]) { e } else { b });
     let test_at_best_val = test.get(best).copied().unwrap_or(f64::NAN);
     StatnnResult {
         val_metric: val,

@@ -109,10 +109,7 @@ impl<'a> ZooTargets<'a> {
     pub fn of(zoo: &'a Zoo) -> Result<ZooTargets<'a>> {
         match zoo.spec.family.as_str() {
             "inr" => {
-                let expected: Vec<(String, Vec<usize>)> = inr::TENSORS
-                    .iter()
-                    .map(|(n, s)| (n.to_string(), s.to_vec()))
-                    .collect();
+                let expected = inr::tensors();
                 if zoo.spec.tensors != expected {
                     return Err(Error::format(zoo.dir.join("zoo.json"), format!("an INR zoo must hold the SIREN 2-32-32-1 tensors {expected:?}, this one holds {:?}", zoo.spec.tensors)));
                 }

@@ -1,6 +1,7 @@
 //! Building zoos: every model is fitted independently and deterministically from (zoo seed,
 //! model index), so a zoo can be built in shards on several machines and an interrupted build
-//! resumes at the first missing shard. Models of a shard are fitted in parallel, one per core
+//! resumes at the first missing shard. (Bit-identical on CPUs with the same SIMD features: the
+//! INR fits use faer's matmul, whose kernel is chosen at run time.) Models of a shard are fitted in parallel, one per core
 //! (spec/foundation-benchmarks.md W5: a per-model loop beats batching).
 
 use crate::store::{create, shard_path, write_shard, Splits, ZooSpec};

@@ -57,6 +57,9 @@ fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     found.sort();
+    if let Some(w) = found.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::format(dir, format!("two checkpoints are named '{}': {} and {}; keep one", w[0].0, w[0].1.display(), w[1].1.display())));
+    }
     if found.is_empty() {
         return Err(Error::format(
             dir,
@@ -193,10 +196,7 @@ pub fn import(
             .map(|(n, _, s)| (n, s))
             .collect();
         if layout.is_empty() {
-            let siren: Vec<(String, Vec<usize>)> = inr::TENSORS
-                .iter()
-                .map(|(n, s)| (n.to_string(), s.to_vec()))
-                .collect();
+            let siren = inr::tensors();
             let is_siren = shapes == siren.iter().cloned().collect::<BTreeMap<_, _>>();
             (family, layout) = match (opts.family, is_siren) {
                 (Family::Inr, false) => {

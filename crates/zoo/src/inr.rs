@@ -26,6 +26,11 @@ pub const TENSORS: [(&str, &[usize]); 6] = [
     ("head.bias", &[1]),
 ];
 
+/// [`TENSORS`] as a zoo's (name, shape) list.
+pub fn tensors() -> Vec<(String, Vec<usize>)> {
+    TENSORS.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect()
+}
+
 /// Offsets of the tensors in the flat vector, and its length (1,185).
 const W1: usize = 0;
 const B1: usize = W1 + HIDDEN * 2;
@@ -307,7 +312,7 @@ fn sum(a: &[f32]) -> f32 {
 /// then minimax polynomials on [−π/4, π/4] and the quadrant's swap and signs.
 pub fn sin_cos(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if avx2() {
         // SAFETY: the CPU has the features the function is compiled for (checked just above).
         unsafe { sin_cos_avx2(x, sin, cos) };
         return;

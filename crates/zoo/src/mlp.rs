@@ -92,7 +92,7 @@ impl Mlp {
             dims.push(*pair[0].1.first()?);
         }
         let net = Mlp { dims };
-        (net.tensors() == tensors).then_some(net)
+        (net.dims.iter().all(|&d| d > 0) && net.tensors() == tensors).then_some(net)
     }
 
     pub fn n_params(&self) -> usize {

@@ -45,6 +45,11 @@ impl ZooSpec {
         self.count.div_ceil(self.shard_size.max(1))
     }
 
+    /// Each tensor's number of values, in flat-vector order.
+    pub fn tensor_sizes(&self) -> Vec<usize> {
+        self.tensors.iter().map(|(_, s)| s.iter().product()).collect()
+    }
+
     pub fn n_params(&self) -> usize {
         self.tensors
             .iter()

@@ -220,3 +220,16 @@ fn mlp_checkpoints_take_their_activation_from_the_csv_metadata_or_model_json() {
     .to_string();
     assert!(err.contains("model 'a' has no activation"), "{err}");
 }
+
+#[test]
+fn two_checkpoints_of_one_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Mlp { dims: vec![2, 2] };
+    let flat = vec![0.5f32; net.n_params()];
+    std::fs::create_dir_all(dir.path().join("ckpts/a")).unwrap();
+    save(&dir.path().join("ckpts/a.safetensors"), &net.tensors(), &flat, &[]);
+    save(&dir.path().join("ckpts/a/model.safetensors"), &net.tensors(), &flat, &[]);
+    std::fs::write(dir.path().join("labels.csv"), "model,accuracy,activation\na,0.5,relu\n").unwrap();
+    let err = import(&dir.path().join("ckpts"), &dir.path().join("labels.csv"), &dir.path().join("zoo"), &opts()).unwrap_err().to_string();
+    assert!(err.contains("two checkpoints are named 'a'"), "{err}");
+}

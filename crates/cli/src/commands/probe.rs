@@ -66,6 +66,10 @@ pub struct ProbeTrainArgs {
     /// Epochs (default: 30, or 40 for statnn as in spec R1).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// What the target is: auto (classes when every value is a class index), classes or
+    /// regression (e.g. test accuracy given in whole percent).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub task: TaskKind,
     #[arg(long, default_value = "glassbox-probe")]
     pub out: PathBuf,
 }
@@ -109,26 +113,29 @@ pub fn run(cli: &Cli, a: &ProbeArgs) -> Result<()> {
     }
 }
 
-/// Classes when every value of the label `key` is a class index, else a regression.
-fn task_of(zoo: &Zoo, key: &str) -> Result<Task> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TaskKind {
+    /// Classes when every target value is a class index (0, 1, 2, …), else a number.
+    Auto,
+    /// Cross-entropy over class indices; scored by accuracy.
+    Classes,
+    /// MSE on the value; scored by Kendall's tau-b.
+    Regression,
+}
+
+/// The task of predicting label `key` of every model.
+fn task_of(zoo: &Zoo, key: &str, kind: TaskKind) -> Result<Task> {
     let values = zoo.values(key)?;
-    if values
-        .iter()
-        .all(|&v| v >= 0.0 && v.fract() == 0.0 && v < 100_000.0)
-    {
-        let labels: Vec<usize> = values.iter().map(|&v| v as usize).collect();
-        let n_classes = labels.iter().max().map_or(0, |m| m + 1);
-        if n_classes < 2 {
-            bail!(
-                "{}: target '{key}' has a single class; a reader needs at least two",
-                zoo.dir.display()
-            );
+    let class_like = values.iter().all(|&v| v >= 0.0 && v.fract() == 0.0 && v < 100_000.0);
+    match kind {
+        TaskKind::Regression => Ok(Task::Regression { values: values.iter().map(|&v| v as f32).collect() }),
+        TaskKind::Auto if !class_like => Ok(Task::Regression { values: values.iter().map(|&v| v as f32).collect() }),
+        _ if !class_like => bail!("{}: '{key}' is not a class index (0, 1, 2, …) for every model", zoo.dir.join("labels.json").display()),
+        _ => {
+            let labels: Vec<usize> = values.iter().map(|&v| v as usize).collect();
+            let n_classes = labels.iter().max().map_or(0, |m| m + 1);
+            Ok(Task::Classes { labels, n_classes })
         }
-        Ok(Task::Classes { labels, n_classes })
-    } else {
-        Ok(Task::Regression {
-            values: values.iter().map(|&v| v as f32).collect(),
-        })
     }
 }
 
@@ -153,7 +160,7 @@ fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
             let seed = generation
                 .get("seed")
                 .and_then(|v| v.as_u64())
-                .context("zoo.json records no seed")?;
+                .with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()))?;
             let digits = glassbox_core::data::digits::load_digits(
                 &glassbox_core::data::data_dir(cli.data.as_deref())?
                     .join("sklearn-digits/digits.csv.gz"),
@@ -162,13 +169,10 @@ fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
                 .train
                 .0)
         }
-        (Method::Grid | Method::Real, family) => bail!(
-            "--method {method:?} is for {} zoos; this zoo is '{family}'",
-            if matches!(method, Method::Grid) {
-                "INR"
-            } else {
-                "digits-mlp-acc"
-            }
+        (Method::Grid, family) => bail!("--method grid is for INR zoos; this zoo's family is '{family}'"),
+        (Method::Real, _) => bail!(
+            "--method real needs the inputs the models were trained on, which glassbox knows for digits-mlp-acc zoos; this zoo's preset is '{}'",
+            generation.get("preset").and_then(|v| v.as_str()).unwrap_or("unknown")
         ),
         _ => Ok(Vec::new()),
     }
@@ -178,7 +182,12 @@ fn train(cli: &Cli, t: &ProbeTrainArgs) -> Result<()> {
     let start = Instant::now();
     let zoo = store::load(&t.zoo)?;
     let targets = ZooTargets::of(&zoo)?;
-    let task = task_of(&zoo, &zoo.spec.target)?;
+    let task = task_of(&zoo, &zoo.spec.target, t.task)?;
+    if let Task::Classes { n_classes, .. } = &task {
+        if *n_classes < 2 {
+            bail!("{}: target '{}' has a single class; a reader needs at least two", t.zoo.display(), zoo.spec.target);
+        }
+    }
     let epochs = t.epochs.unwrap_or(if matches!(t.method, Method::Statnn) {
         40
     } else {
@@ -197,7 +206,7 @@ fn train(cli: &Cli, t: &ProbeTrainArgs) -> Result<()> {
         );
     }
     let metric = task.metric_name();
-    std::fs::create_dir_all(t.out.join("figures"))?;
+    std::fs::create_dir_all(t.out.join("figures")).with_context(|| format!("cannot create {}", t.out.join("figures").display()))?;
     let row = |e: usize, train: Option<f64>, val: f64, test: f64| {
         let mut r = serde_json::json!({ "epoch": e + 1, format!("val_{metric}"): val, format!("test_{metric}"): test });
         if let Some(v) = train {
@@ -207,12 +216,7 @@ fn train(cli: &Cli, t: &ProbeTrainArgs) -> Result<()> {
     };
     let (history, at_best, best_epoch) = match t.method {
         Method::Statnn => {
-            let tensors: Vec<usize> = zoo
-                .spec
-                .tensors
-                .iter()
-                .map(|(_, s)| s.iter().product())
-                .collect();
+            let tensors = zoo.spec.tensor_sizes();
             let r = glassbox_weightspace::statnn::train_statnn(
                 &zoo.params,
                 &tensors,
@@ -304,15 +308,12 @@ fn write_probe_figure(out: &Path, probes: &[f32], dim: usize, family: &str) -> R
             "y",
             &points,
         )?;
-        std::fs::write(out.join("figures/probes.svg"), svg)?;
+        glassbox_core::io::write_atomic(&out.join("figures/probes.svg"), svg.as_bytes())?;
     } else {
         let side = (dim as f64).sqrt().round() as usize;
         if side * side == dim {
             let images: Vec<Vec<f32>> = probes.chunks_exact(dim).map(<[f32]>::to_vec).collect();
-            std::fs::write(
-                out.join("figures/probes.png"),
-                glassbox_report::image_grid_png(&images, side, side, 8)?,
-            )?;
+            glassbox_core::io::write_atomic(&out.join("figures/probes.png"), &glassbox_report::image_grid_png(&images, side, side, 8)?)?;
         }
     }
     Ok(())
@@ -328,26 +329,20 @@ fn load_pair(
     if zoo.spec.family != info.family || zoo.spec.tensors != info.tensors {
         bail!("{}: the reader in {} reads '{}' models with tensors {:?}; this zoo holds '{}' models with {:?}", zoo.dir.display(), reader.display(), info.family, info.tensors, zoo.spec.family, zoo.spec.tensors);
     }
+    let targets = ZooTargets::of(&zoo)?;
+    if info.input_dim != targets.input_dim() || r.head.dims[0] != info.n_probes * targets.output_dim() {
+        bail!("{}: probes of {} values and a head reading {} numbers do not fit '{}' models ({} inputs, {} outputs per probe)", reader.join("reader.json").display(), info.input_dim, r.head.dims[0], info.family, targets.input_dim(), targets.output_dim());
+    }
     Ok((r, info, zoo))
 }
 
 fn eval(e: &ProbeEvalArgs) -> Result<()> {
     let (reader, info, zoo) = load_pair(&e.reader, &e.zoo)?;
     let targets = ZooTargets::of(&zoo)?;
-    let task = match (task_of(&zoo, &info.target)?, &info.task) {
-        (Task::Classes { labels, .. }, TaskInfo::Classes { n_classes }) => Task::Classes {
-            labels,
-            n_classes: *n_classes,
-        },
-        (Task::Classes { labels, .. }, TaskInfo::Regression) => Task::Regression {
-            values: labels.iter().map(|&v| v as f32).collect(),
-        },
-        (t @ Task::Regression { .. }, TaskInfo::Regression) => t,
-        (Task::Regression { .. }, TaskInfo::Classes { .. }) => bail!(
-            "{}: the reader predicts classes but '{}' is not a class index for every model",
-            e.zoo.display(),
-            info.target
-        ),
+    // The reader's own task decides how the labels are read.
+    let task = match (task_of(&zoo, &info.target, if matches!(info.task, TaskInfo::Regression) { TaskKind::Regression } else { TaskKind::Classes })?, &info.task) {
+        (Task::Classes { labels, .. }, TaskInfo::Classes { n_classes }) => Task::Classes { labels, n_classes: *n_classes },
+        (task, _) => task,
     };
     if let Task::Classes { labels, n_classes } = &task {
         if let Some(i) = labels.iter().position(|l| l >= n_classes) {

@@ -1,5 +1,5 @@
 use crate::Cli;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use glassbox_bilinear::experiments;
 use glassbox_core::experiment::{ExperimentOptions, Outcome};
@@ -98,9 +98,9 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
     };
     outcome.write(&out, &super::command_line())?;
     for (k, (metric, bars)) in outcome.method_bars().into_iter().enumerate() {
-        std::fs::create_dir_all(out.join("figures"))?;
+        std::fs::create_dir_all(out.join("figures")).with_context(|| format!("cannot create {}", out.join("figures").display()))?;
         let svg = glassbox_report::bar_chart_svg(&format!("{} by method", metric), &metric, &bars)?;
-        std::fs::write(out.join(format!("figures/methods-{k}.svg")), svg)?;
+        glassbox_core::io::write_atomic(&out.join(format!("figures/methods-{k}.svg")), svg.as_bytes())?;
     }
     if !cli.quiet {
         for row in &outcome.rows {

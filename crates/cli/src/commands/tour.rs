@@ -176,18 +176,21 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
 /// 77 % against vanilla 39 %, chance 12.5 %.)
 fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>> {
     let zoo = out.join("glyph-inr-zoo").display().to_string();
-    let mut commands = vec![format!("zoo build glyph-inr --count 2400 --out {zoo}")];
+    let argv = |line: &str, out: &str| -> Vec<String> { line.split_whitespace().map(String::from).chain(["--out".to_string(), out.to_string()]).collect() };
+    let mut commands = vec![argv("zoo build glyph-inr --count 2400", &zoo)];
     for method in ["probegen", "vanilla"] {
         let dir = out.join(format!("glyph-inr-{method}"));
         if !dir.join("reader.json").is_file() {
-            commands.push(format!("probe train {zoo} --method {method} --probes 64 --epochs 30 --out {}", dir.display()));
+            let mut c = argv(&format!("probe train --method {method} --probes 64 --epochs 30"), &dir.display().to_string());
+            c.insert(2, zoo.clone());
+            commands.push(c);
         }
     }
-    for line in commands {
+    for args in commands {
         if !cli.quiet {
-            eprintln!("\n== tour stage glyph-inr: glassbox {line}");
+            eprintln!("\n== tour stage glyph-inr: glassbox {}", args.join(" "));
         }
-        match Cli::try_parse_from(std::iter::once("glassbox").chain(line.split_whitespace()))?.command {
+        match Cli::try_parse_from(std::iter::once("glassbox".to_string()).chain(args))?.command {
             Command::Zoo(args) => super::zoo::run(cli, &args)?,
             Command::Probe(args) => super::probe::run(cli, &args)?,
             _ => bail!("not a zoo or probe command"),

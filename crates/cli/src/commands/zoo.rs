@@ -58,7 +58,8 @@ pub struct ZooImportArgs {
 ///   70,000 or `--per-class TRAIN,TEST` images of each class; models of training images split
 ///   11:1 into train and validation, test images are the test split. `--fit-steps` Adam steps.
 /// - `glyph-inr`: built-in data, no data folder needed: one SIREN per 12×12 image of a single
-///   glyph primitive (8 classes, `--count` in all), 100 Adam steps, split 70/10/20.
+///   glyph primitive (8 classes, `--count` in all, rounded down to a multiple of 8), 100 Adam
+///   steps, split 70/10/20.
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
 ///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).

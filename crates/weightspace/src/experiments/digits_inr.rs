@@ -45,12 +45,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     };
     let fit = glassbox_zoo::store::FitSummary::of(zoo.measured("fit_mse")?);
     let grid: Vec<f32> = inr::grid(8).into_iter().flatten().collect();
-    let tensors: Vec<usize> = zoo
-        .spec
-        .tensors
-        .iter()
-        .map(|(_, s)| s.iter().product())
-        .collect();
+    let tensors = zoo.spec.tensor_sizes();
     let mut rows = Vec::new();
     // results[reader][seed]: test accuracy at best validation.
     let mut results = vec![Vec::new(); READERS.len()];

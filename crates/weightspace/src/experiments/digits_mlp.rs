@@ -8,11 +8,10 @@ use super::{Check, ExperimentOptions, Outcome};
 use crate::probes::{ProbeKind, ProbeSpace};
 use crate::reader::{train_reader, ReaderConfig, Task};
 use crate::statnn::train_statnn;
-use crate::targets::MlpTargets;
+use crate::targets::ZooTargets;
 use crate::{Error, Result};
 use glassbox_core::data::digits::load_digits;
 use glassbox_zoo::build::{build, random_split, ShardJob};
-use glassbox_zoo::mlp::Activation;
 use glassbox_zoo::mlp_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
 use std::time::Instant;
@@ -39,34 +38,13 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let build_seconds = t.elapsed().as_secs_f64();
     let zoo = store::load(&zoo_dir)?;
     let accuracy = zoo.measured("test_accuracy")?.to_vec();
-    let activations = zoo
-        .label_strings("activation")?
-        .iter()
-        .map(|a| {
-            Activation::parse(a).ok_or_else(|| {
-                Error::format(
-                    zoo_dir.join("labels.json"),
-                    format!("unknown activation '{a}'"),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let targets = MlpTargets {
-        net: recipe.net.clone(),
-        params: &zoo.params,
-        activations,
-    };
+    let targets = ZooTargets::of(&zoo)?;
     let task = Task::Regression {
         values: accuracy.clone(),
     };
     // Real-image probes: the first training digits the zoo's models were trained on, in [−1, 1].
     let real = &recipe.train.0;
-    let tensors: Vec<usize> = zoo
-        .spec
-        .tensors
-        .iter()
-        .map(|(_, s)| s.iter().product())
-        .collect();
+    let tensors = zoo.spec.tensor_sizes();
     let mut rows = Vec::new();
     let mut results = vec![Vec::new(); READERS.len()];
     let mut statnn = Vec::new();
