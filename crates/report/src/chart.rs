@@ -57,11 +57,7 @@ pub fn line_chart_svg(
     {
         let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
+        let mut chart = framed(&root, title)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| fig(&e))?;
         let num = |v: &f64| fmt_num(*v);
@@ -116,11 +112,7 @@ pub fn scatter_chart_svg(title: &str, x_label: &str, y_label: &str, points: &[(f
     {
         let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
+        let mut chart = framed(&root, title)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| fig(&e))?;
         // Ticks are computed in floating point: print a tick within rounding of zero as 0.
@@ -159,11 +151,7 @@ pub fn bar_chart_svg(title: &str, y_label: &str, bars: &[(String, f64)]) -> Resu
     {
         let root = SVGBackend::with_string(&mut svg, (120 + 90 * n as u32, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
+        let mut chart = framed(&root, title)
             .build_cartesian_2d((0..n - 1).into_segmented(), y0..y1)
             .map_err(|e| fig(&e))?;
         let names = |v: &SegmentValue<usize>| match v {
@@ -197,6 +185,13 @@ pub fn bar_chart_svg(title: &str, y_label: &str, bars: &[(String, f64)]) -> Resu
         root.present().map_err(|e| fig(&e))?;
     }
     Ok(svg)
+}
+
+/// The title, margin and axis-label areas every chart here shares.
+fn framed<'a, 'b, DB: DrawingBackend>(root: &'a DrawingArea<DB, plotters::coord::Shift>, title: &'b str) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(44).y_label_area_size(72);
+    builder
 }
 
 /// Axis ranges covering all points, never empty, with a little room above and below.
