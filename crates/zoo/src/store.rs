@@ -122,9 +122,12 @@ pub fn write_shard(
     )
 }
 
-/// Fit errors of a zoo's models (a NaN counts as not finite, never as small).
+/// Fit errors (or any measured value) of a zoo's models (a NaN counts as not finite, never as
+/// small). Quantiles are the nearest order statistic.
 #[derive(Clone, Debug)]
 pub struct FitSummary {
+    pub min: f64,
+    pub median: f64,
     pub mean: f64,
     pub p90: f64,
     pub worst: f64,
@@ -143,6 +146,8 @@ impl FitSummary {
                 .unwrap_or(f64::NAN)
         };
         FitSummary {
+            min: at(0.0),
+            median: at(0.5),
             mean: sorted.iter().sum::<f64>() / sorted.len().max(1) as f64,
             p90: at(0.9),
             worst: at(1.0),

@@ -102,26 +102,35 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
 /// The bilinear stage of the tour: `glassbox bilinear` on a freshly trained model. Masks are
 /// skipped for one-hot inputs, where adding a pixel pattern has no meaning.
 fn analyse_bilinear(cli: &Cli, model: &std::path::Path, out: &std::path::Path, one_hot: bool) -> Result<()> {
-    let mut argv: Vec<String> = ["glassbox", "bilinear"].into_iter().map(String::from).collect();
+    let mut argv: Vec<String> = ["bilinear"].into_iter().map(String::from).collect();
     argv.extend([model.display().to_string(), "--out".into(), out.display().to_string()]);
     if one_hot {
         argv.push("--no-masks".into());
     }
-    if !cli.quiet {
-        eprintln!("\n== tour stage {}: glassbox {}", out.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()), argv[1..].join(" "));
-    }
-    let Command::Bilinear(args) = Cli::try_parse_from(argv)?.command else { bail!("not a bilinear command") };
-    super::bilinear::run(cli, &args)
+    run_stage(cli, &out.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()), argv)
 }
 
 /// The LIB stage of the tour: `glassbox lib` on the modular-addition MLP with its embedding.
 fn local_interaction_basis(cli: &Cli, model: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let argv: Vec<String> = ["glassbox", "lib", &model.display().to_string(), "--out", &out.display().to_string()].into_iter().map(String::from).collect();
+    let argv: Vec<String> = ["lib", &model.display().to_string(), "--out", &out.display().to_string()].into_iter().map(String::from).collect();
+    run_stage(cli, "mlp-embed-modadd-lib", argv)
+}
+
+/// One analysis step of the tour, as the glassbox command line a user could type (without
+/// `glassbox`), run with the tour's global flags.
+fn run_stage(cli: &Cli, stage: &str, argv: Vec<String>) -> Result<()> {
     if !cli.quiet {
-        eprintln!("\n== tour stage mlp-embed-modadd-lib: glassbox {}", argv[1..].join(" "));
+        eprintln!("\n== tour stage {stage}: glassbox {}", argv.join(" "));
     }
-    let Command::Lib(args) = Cli::try_parse_from(argv)?.command else { bail!("not a lib command") };
-    super::lib::run(cli, &args)
+    match Cli::try_parse_from(std::iter::once("glassbox".to_string()).chain(argv))?.command {
+        Command::Bilinear(args) => super::bilinear::run(cli, &args),
+        Command::Lib(args) => super::lib::run(cli, &args),
+        Command::Acts(args) => super::acts::run(cli, &args),
+        Command::Sae(args) => super::sae::run(cli, &args),
+        Command::Zoo(args) => super::zoo::run(cli, &args),
+        Command::Probe(args) => super::probe::run(cli, &args),
+        _ => bail!("not a tour analysis command"),
+    }
 }
 
 /// The USAE stage: `glassbox acts` of one hidden layer of the three glyph models, `glassbox sae
@@ -157,14 +166,7 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
     for argv in commands {
         std::fs::create_dir_all(acts_dir.join("train"))?;
         std::fs::create_dir_all(acts_dir.join("test"))?;
-        if !cli.quiet {
-            eprintln!("\n== tour stage usae-glyphs: glassbox {}", argv.join(" "));
-        }
-        match Cli::try_parse_from(std::iter::once("glassbox".to_string()).chain(argv))?.command {
-            Command::Acts(args) => super::acts::run(cli, &args)?,
-            Command::Sae(args) => super::sae::run(cli, &args)?,
-            _ => bail!("not an acts or sae command"),
-        }
+        run_stage(cli, "usae-glyphs", argv)?;
     }
     let note = "Tour: the bilinear model's hidden layer holds signed products with heavy tails (values to about ±15 at a standard deviation of 0.7, after weight decay and input noise); non-negative TopK codes reconstruct it less well than the ReLU layers (its column of the R² matrix), with k 8, 16 or 32 alike.";
     glassbox_sae::analysis::extend_run(&usae_dir, serde_json::json!({ "notes": [note] }))?;
@@ -187,14 +189,7 @@ fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>>
         }
     }
     for args in commands {
-        if !cli.quiet {
-            eprintln!("\n== tour stage glyph-inr: glassbox {}", args.join(" "));
-        }
-        match Cli::try_parse_from(std::iter::once("glassbox".to_string()).chain(args))?.command {
-            Command::Zoo(args) => super::zoo::run(cli, &args)?,
-            Command::Probe(args) => super::probe::run(cli, &args)?,
-            _ => bail!("not a zoo or probe command"),
-        }
+        run_stage(cli, "glyph-inr", args)?;
     }
     let accuracy = |method: &str| -> f64 {
         let run: Option<serde_json::Value> = glassbox_core::io::read_json(&out.join(format!("glyph-inr-{method}/run.json"))).ok();

@@ -207,16 +207,10 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 zoo.spec.target
             );
             for (name, values) in &zoo.measured {
-                let mut v: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-                v.sort_by(f32::total_cmp);
-                let at = |q: f64| {
-                    v.get(((v.len() as f64 - 1.0) * q).round().max(0.0) as usize)
-                        .copied()
-                        .unwrap_or(f32::NAN)
-                };
-                let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
-                let bad = values.len() - v.len();
-                println!("{name}: min {:.3e}, median {:.3e}, mean {mean:.3e}, 90th percentile {:.3e}, max {:.3e}{}", at(0.0), at(0.5), at(0.9), at(1.0), if bad > 0 { format!(" ({bad} not finite)") } else { String::new() });
+                let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+                let v = store::FitSummary::of(&finite);
+                let bad = values.len() - finite.len();
+                println!("{name}: min {:.3e}, median {:.3e}, mean {:.3e}, 90th percentile {:.3e}, max {:.3e}{}", v.min, v.median, v.mean, v.p90, v.worst, if bad > 0 { format!(" ({bad} not finite)") } else { String::new() });
             }
             Ok(())
         }
