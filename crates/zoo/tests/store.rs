@@ -52,3 +52,27 @@ fn a_folder_holding_another_zoo_is_refused_and_bad_shard_jobs_too() {
     }
     assert_eq!(ShardJob::parse("1/4").unwrap().index, 1);
 }
+
+/// The fast version of `glassbox repro probegen-mnist-inr`'s zoo: the first 2 training and 1
+/// test image per digit of MNIST, a few fitting steps. Needs GLASSBOX_DATA.
+#[test]
+fn an_mnist_inr_zoo_takes_the_first_images_of_each_class_and_splits_by_file() {
+    let Some(data) = glassbox_core::experiment::test_data_dir() else {
+        eprintln!("skipped: GLASSBOX_DATA is not set");
+        return;
+    };
+    let mnist = glassbox_core::data::load_named("mnist", Some(&data), 0).unwrap();
+    let recipe = glassbox_zoo::inr_zoo::image_inr("mnist-inr", &mnist, Some((2, 1)), FitOptions { steps: 5, lr: 1e-3 }, 0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), &recipe, ShardJob::ALL, |_, _| {}).unwrap();
+    let zoo = store::load(dir.path()).unwrap();
+    assert_eq!((zoo.spec.count, zoo.spec.generation["side"].as_u64()), (30, Some(28)));
+    // 20 models of training images split 11:1 into train and val; the 10 test images are the test split.
+    assert_eq!((zoo.spec.splits.train.len(), zoo.spec.splits.val.len()), (18, 2));
+    assert_eq!(zoo.spec.splits.test, (20..30).collect::<Vec<_>>());
+    let mut classes: Vec<f64> = zoo.targets().unwrap()[20..].to_vec();
+    classes.sort_by(f64::total_cmp);
+    assert_eq!(classes, (0..10).map(f64::from).collect::<Vec<_>>(), "one test image per digit");
+    assert!(zoo.labels.iter().take(20).all(|l| l["file"] == "train") && zoo.labels[20]["file"] == "test");
+    assert!(zoo.measured("fit_mse").unwrap().iter().all(|v| v.is_finite()));
+}
