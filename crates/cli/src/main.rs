@@ -45,6 +45,8 @@ pub enum Command {
     Sae(commands::sae::SaeArgs),
     Zoo(commands::zoo::ZooArgs),
     Probe(commands::probe::ProbeArgs),
+    Probex(commands::probex::ProbexArgs),
+    Trees(commands::probex::TreesArgs),
     Report(commands::report::ReportArgs),
     Repro(commands::repro::ReproArgs),
     Tour(commands::tour::TourArgs),

@@ -4,6 +4,7 @@
 //! so no system font library is needed. Image grids are PNG (the `image` crate), embedded as base64.
 
 mod chart;
+mod dendrogram;
 mod graph;
 mod grid;
 mod heatmap;
@@ -11,6 +12,7 @@ mod html;
 mod run;
 
 pub use chart::{bar_chart_svg, line_chart_svg, scatter_chart_svg};
+pub use dendrogram::{dendrogram_svg, DendrogramMerge};
 pub use graph::{layered_graph_svg, GraphEdge};
 pub use grid::{diverging_grid_png, image_grid_png};
 pub use heatmap::heatmap_svg;

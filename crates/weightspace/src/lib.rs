@@ -1,13 +1,20 @@
 //! glassbox-weightspace: reading what a model is from its weights or its answers — ProbeGen,
-//! vanilla probing, fixed probes and the StatNN baseline (spec/probegen.md).
+//! vanilla probing, fixed probes and the StatNN baseline (spec/probegen.md); ProbeX, the dense
+//! expert, model trees and their router (spec/probex.md).
 
+pub mod collection;
 pub mod experiments;
+pub mod fit;
 pub mod kendall;
-pub mod mlp;
+pub mod layers;
 pub mod probes;
+pub mod probex;
 pub mod reader;
 pub mod saved;
+pub mod saved_experts;
 pub mod statnn;
 pub mod targets;
+pub mod tree_study;
+pub mod trees;
 
 pub use glassbox_core::{Error, Result};

@@ -2,7 +2,7 @@
 //! networks, shared by every model — learned freely (vanilla), generated from latents by a deep
 //! linear generator (ProbeGen), or fixed (uniform noise, the INR's image grid, real inputs).
 
-use crate::mlp::{Cache, Mlp};
+use glassbox_zoo::dense::{Cache, Mlp};
 use crate::{Error, Result};
 use faer::Mat;
 use glassbox_core::matrix::row_major;

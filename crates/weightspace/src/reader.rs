@@ -6,7 +6,7 @@
 //! through each model to the probes only.
 
 use crate::kendall::tau_b;
-use crate::mlp::{cross_entropy, squared_error, Mlp};
+use glassbox_zoo::dense::{cross_entropy, squared_error, Mlp};
 use crate::probes::{ProbeKind, ProbeSpace, Probes};
 use crate::targets::Targets;
 use crate::Result;

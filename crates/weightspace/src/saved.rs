@@ -3,7 +3,7 @@
 //! predicts: the zoo layout it was trained on, the task, the method). Written to temporary names
 //! and renamed, like every glassbox file.
 
-use crate::mlp::Mlp;
+use glassbox_zoo::dense::Mlp;
 use crate::reader::Reader;
 use crate::{Error, Result};
 use glassbox_core::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};

@@ -3,7 +3,7 @@
 //! into an MLP 42-1000-1000-d_out (NFN's StatNet widths; d_out classes or one number); Adam 1e-3 with a
 //! per-step cosine.
 
-use crate::mlp::Mlp;
+use glassbox_zoo::dense::Mlp;
 use crate::reader::{better, Task, COSINE_TO_ZERO};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
@@ -36,6 +36,57 @@ pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
         out.extend([mean, var, q(0.0), q(0.25), q(0.5), q(0.75), q(1.0)].map(|v| v as f32));
     }
     out
+}
+
+/// spec/probex.md 6.4's StatNN features: per tensor mean, standard deviation and the 0, 25, 50,
+/// 75, 100 % quantiles.
+pub fn probex_features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
+    let mut f = features(params, tensors);
+    for chunk in f.chunks_mut(7) {
+        chunk[1] = chunk[1].sqrt();
+    }
+    f
+}
+
+/// StatNN's input for ProbeX-style experts: the features of every model z-scored with the
+/// `train` models' mean and standard deviation, as a 1 × k "layer" per model (a logistic
+/// regression on it is spec 6.4's StatNN).
+pub fn standardised_features(feats: &[Vec<f32>], train: &[usize]) -> crate::Result<crate::layers::LayerSet> {
+    let d = feats.first().map_or(0, Vec::len);
+    let mut out: Vec<Vec<f32>> = feats.to_vec();
+    for c in 0..d {
+        let v: Vec<f64> = train.iter().map(|&i| feats[i][c] as f64).collect();
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+        let sd = if sd > 0.0 { sd } else { 1.0 };
+        for row in out.iter_mut() {
+            row[c] = ((row[c] as f64 - m) / sd) as f32;
+        }
+    }
+    crate::layers::LayerSet::dense("statnn-features", 1, d, out)
+}
+
+/// spec 6.4's StatNN input for a zoo: [`probex_features`] of every weight tensor except a
+/// fine-tune's fresh `head.*`, tensors taken in name order (so a zoo and its re-import agree),
+/// standardised with the `train` models' statistics.
+pub fn zoo_features(zoo: &glassbox_zoo::store::Zoo, train: &[usize]) -> crate::Result<crate::layers::LayerSet> {
+    let mut ranges = Vec::new();
+    let mut offset = 0;
+    for (name, shape) in &zoo.spec.tensors {
+        let n: usize = shape.iter().product();
+        if !name.starts_with("head.") {
+            ranges.push((name.clone(), offset..offset + n));
+        }
+        offset += n;
+    }
+    ranges.sort_by(|a, b| a.0.cmp(&b.0));
+    let sizes: Vec<usize> = ranges.iter().map(|(_, r)| r.len()).collect();
+    let feats: Vec<Vec<f32>> = zoo
+        .params
+        .iter()
+        .map(|p| probex_features(&ranges.iter().flat_map(|(_, r)| p[r.clone()].iter().copied()).collect::<Vec<f32>>(), &sizes))
+        .collect();
+    standardised_features(&feats, train)
 }
 
 pub struct StatnnResult {

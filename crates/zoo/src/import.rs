@@ -1,12 +1,14 @@
-//! `glassbox zoo import`: a folder of ordinary checkpoints plus a labels CSV become a zoo.
+//! `glassbox zoo import`: a folder of ordinary checkpoints plus their labels become a zoo.
 //! Checkpoints are `NAME.safetensors` files or `NAME/model.safetensors` run folders (glassbox's
-//! own, whose model.json then says what they are); the CSV has one row per model, the model's
-//! name in the first column and its labels in the others (numbers where they parse). Every
-//! checkpoint and every row is checked before anything is written.
+//! own, whose model.json then says what they are). Labels come from a CSV (one row per model,
+//! the model's name in the first column and its labels in the others) or, without one, from
+//! each file's safetensors metadata, as Model-J stores them (`dataset_chosen_targets`, the
+//! hyper-parameters); values are numbers where they parse. Every checkpoint and every label is
+//! checked before anything is written.
 
 use crate::build::random_split;
 use crate::mlp::{Activation, Mlp};
-use crate::store::{create, write_shard, Splits, ZooSpec};
+use crate::store::{create, write_shard, Splits, Zoo, ZooSpec};
 use crate::{inr, Error, Result};
 use glassbox_core::io::SafetensorsFile;
 use std::collections::BTreeMap;
@@ -14,15 +16,18 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// The SIREN layout → "inr", anything else → "mlp".
+    /// The SIREN layout → "inr", the MLP layout → "mlp", anything else → "weights".
     Auto,
     Inr,
     Mlp,
+    /// Any checkpoints with the same tensors (for weight readers such as ProbeX).
+    Weights,
 }
 
 pub struct ImportOptions {
     pub family: Family,
-    /// The label to predict by default; the CSV's second column when None.
+    /// The label to predict by default; the CSV's second column (or, from metadata,
+    /// `dataset_chosen_targets`) when None.
     pub target: Option<String>,
     /// Seed of the 70/10/20 split, used when the CSV has no `split` column.
     pub seed: u64,
@@ -36,7 +41,7 @@ pub struct ImportReport {
 }
 
 /// One checkpoint found in the folder: its name and file.
-fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -70,7 +75,7 @@ fn checkpoints(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// One model's labels, as labels.json stores them.
-type Labels = serde_json::Map<String, serde_json::Value>;
+pub type Labels = serde_json::Map<String, serde_json::Value>;
 
 /// Rows of the labels CSV by model name: label → JSON value (a number when it parses).
 fn read_labels(path: &Path) -> Result<(Vec<String>, BTreeMap<String, Labels>)> {
@@ -110,6 +115,19 @@ fn read_labels(path: &Path) -> Result<(Vec<String>, BTreeMap<String, Labels>)> {
         }
     }
     Ok((header, rows))
+}
+
+/// A file's safetensors metadata as labels (numbers where they parse), without the format tag.
+pub fn metadata_labels(file: &SafetensorsFile) -> Result<Labels> {
+    let mut labels = serde_json::Map::new();
+    for (key, value) in file.metadata()? {
+        if key == "format" {
+            continue;
+        }
+        let json = value.trim().parse::<f64>().ok().filter(|v| v.is_finite()).map_or_else(|| serde_json::json!(value), |v| serde_json::json!(v));
+        labels.insert(key, json);
+    }
+    Ok(labels)
 }
 
 /// Tensors in the order of the MLP layout (`layers.i.*`, then `head.*`), or None.
@@ -163,24 +181,53 @@ fn activation(
     }
 }
 
+/// Import the checkpoints of `dir` into a zoo at `out`, labelled by `labels_csv` or, when None,
+/// by each checkpoint's metadata.
 pub fn import(
     dir: &Path,
-    labels_csv: &Path,
+    labels_csv: Option<&Path>,
     out: &Path,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
+    let zoo = read(dir, labels_csv, opts)?;
+    create(out, &zoo.spec, &zoo.labels)?;
+    for s in 0..zoo.spec.n_shards() {
+        let range = zoo.spec.shard_range(s);
+        write_shard(out, &zoo.spec, s, &zoo.params[range.clone()], &vec![Vec::new(); range.len()])?;
+    }
+    Ok(ImportReport {
+        models: zoo.params.len(),
+        family: zoo.spec.family,
+        target: zoo.spec.target,
+    })
+}
+
+/// The checkpoints of `dir` as an in-memory zoo (nothing is written), labelled as [`import`]
+/// labels them.
+pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Result<Zoo> {
     let found = checkpoints(dir)?;
-    let (header, mut rows) = read_labels(labels_csv)?;
+    let (header, mut rows) = match labels_csv {
+        Some(csv) => read_labels(csv)?,
+        None => {
+            let mut rows = BTreeMap::new();
+            for (name, path) in &found {
+                rows.insert(name.clone(), metadata_labels(&SafetensorsFile::open(path)?)?);
+            }
+            (Vec::new(), rows)
+        }
+    };
+    // Where label errors point: the CSV, or the folder whose files carry the metadata.
+    let labels_source = labels_csv.unwrap_or(dir);
     for (name, path) in &found {
         if !rows.contains_key(name) {
             return Err(Error::format(
-                labels_csv,
+                labels_source,
                 format!("no row for model '{name}' ({})", path.display()),
             ));
         }
     }
     if let Some(extra) = rows.keys().find(|n| !found.iter().any(|(f, _)| f == *n)) {
-        return Err(Error::format(labels_csv, format!("names model '{extra}', but {} has no {extra}.safetensors or {extra}/model.safetensors", dir.display())));
+        return Err(Error::format(labels_source, format!("names model '{extra}', but {} has no {extra}.safetensors or {extra}/model.safetensors", dir.display())));
     }
     // The layout comes from the first checkpoint; every other must match it exactly.
     let (mut layout, mut family) = (Vec::<(String, Vec<usize>)>::new(), String::new());
@@ -206,6 +253,8 @@ pub fn import(
                     ))
                 }
                 (Family::Inr, true) | (Family::Auto, true) => ("inr".into(), siren),
+                (Family::Weights, _) => ("weights".into(), shapes.clone().into_iter().collect()),
+                (Family::Auto, false) if mlp_layout(&shapes).is_none() => ("weights".into(), shapes.clone().into_iter().collect()),
                 _ => {
                     let net = mlp_layout(&shapes).ok_or_else(|| Error::format(path, format!("not an MLP (layers.i.weight/bias chaining into head.weight/bias) nor the SIREN layout; it holds {shapes:?}")))?;
                     ("mlp".into(), net.tensors())
@@ -239,27 +288,33 @@ pub fn import(
         }
         let mut row = rows.remove(name).expect("checked above");
         if family == "mlp" {
-            let act = activation(&row, &file)?.ok_or_else(|| Error::format(labels_csv, format!("model '{name}' has no activation: add an 'activation' column (relu or tanh)")))?;
+            let act = activation(&row, &file)?.ok_or_else(|| Error::format(labels_source, format!("model '{name}' has no activation: add an 'activation' column (relu or tanh)")))?;
             row.insert("activation".into(), serde_json::json!(act.name()));
         }
         row.insert("name".into(), serde_json::json!(name));
         params.push(flat);
         labels.push(serde_json::Value::Object(row));
     }
-    let target = opts.target.clone().unwrap_or_else(|| header[1].clone());
-    if let Some(i) = labels
-        .iter()
-        .position(|l| l.get(&target).and_then(|v| v.as_f64()).is_none())
-    {
+    // Metadata without Model-J's class list and no --target: a zoo without a default target
+    // (enough for `glassbox trees`, which needs no labels).
+    let target = match (&opts.target, header.get(1)) {
+        (Some(t), _) => t.clone(),
+        (None, Some(h)) => h.clone(),
+        (None, None) if labels.iter().all(|l| l.get("dataset_chosen_targets").is_some()) => "dataset_chosen_targets".into(),
+        (None, None) => String::new(),
+    };
+    // A class-list target (Model-J's) is a string; any other target must be a number.
+    let class_list = |v: &serde_json::Value| v.as_str().is_some_and(|s| s.trim_start().starts_with('['));
+    if let Some(i) = labels.iter().position(|l| !target.is_empty() && !l.get(&target).is_some_and(|v| v.is_number() || class_list(v))) {
         return Err(Error::format(
-            labels_csv,
+            labels_source,
             format!(
-                "model '{}' has no numeric '{target}' (the target; choose another with --target)",
+                "model '{}' has no numeric or class-list '{target}' (the target; choose another with --target)",
                 found[i].0
             ),
         ));
     }
-    let splits = if header.iter().any(|h| h == "split") {
+    let splits = if labels.iter().any(|l| l.get("split").is_some()) {
         let mut s = Splits {
             train: Vec::new(),
             val: Vec::new(),
@@ -272,7 +327,7 @@ pub fn import(
                 Some("test") => s.test.push(i),
                 other => {
                     return Err(Error::format(
-                        labels_csv,
+                        labels_source,
                         format!(
                             "model '{}': split {other:?} is not train, val or test",
                             found[i].0
@@ -287,7 +342,7 @@ pub fn import(
     };
     let spec = ZooSpec {
         family: family.clone(),
-        generation: serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.display().to_string(), "seed": opts.seed }),
+        generation: serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.map_or_else(|| "safetensors metadata".to_string(), |p| p.display().to_string()), "seed": opts.seed }),
         tensors: layout,
         count: params.len(),
         shard_size: 500,
@@ -295,20 +350,5 @@ pub fn import(
         target: target.clone(),
         measured: Vec::new(),
     };
-    create(out, &spec, &labels)?;
-    for s in 0..spec.n_shards() {
-        let range = spec.shard_range(s);
-        write_shard(
-            out,
-            &spec,
-            s,
-            &params[range.clone()],
-            &vec![Vec::new(); range.len()],
-        )?;
-    }
-    Ok(ImportReport {
-        models: params.len(),
-        family,
-        target,
-    })
+    Ok(Zoo { dir: dir.to_path_buf(), spec, params, measured: BTreeMap::new(), labels })
 }

@@ -3,11 +3,14 @@
 //! shards that resume.
 
 pub mod build;
+pub mod export;
+pub mod dense;
 pub mod import;
 pub mod inr;
 pub mod inr_zoo;
 pub mod mlp;
 pub mod mlp_zoo;
 pub mod store;
+pub mod tree_world;
 
 pub use glassbox_core::{Error, Result};

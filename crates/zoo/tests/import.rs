@@ -85,7 +85,7 @@ fn imported_inr_checkpoints_equal_the_built_zoo() {
     }
     std::fs::write(dir.path().join("labels.csv"), &csv).unwrap();
     let out = dir.path().join("imported");
-    let r = import(&ckpts, &dir.path().join("labels.csv"), &out, &opts()).unwrap();
+    let r = import(&ckpts, Some(&dir.path().join("labels.csv")), &out, &opts()).unwrap();
     assert_eq!(
         (r.models, r.family.as_str(), r.target.as_str()),
         (5, "inr", "class")
@@ -104,7 +104,7 @@ fn imported_inr_checkpoints_equal_the_built_zoo() {
     .unwrap();
     let err = import(
         &ckpts,
-        &dir.path().join("short.csv"),
+        Some(&dir.path().join("short.csv")),
         &dir.path().join("x"),
         &opts(),
     )
@@ -121,7 +121,7 @@ fn imported_inr_checkpoints_equal_the_built_zoo() {
     .unwrap();
     let err = import(
         &ckpts,
-        &dir.path().join("extra.csv"),
+        Some(&dir.path().join("extra.csv")),
         &dir.path().join("x"),
         &opts(),
     )
@@ -141,7 +141,7 @@ fn imported_inr_checkpoints_equal_the_built_zoo() {
     );
     let err = import(
         &ckpts,
-        &dir.path().join("labels.csv"),
+        Some(&dir.path().join("labels.csv")),
         &dir.path().join("x"),
         &opts(),
     )
@@ -189,7 +189,7 @@ fn mlp_checkpoints_take_their_activation_from_the_csv_metadata_or_model_json() {
     .unwrap();
     import(
         &ckpts,
-        &dir.path().join("labels.csv"),
+        Some(&dir.path().join("labels.csv")),
         &dir.path().join("zoo"),
         &ImportOptions {
             target: Some("accuracy".into()),
@@ -212,7 +212,7 @@ fn mlp_checkpoints_take_their_activation_from_the_csv_metadata_or_model_json() {
     .unwrap();
     let err = import(
         &ckpts,
-        &dir.path().join("bare.csv"),
+        Some(&dir.path().join("bare.csv")),
         &dir.path().join("y"),
         &opts(),
     )
@@ -230,6 +230,6 @@ fn two_checkpoints_of_one_name_are_refused() {
     save(&dir.path().join("ckpts/a.safetensors"), &net.tensors(), &flat, &[]);
     save(&dir.path().join("ckpts/a/model.safetensors"), &net.tensors(), &flat, &[]);
     std::fs::write(dir.path().join("labels.csv"), "model,accuracy,activation\na,0.5,relu\n").unwrap();
-    let err = import(&dir.path().join("ckpts"), &dir.path().join("labels.csv"), &dir.path().join("zoo"), &opts()).unwrap_err().to_string();
+    let err = import(&dir.path().join("ckpts"), Some(&dir.path().join("labels.csv")), &dir.path().join("zoo"), &opts()).unwrap_err().to_string();
     assert!(err.contains("two checkpoints are named 'a'"), "{err}");
 }

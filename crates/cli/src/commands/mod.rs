@@ -4,6 +4,7 @@ pub mod eval;
 pub mod inspect;
 pub mod lib;
 pub mod probe;
+pub mod probex;
 pub mod report;
 pub mod repro;
 pub mod sae;
@@ -23,6 +24,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Sae(a) => sae::run(cli, a),
         Command::Zoo(a) => zoo::run(cli, a),
         Command::Probe(a) => probe::run(cli, a),
+        Command::Probex(a) => probex::run(cli, a),
+        Command::Trees(a) => probex::trees(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

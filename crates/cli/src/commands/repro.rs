@@ -51,6 +51,10 @@ pub enum Experiment {
     /// per digit (300 Adam steps each, built in shards that resume), ProbeGen and vanilla
     /// probing with P = 128 and StatNN (about 15 minutes on 2 cores).
     ProbegenMnistInr,
+    /// spec/probex.md 6: the synthetic Model-Tree world (4 trees × 240 fine-tuned MLPs, 128²
+    /// layer) read by per-tree ProbeX experts, dense, StatNN, linear and mixed ProbeX, across
+    /// trees, and Ward routing; thresholds A1-A7 (pass --seeds; about 80 s per seed).
+    ProbexTreeWorld,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -94,6 +98,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::ProbegenDigitsInr => glassbox_weightspace::experiments::digits_inr::run(&opts)?,
         Experiment::ProbegenDigitsMlp => glassbox_weightspace::experiments::digits_mlp::run(&opts)?,
         Experiment::ProbegenMnistInr => glassbox_weightspace::experiments::mnist_inr::run(&opts)?,
+        Experiment::ProbexTreeWorld => glassbox_weightspace::experiments::tree_world::run(&opts, glassbox_weightspace::experiments::tree_world::Scale::FULL)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;
@@ -101,6 +106,15 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         std::fs::create_dir_all(out.join("figures")).with_context(|| format!("cannot create {}", out.join("figures").display()))?;
         let svg = glassbox_report::bar_chart_svg(&format!("{} by method", metric), &metric, &bars)?;
         glassbox_core::io::write_atomic(&out.join(format!("figures/methods-{k}.svg")), svg.as_bytes())?;
+    }
+    if let Experiment::ProbexTreeWorld = a.experiment {
+        // The first seed's study (with its dendrogram) was written beside run.json.
+        let path = out.join(format!("study-seed{}.json", a.seeds.first().copied().unwrap_or(0)));
+        let study: glassbox_weightspace::tree_study::StudyResult = glassbox_core::io::read_json(&path)?;
+        let zoo = glassbox_zoo::store::load(&out.join("tree-world-zoo"))?;
+        let trees = zoo.values("tree")?;
+        let leaf_trees: Vec<usize> = study.routing.leaves.iter().map(|&i| trees[i] as usize).collect();
+        super::probex::write_study_figures(&out, &study, &leaf_trees)?;
     }
     if !cli.quiet {
         for row in &outcome.rows {

@@ -7,6 +7,7 @@ use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::inr_zoo::{digits_inr, glyph_inr, image_inr};
 use glassbox_zoo::mlp_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
+use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig};
 use std::path::PathBuf;
 
 /// Model zoos: many small trained networks stored together with the properties to predict.
@@ -20,30 +21,47 @@ pub struct ZooArgs {
 pub enum ZooCommand {
     Build(ZooBuildArgs),
     Import(ZooImportArgs),
+    Export(ZooExportArgs),
     Info(ZooInfoArgs),
 }
 
-/// Turn a folder of checkpoints and a labels CSV into a zoo that readers can train on or
-/// predict for.
+/// Write every model of a zoo as a standalone checkpoint OUT/NAME.safetensors, its labels,
+/// split and measured values as safetensors metadata (Model-J's way); `zoo import OUT` without
+/// --labels reads them back into the same zoo.
+#[derive(Args, Debug)]
+pub struct ZooExportArgs {
+    pub zoo: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Turn a folder of checkpoints and their labels (a CSV, or each file's safetensors metadata)
+/// into a zoo that readers can train on or predict for.
 ///
 /// Checkpoints: `NAME.safetensors` files or `NAME/model.safetensors` run folders, all with the
 /// same tensors. SIREN 2-32-32-1 INRs (`layers.0.weight [32, 2]` … `head.bias [1]`) become an
 /// INR zoo; MLPs (`layers.i.weight/bias`, `head.weight/bias`) an MLP zoo, whose activation
 /// (relu or tanh) comes from an `activation` column, the file's metadata or a model.json.
+/// Any other set of identical tensors becomes a `weights` zoo (for ProbeX and `glassbox trees`).
 /// labels.csv: a header, then one row per model: its NAME first, then its labels (numbers
-/// where they parse). An optional `split` column (train, val, test) fixes the split; else a
-/// seeded 70/10/20 split. Everything is checked before anything is written.
+/// where they parse). Without --labels every metadata entry of a file is a label (Model-J's
+/// `dataset_chosen_targets`, a Python list of class names, is the default target). A `split`
+/// label (train, val, test) fixes the split; else a seeded 70/10/20 split. Everything is
+/// checked before anything is written.
 #[derive(Args, Debug)]
 pub struct ZooImportArgs {
     pub dir: PathBuf,
+    /// Labels CSV (default: each checkpoint's safetensors metadata).
     #[arg(long)]
-    pub labels: PathBuf,
+    pub labels: Option<PathBuf>,
     #[arg(long)]
     pub out: PathBuf,
-    /// The label readers predict by default (default: the CSV's second column).
+    /// The label readers predict by default (default: the CSV's second column, or
+    /// dataset_chosen_targets).
     #[arg(long)]
     pub target: Option<String>,
-    /// Model family: auto (the SIREN layout is an INR, anything else an MLP), inr or mlp.
+    /// Model family: auto (the SIREN layout is an INR, the MLP layout an MLP, anything else
+    /// plain weights), inr, mlp or weights.
     #[arg(long, default_value = "auto")]
     pub family: String,
 }
@@ -63,6 +81,11 @@ pub struct ZooImportArgs {
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
 ///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
+///
+/// - `tree-world` (spec/probex.md 6): built-in data: `--trees` (4) root MLPs 32-128-128-64, each
+///   pre-trained on its own task, fine-tuned `--per-tree` (240) times on a random 10-of-20 class
+///   subset with sampled lr, steps, weight decay and input noise; label `dataset_chosen_targets`
+///   (Model-J style), split 160/30/50 per tree. `--hidden` sets the probed layer's width.
 ///
 /// Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n jobs build
 /// disjoint shards of the same zoo into one folder (or folders merged afterwards); run the same
@@ -85,6 +108,15 @@ pub struct ZooBuildArgs {
     /// digits-mlp-acc and glyph-inr: number of models.
     #[arg(long, default_value_t = 1200)]
     pub count: usize,
+    /// tree-world: number of trees (roots).
+    #[arg(long, default_value_t = 4)]
+    pub trees: usize,
+    /// tree-world: fine-tuned models per tree.
+    #[arg(long, default_value_t = 240)]
+    pub per_tree: usize,
+    /// tree-world: width of the two hidden layers (the probed layer is hidden × hidden).
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
 }
 
 /// The recipe of a preset, reading its data from the data folder.
@@ -128,7 +160,14 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             let data = glassbox_core::data::load_named(if name == "mnist-inr" { "mnist" } else { "fashion-mnist" }, cli.data.as_deref(), cli.seed)?;
             Box::new(image_inr(name, &data, per_class, FitOptions { steps: b.fit_steps, lr: 1e-3 }, cli.seed)?)
         }
-        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc"),
+        "tree-world" => {
+            if b.trees < 1 || b.per_tree < 8 || b.hidden < 1 {
+                bail!("tree-world needs --trees ≥ 1, --per-tree ≥ 8 (for a train / val / test split) and --hidden ≥ 1");
+            }
+            let config = TreeWorldConfig { trees: b.trees, per_tree: b.per_tree, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) };
+            Box::new(TreeWorld::new(config))
+        }
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world"),
     })
 }
 
@@ -168,11 +207,12 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 "auto" => Family::Auto,
                 "inr" => Family::Inr,
                 "mlp" => Family::Mlp,
-                other => bail!("--family takes auto, inr or mlp, not '{other}'"),
+                "weights" => Family::Weights,
+                other => bail!("--family takes auto, inr, mlp or weights, not '{other}'"),
             };
             let r = import(
                 &i.dir,
-                &i.labels,
+                i.labels.as_deref(),
                 &i.out,
                 &ImportOptions {
                     family,
@@ -187,6 +227,12 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 r.target,
                 i.out.display()
             );
+            Ok(())
+        }
+        ZooCommand::Export(e) => {
+            let zoo = store::load(&e.zoo)?;
+            let n = glassbox_zoo::export::export(&zoo, &e.out)?;
+            println!("wrote {n} checkpoints to {}", e.out.display());
             Ok(())
         }
         ZooCommand::Info(i) => {

@@ -1,7 +1,8 @@
-//! An MLP with hand-written backward: the readers' head (spec/probegen.md 2.4: six Linear
+//! An MLP with hand-written backward on faer matrices: the readers' head (spec/probegen.md 2.4: six Linear
 //! layers of width 256 with ReLU between them), StatNN's network, and ProbeGen's generators
-//! (affine layers with nothing between them, or ReLU for the non-linear control). PyTorch's
-//! default init (weights and biases ~ U(±1/√fan_in)).
+//! (affine layers with nothing between them, or ReLU for the non-linear control), and the
+//! networks of the ProbeX tree world (spec/probex.md 6.2). PyTorch's default init (weights and
+//! biases ~ U(±1/√fan_in)).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};

@@ -1,0 +1,322 @@
+use crate::Cli;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use glassbox_core::experiment::Outcome;
+use glassbox_weightspace::fit::{predict, FitConfig};
+use glassbox_weightspace::collection::Collection;
+use glassbox_weightspace::probex::Ranks;
+use glassbox_weightspace::saved_experts::{self, ExpertsInfo};
+use glassbox_weightspace::tree_study::{run_study, StudyConfig, StudyResult};
+use glassbox_weightspace::trees::{cut, pairwise_distances, suggest_k, ward, within_between, Merge};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What were these models trained on? ProbeX experts, one per model tree, read it from one
+/// layer of their weights (spec/probex.md).
+#[derive(Args, Debug)]
+pub struct ProbexArgs {
+    #[command(subcommand)]
+    pub command: ProbexCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProbexCommand {
+    Train(ProbexTrainArgs),
+    Predict(ProbexPredictArgs),
+}
+
+/// Train one ProbeX expert per model tree on a collection of models and report, per tree, the
+/// test accuracy of predicting each model's training classes (mean per-class binary accuracy,
+/// chance 0.5), with baselines: the dense linear expert, StatNN, linear ProbeX, one ProbeX over
+/// all trees mixed, every expert on every other tree, and the routing of test models to their
+/// tree.
+///
+/// MODELS is a zoo folder (zoo.json) or a folder of checkpoints (NAME.safetensors or
+/// NAME/model.safetensors, labels in their safetensors metadata as Model-J stores them:
+/// `dataset_chosen_targets` = a Python list of class names; a `split` entry, train / val / test,
+/// fixes the split, else a seeded 70/10/20 split). Trees come from a numeric `tree` label when
+/// every model has one, else from Ward clustering of the layer (--trees).
+///
+/// Writes into --out: run.json (every number; `glassbox report` renders it), figures/ (cross-
+/// tree heat map, experts vs mixed, dendrogram) and the experts with their router
+/// (experts.safetensors + experts.json) for `glassbox probex predict`.
+#[derive(Args, Debug)]
+pub struct ProbexTrainArgs {
+    pub models: PathBuf,
+    /// The probed layer: a tensor name, a LoRA pair's prefix (read as factors, X = B A never
+    /// formed), or an index into the lexicographically sorted weight-tensor names (spec 2.1).
+    #[arg(long)]
+    pub layer: String,
+    /// ProbeX ranks r_U,r_V,r_T (spec 2.3's paper setting is 128,128,128).
+    #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
+    pub ranks: Ranks,
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Validate every this many epochs and keep the best checkpoint.
+    #[arg(long, default_value_t = 10)]
+    pub val_every: usize,
+    /// Number of trees when they are recovered by clustering: a number, or auto (the largest
+    /// jump in the Ward dendrogram).
+    #[arg(long, default_value = "auto")]
+    pub trees: String,
+    /// The label holding each model's training classes (a Python list of names, Model-J's
+    /// `dataset_chosen_targets`, or a JSON array).
+    #[arg(long, default_value = "dataset_chosen_targets")]
+    pub target: String,
+    /// A file with the full class list, one name per line (default: the zoo's declared
+    /// classes, else every class some model names). A label naming another class is an error.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Skip the baselines (dense, StatNN, linear ProbeX, mixed): experts, cross-tree matrix and
+    /// routing only.
+    #[arg(long)]
+    pub no_baselines: bool,
+    #[arg(long, default_value = "glassbox-probex")]
+    pub out: PathBuf,
+}
+
+/// Predict the training classes of models with trained experts: each model is routed to its
+/// tree's expert by the nearest cluster centroid of its layer. Writes a CSV (name, routed tree,
+/// predicted classes as a Python list) and, when the models carry labels, prints the accuracy.
+#[derive(Args, Debug)]
+pub struct ProbexPredictArgs {
+    /// The --out folder of `glassbox probex train`.
+    pub experts: PathBuf,
+    /// A zoo folder or a folder of checkpoints.
+    pub models: PathBuf,
+    #[arg(long, default_value = "probex-predictions.csv")]
+    pub out: PathBuf,
+}
+
+/// Recover the model trees of a collection from one layer: pairwise Euclidean distances, Ward
+/// linkage, a cut into K trees (spec/probex.md 1.3). Prints each tree's members and the within-
+/// and between-tree distances; writes run.json and figures/dendrogram.svg into --out.
+#[derive(Args, Debug)]
+pub struct TreesArgs {
+    /// A zoo folder or a folder of checkpoints (no labels needed).
+    pub models: PathBuf,
+    /// The layer to compare: a tensor name, a LoRA prefix, or a sorted-name index.
+    #[arg(long)]
+    pub layer: String,
+    /// Number of trees: a number, or auto (the largest jump in the dendrogram).
+    #[arg(long, default_value = "auto")]
+    pub trees: String,
+    #[arg(long, default_value = "glassbox-trees")]
+    pub out: PathBuf,
+}
+
+fn read_class_list(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the class list {}", path.display()))?;
+    let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if classes.is_empty() {
+        bail!("{}: no class names (one per line)", path.display());
+    }
+    Ok(classes)
+}
+
+fn parse_ranks(s: &str) -> std::result::Result<Ranks, String> {
+    let v: Vec<usize> = s.split(',').map(|p| p.trim().parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| format!("ranks are three positive numbers r_U,r_V,r_T, got '{s}'"))?;
+    match v[..] {
+        [probes, proj, rep] if probes > 0 && proj > 0 && rep > 0 => Ok(Ranks { probes, proj, rep }),
+        _ => Err(format!("ranks are three positive numbers r_U,r_V,r_T, got '{s}'")),
+    }
+}
+
+/// K from "auto" or a number, checked against the number of models.
+fn tree_count(spec: &str, merges: &[Merge], n: usize) -> Result<usize> {
+    let k = match spec {
+        "auto" => suggest_k(merges, 20),
+        s => s.parse::<usize>().ok().filter(|&k| k >= 1).with_context(|| format!("--trees takes a positive number or auto, got '{s}'"))?,
+    };
+    if k > n {
+        bail!("--trees {k} asks for more trees than there are models ({n})");
+    }
+    Ok(k)
+}
+
+pub fn trees(cli: &Cli, a: &TreesArgs) -> Result<()> {
+    let start = Instant::now();
+    let models = Collection::open(&a.models, &a.layer, false, cli.seed)?;
+    let data = &models.data;
+    let all: Vec<usize> = (0..data.len()).collect();
+    let dist = pairwise_distances(data, &all);
+    let merges = ward(&dist, all.len());
+    let k = tree_count(&a.trees, &merges, all.len())?;
+    let clusters = cut(&merges, all.len(), k);
+    let (within, between) = within_between(&dist, &clusters);
+    let names = &models.names;
+    println!("{} models, layer '{}' ({} × {}): {k} tree{}; mean distance within trees {within:.3}, between {between:.3}", data.len(), data.name, data.d_h, data.d_w, if k == 1 { "" } else { "s" });
+    let mut rows = Vec::new();
+    for t in 0..k {
+        let members: Vec<&String> = clusters.iter().zip(names).filter(|(c, _)| **c == t).map(|(_, n)| n).collect();
+        let shown: Vec<&str> = members.iter().take(8).map(|s| s.as_str()).collect();
+        println!("tree {t}: {} models: {}{}", members.len(), shown.join(", "), if members.len() > 8 { ", …" } else { "" });
+        rows.push(serde_json::json!({ "tree": t, "models": members }));
+    }
+    if let Some(known) = models.known_trees() {
+        let p = glassbox_weightspace::trees::purity(&clusters, &known);
+        println!("agreement with the models' 'tree' labels (purity): {p:.3}");
+        rows.push(serde_json::json!({ "purity_vs_tree_labels": p }));
+    }
+    rows.push(serde_json::json!({ "trees": k, "mean_within": within, "mean_between": between }));
+    let outcome = Outcome { name: format!("model trees of {}", a.models.display()), rows, checks: Vec::new(), wall_time_s: start.elapsed().as_secs_f64() };
+    std::fs::create_dir_all(a.out.join("figures")).with_context(|| format!("cannot create {}", a.out.join("figures").display()))?;
+    outcome.write(&a.out, &super::command_line())?;
+    write_dendrogram(&a.out, &merges, &clusters, "Model trees (Ward, all models)")?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn write_dendrogram(out: &Path, merges: &[Merge], groups: &[usize], title: &str) -> Result<()> {
+    let m: Vec<glassbox_report::DendrogramMerge> = merges.iter().map(|m| glassbox_report::DendrogramMerge { a: m.a, b: m.b, height: m.height }).collect();
+    let svg = glassbox_report::dendrogram_svg(title, "Ward distance", &m, groups)?;
+    glassbox_core::io::write_atomic(&out.join("figures/dendrogram.svg"), svg.as_bytes())?;
+    Ok(())
+}
+
+/// The study's figures: cross-tree heat map, experts vs mixed, dendrogram of the training
+/// models coloured by tree.
+pub fn write_study_figures(out: &Path, study: &StudyResult, trees_of_leaves: &[usize]) -> Result<()> {
+    std::fs::create_dir_all(out.join("figures")).with_context(|| format!("cannot create {}", out.join("figures").display()))?;
+    let names: Vec<String> = (0..study.cross.len()).map(|t| format!("tree {t}")).collect();
+    let centred: Vec<Vec<f64>> = study.cross.iter().map(|r| r.iter().map(|v| v - 0.5).collect()).collect();
+    let svg = glassbox_report::heatmap_svg("Expert of row tree on column tree: test accuracy − 0.5 (chance)", &names, &names, &centred)?;
+    glassbox_core::io::write_atomic(&out.join("figures/cross-tree.svg"), svg.as_bytes())?;
+    let mut bars = Vec::new();
+    for r in &study.per_tree {
+        bars.push((format!("tree {} expert", r.tree), r.probex.test));
+        if let Some(m) = r.mixed {
+            bars.push((format!("tree {} mixed", r.tree), m));
+        }
+    }
+    let svg = glassbox_report::bar_chart_svg("ProbeX per-tree experts vs one ProbeX over all trees", "test accuracy", &bars)?;
+    glassbox_core::io::write_atomic(&out.join("figures/experts-vs-mixed.svg"), svg.as_bytes())?;
+    write_dendrogram(out, &study.routing.merges, trees_of_leaves, "Training models: Ward tree, coloured by tree")
+}
+
+fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
+    let start = Instant::now();
+    let baselines = !t.no_baselines;
+    let models = Collection::open(&t.models, &t.layer, baselines, cli.seed)?;
+    let data = &models.data;
+    let key = t.target.as_str();
+    let classes = match &t.classes {
+        Some(path) => Some(read_class_list(path)?),
+        None => None,
+    };
+    let targets = models.targets(key, classes)?;
+    let splits = models.splits.clone();
+    let trees: Vec<usize> = match models.known_trees() {
+        Some(known) => known,
+        None => {
+            let all: Vec<usize> = (0..data.len()).collect();
+            let merges = ward(&pairwise_distances(data, &all), all.len());
+            let k = tree_count(&t.trees, &merges, all.len())?;
+            if !cli.quiet {
+                eprintln!("no 'tree' labels: {k} trees recovered by Ward clustering of '{}'", data.name);
+            }
+            cut(&merges, all.len(), k)
+        }
+    };
+    let fit = FitConfig { epochs: t.epochs, batch: t.batch, val_every: t.val_every, ..FitConfig::probex(cli.seed) };
+    let statnn = if baselines { Some(models.statnn()?) } else { None };
+    let config = StudyConfig {
+        ranks: t.ranks,
+        probex: fit.clone(),
+        dense: baselines.then(|| FitConfig { l2: 1e-4, ..fit.clone() }),
+        statnn: baselines.then(|| FitConfig { lr: 1e-2, l2: 1e-3, ..fit.clone() }),
+        linear: baselines,
+        mixed: baselines,
+    };
+    let quiet = cli.quiet;
+    let study = run_study(data, &targets, &trees, &splits, statnn.as_ref(), &config, |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    print_study(&study);
+    let info = ExpertsInfo { layer: data.name.clone(), d_h: data.d_h, d_w: data.d_w, classes: targets.classes.clone(), ranks: t.ranks, relu: true, cluster_tree: study.cluster_tree.clone(), target: key.to_string(), trained_on: t.models.display().to_string() };
+    saved_experts::save(&t.out, &info, &study.experts, &study.router)?;
+    let outcome = Outcome { name: format!("ProbeX tree experts on {} (layer {})", t.models.display(), data.name), rows: study_rows(&study), checks: Vec::new(), wall_time_s: start.elapsed().as_secs_f64() };
+    outcome.write(&t.out, &super::command_line())?;
+    let leaf_trees: Vec<usize> = study.routing.leaves.iter().map(|&i| trees[i]).collect();
+    write_study_figures(&t.out, &study, &leaf_trees)?;
+    println!("wrote {}", t.out.display());
+    Ok(())
+}
+
+/// The per-tree table and the method comparison, as run.json rows.
+pub fn study_rows(study: &StudyResult) -> Vec<serde_json::Value> {
+    let mean = |f: &dyn Fn(&glassbox_weightspace::tree_study::TreeResult) -> Option<f64>| study.mean(f);
+    let mut bars = vec![("ProbeX experts".to_string(), mean(&|r| Some(r.probex.test)))];
+    for (name, v) in [
+        ("linear ProbeX", mean(&|r| r.linear.as_ref().map(|s| s.test))),
+        ("dense", mean(&|r| r.dense.as_ref().map(|s| s.test))),
+        ("StatNN", mean(&|r| r.statnn.as_ref().map(|s| s.test))),
+        ("mixed ProbeX", mean(&|r| r.mixed)),
+        ("mixed dense", mean(&|r| r.mixed_dense)),
+    ] {
+        if v > 0.0 {
+            bars.push((name.to_string(), v));
+        }
+    }
+    bars.push(("cross-tree".into(), study.cross_off_diagonal().0));
+    vec![serde_json::json!({ "study": study.summary() }), serde_json::json!({ "methods": { "metric": "test accuracy (mean over trees)", "bars": bars } })]
+}
+
+fn print_study(study: &StudyResult) {
+    let opt = |s: Option<f64>| s.map_or("-".to_string(), |v| format!("{v:.3}"));
+    println!("| tree | models (train/val/test) | ProbeX | train | dense | StatNN | linear | mixed |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &study.per_tree {
+        println!(
+            "| {} | {}/{}/{} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            r.tree, r.models[0], r.models[1], r.models[2], r.probex.test, r.probex.train,
+            opt(r.dense.as_ref().map(|s| s.test)), opt(r.statnn.as_ref().map(|s| s.test)), opt(r.linear.as_ref().map(|s| s.test)), opt(r.mixed)
+        );
+    }
+    let (cross, cross_max) = study.cross_off_diagonal();
+    println!("cross-tree (expert on another tree's models): mean {cross:.3}, largest {cross_max:.3}");
+    println!(
+        "routing: Ward purity {:.3}, nearest-centroid accuracy on test models {:.3}; distance within trees {:.3}, between {:.3}; routed experts on all test models {:.3}",
+        study.routing.purity, study.routing.accuracy, study.routing.mean_within, study.routing.mean_between, study.routed_test
+    );
+    println!("parameters: ProbeX {}, dense {}, StatNN {}", study.params["probex"], study.params["dense"], study.params["statnn"]);
+}
+
+fn predict_cmd(cli: &Cli, p: &ProbexPredictArgs) -> Result<()> {
+    let (info, experts, router) = saved_experts::load(&p.experts)?;
+    let models = Collection::open(&p.models, &info.layer, false, cli.seed)?;
+    let data = &models.data;
+    if (data.d_h, data.d_w) != (info.d_h, info.d_w) {
+        bail!("{}: layer '{}' is {} × {}, but the experts in {} read {} × {} layers", p.models.display(), info.layer, data.d_h, data.d_w, p.experts.display(), info.d_h, info.d_w);
+    }
+    let all: Vec<usize> = (0..data.len()).collect();
+    let routed: Vec<usize> = router.route(data, &all).into_iter().map(|c| info.cluster_tree[c]).collect();
+    let names = &models.names;
+    let mut csv = String::from("name,tree,predicted_classes\n");
+    let mut logits_of = Vec::with_capacity(all.len());
+    for (&i, &t) in all.iter().zip(&routed) {
+        let y = predict(&experts[t], data, &[i], 1);
+        let chosen: Vec<String> = (0..info.classes.len()).filter(|&c| y[(0, c)] > 0.0).map(|c| info.classes[c].clone()).collect();
+        csv.push_str(&format!("{},{},\"{}\"\n", names[i], t, glassbox_zoo::tree_world::python_list(&chosen)));
+        logits_of.push(y);
+    }
+    glassbox_core::io::write_atomic(&p.out, csv.as_bytes())?;
+    println!("predicted the classes of {} models; wrote {}", all.len(), p.out.display());
+    if models.class_lists(&info.target).is_ok() {
+        let targets = models.targets(&info.target, Some(info.classes.clone()))?;
+        let hits: f64 = logits_of.iter().zip(&all).map(|(y, &i)| glassbox_weightspace::fit::binary_accuracy(y, &targets, &[i])).sum();
+        println!("accuracy against their '{}' labels: {:.3} (mean per-class binary accuracy, chance 0.5)", info.target, hits / all.len().max(1) as f64);
+    }
+    Ok(())
+}
+
+pub fn run(cli: &Cli, a: &ProbexArgs) -> Result<()> {
+    match &a.command {
+        ProbexCommand::Train(t) => train(cli, t),
+        ProbexCommand::Predict(p) => predict_cmd(cli, p),
+    }
+}

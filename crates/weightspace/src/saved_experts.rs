@@ -1,0 +1,78 @@
+//! A trained mixture of ProbeX tree experts on disk: `experts.safetensors` (per expert
+//! `expert.{t}.probes` U [d_W, r_U], `expert.{t}.proj` [r_V, d_H], `expert.{t}.encoder.weight`
+//! / `.bias`, `expert.{t}.head.weight` / `.bias`, in PyTorch's module layout, and the router's
+//! `router.centroids` [K, d_H·d_W]) beside `experts.json` (the layer, the class list, the ranks,
+//! and which tree each router cluster goes to). Written to temporary names and renamed.
+
+use crate::probex::{Probex, Ranks};
+use crate::trees::Router;
+use crate::{Error, Result};
+use glassbox_core::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExpertsInfo {
+    /// The probed layer (tensor name or LoRA prefix) and its matrix shape.
+    pub layer: String,
+    pub d_h: usize,
+    pub d_w: usize,
+    /// The classes, in the order of the experts' outputs (sorted).
+    pub classes: Vec<String>,
+    pub ranks: Ranks,
+    pub relu: bool,
+    /// The expert each router cluster sends its models to.
+    pub cluster_tree: Vec<usize>,
+    /// The label key the experts predict.
+    pub target: String,
+    /// Where they were trained.
+    pub trained_on: String,
+}
+
+const NAMES: [&str; 6] = ["probes", "proj", "encoder.weight", "encoder.bias", "head.weight", "head.bias"];
+
+fn shapes(info: &ExpertsInfo) -> [Vec<usize>; 6] {
+    let Ranks { probes: ru, proj: rv, rep: rt } = info.ranks;
+    let d_y = info.classes.len();
+    [vec![info.d_w, ru], vec![rv, info.d_h], vec![rt, ru * rv], vec![rt], vec![d_y, rt], vec![d_y]]
+}
+
+pub fn save(dir: &Path, info: &ExpertsInfo, experts: &[Probex], router: &Router) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tensors = Vec::new();
+    for (t, e) in experts.iter().enumerate() {
+        for ((name, shape), data) in NAMES.iter().zip(shapes(info)).zip(&e.params) {
+            tensors.push(HostTensor { name: format!("expert.{t}.{name}"), shape, data: data.clone() });
+        }
+    }
+    tensors.push(HostTensor { name: "router.centroids".into(), shape: vec![router.centroids.len(), info.d_h * info.d_w], data: router.centroids.concat() });
+    write_f32(&dir.join("experts.safetensors"), &tensors, HashMap::from([("format".to_string(), "glassbox-probex-experts".to_string())]))?;
+    write_json(&dir.join("experts.json"), info)
+}
+
+pub fn load(dir: &Path) -> Result<(ExpertsInfo, Vec<Probex>, Router)> {
+    let info: ExpertsInfo = read_json(&dir.join("experts.json"))?;
+    let path = dir.join("experts.safetensors");
+    let file = SafetensorsFile::open(&path)?;
+    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = file.tensor_f32(name)?;
+        if t.shape != shape {
+            return Err(Error::format(&path, format!("tensor '{name}' has shape {:?}, experts.json implies {shape:?}", t.shape)));
+        }
+        Ok(t.data)
+    };
+    let n_experts = info.cluster_tree.iter().max().map_or(0, |m| m + 1);
+    let mut experts = Vec::new();
+    for t in 0..n_experts {
+        let mut e = Probex::new(info.d_h, info.d_w, info.classes.len(), info.ranks, info.relu, 0);
+        for (k, (name, shape)) in NAMES.iter().zip(shapes(&info)).enumerate() {
+            e.params[k] = get(&format!("expert.{t}.{name}"), &shape)?;
+        }
+        experts.push(e);
+    }
+    let d = info.d_h * info.d_w;
+    let centroids = get("router.centroids", &[info.cluster_tree.len(), d])?;
+    let router = Router { centroids: centroids.chunks(d.max(1)).map(<[f32]>::to_vec).collect() };
+    Ok((info, experts, router))
+}

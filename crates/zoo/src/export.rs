@@ -1,0 +1,46 @@
+//! `glassbox zoo export`: every model of a zoo as a standalone checkpoint `NAME.safetensors`
+//! (its tensors under their own names, unstacked), with its labels, split and measured values
+//! as safetensors metadata strings, the way Model-J ships its models (spec/probex.md 3.1).
+//! `zoo import` of the folder without a labels CSV gives back the same zoo.
+
+use crate::store::Zoo;
+use crate::{Error, Result};
+use glassbox_core::io::{write_f32, HostTensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The model's file name: its `name` label, else `model_NNNNN`.
+pub fn model_name(zoo: &Zoo, i: usize) -> String {
+    zoo.labels[i].get("name").and_then(|v| v.as_str()).map_or_else(|| format!("model_{i:05}"), String::from)
+}
+
+/// Write every model of `zoo` into `out`; returns the number written.
+pub fn export(zoo: &Zoo, out: &Path) -> Result<usize> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut split = vec!["test"; zoo.params.len()];
+    for (name, members) in [("train", &zoo.spec.splits.train), ("val", &zoo.spec.splits.val)] {
+        for &i in members {
+            split[i] = name;
+        }
+    }
+    for (i, params) in zoo.params.iter().enumerate() {
+        let mut tensors = Vec::new();
+        let mut offset = 0;
+        for (name, shape) in &zoo.spec.tensors {
+            let size: usize = shape.iter().product();
+            tensors.push(HostTensor { name: name.clone(), shape: shape.clone(), data: params[offset..offset + size].to_vec() });
+            offset += size;
+        }
+        let mut metadata: HashMap<String, String> = zoo.labels[i]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "name")
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), String::from)))
+            .collect();
+        metadata.insert("split".into(), split[i].into());
+        metadata.insert("format".into(), "pt".into());
+        write_f32(&out.join(format!("{}.safetensors", model_name(zoo, i))), &tensors, metadata)?;
+    }
+    Ok(zoo.params.len())
+}
