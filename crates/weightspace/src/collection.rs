@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Collection {
     pub source: PathBuf,
     pub names: Vec<String>,
+    /// The tensors of the (first) model.
+    pub tensor_names: Vec<String>,
     pub data: LayerSet,
     /// Per model its labels (zoo labels, or the checkpoint's metadata).
     pub labels: Vec<serde_json::Value>,
@@ -36,19 +38,24 @@ impl Collection {
             let data = from_zoo(&zoo, layer)?;
             let names = (0..zoo.params.len()).map(|i| glassbox_zoo::export::model_name(&zoo, i)).collect();
             let classes = zoo.spec.generation.get("classes").and_then(|c| c.as_array()).map(|c| c.iter().filter_map(|v| v.as_str().map(String::from)).collect());
-            return Ok(Collection { source: path.to_path_buf(), names, data, labels: zoo.labels.clone(), splits: zoo.spec.splits.clone(), classes, statnn: None, zoo: Some(zoo) });
+            let tensor_names = zoo.spec.tensors.iter().map(|(n, _)| n.clone()).collect();
+            return Ok(Collection { source: path.to_path_buf(), names, tensor_names, data, labels: zoo.labels.clone(), splits: zoo.spec.splits.clone(), classes, statnn: None, zoo: Some(zoo) });
         }
         let found = checkpoints(path)?;
         let (mut names, mut labels, mut layers) = (Vec::new(), Vec::new(), Vec::new());
         let mut statnn = Vec::new();
         let mut shape: Option<(usize, usize, PathBuf)> = None;
         let mut set_name = String::new();
+        let mut first_tensors = Vec::new();
         for (name, file_path) in &found {
             let file = SafetensorsFile::open(file_path)?;
             let entries = file.entries()?;
             let tensor_names: Vec<String> = entries.iter().map(|(n, _, _)| n.clone()).collect();
             let shape_of = |n: &str| entries.iter().find(|(e, _, _)| e == n).map(|(_, _, s)| s.clone()).unwrap_or_default();
             let source = file_path.display().to_string();
+            if first_tensors.is_empty() {
+                first_tensors = tensor_names.clone();
+            }
             let (layer_value, d_h, d_w) = match resolve_layer(&tensor_names, layer, &source)? {
                 LayerChoice::Tensor(t) => {
                     let (d_h, d_w) = matrix_shape(&shape_of(&t));
@@ -92,7 +99,7 @@ impl Collection {
             return Err(Error::format(path, "StatNN needs the same tensors in every checkpoint; these differ (run without the baselines)"));
         }
         let splits = split_from_labels(&labels, &names, path)?.unwrap_or_else(|| random_split(names.len(), 0.1, 0.2, seed));
-        Ok(Collection { source: path.to_path_buf(), names, data: LayerSet { name: set_name, d_h, d_w, layers }, labels, splits, classes: None, statnn: with_statnn.then_some(statnn), zoo: None })
+        Ok(Collection { source: path.to_path_buf(), names, tensor_names: first_tensors, data: LayerSet { name: set_name, d_h, d_w, layers }, labels, splits, classes: None, statnn: with_statnn.then_some(statnn), zoo: None })
     }
 
     /// The models' class lists under `key` (a Python list string, as Model-J, or a JSON array).

@@ -16,5 +16,6 @@ pub mod statnn;
 pub mod targets;
 pub mod tree_study;
 pub mod trees;
+pub mod zeroshot;
 
 pub use glassbox_core::{Error, Result};

@@ -158,9 +158,10 @@ impl Probex {
         ProbexCache { z, h, e }
     }
 
-    /// The representations e of the models of `idx` (rows of r_T), e.g. for routing or kNN.
-    pub fn embed(&self, data: &LayerSet, idx: &[usize]) -> Mat<f32> {
-        self.represent(data, idx).e
+    /// The representations e of the models of `idx` (rows of r_T) and the backward cache.
+    pub fn represent_with_cache(&self, data: &LayerSet, idx: &[usize]) -> (Mat<f32>, ProbexCache) {
+        let cache = self.represent(data, idx);
+        (cache.e.clone(), cache)
     }
 }
 
@@ -202,13 +203,22 @@ impl Expert for Probex {
     }
 
     fn backward(&self, data: &LayerSet, idx: &[usize], cache: ProbexCache, dy: &Mat<f32>) -> Vec<Vec<f32>> {
+        // Head: dT (row-major d_Y × r_T) = column-major eᵀ dy; de = dy T.
+        let mut dt = Mat::<f32>::zeros(self.ranks.rep, self.d_y);
+        matmul(dt.as_mut(), Accum::Replace, cache.e.transpose(), dy.as_ref(), 1.0, Par::Seq);
+        let mut de = Mat::<f32>::zeros(idx.len(), self.ranks.rep);
+        matmul(de.as_mut(), Accum::Replace, dy.as_ref(), self.t(), 1.0, Par::Seq);
+        let mut grads = self.backward_representation(data, idx, &cache, &de);
+        grads.extend([col_major(&dt), col_sums(dy)]);
+        grads
+    }
+}
+
+impl Probex {
+    /// Gradients of U, V, M and b_M from the gradient of the representations e (rows).
+    pub fn backward_representation(&self, data: &LayerSet, idx: &[usize], cache: &ProbexCache, de: &Mat<f32>) -> Vec<Vec<f32>> {
         let Ranks { probes: ru, proj: rv, rep: rt } = self.ranks;
         let (d_h, d_w, n) = (self.d_h, self.d_w, idx.len());
-        // Head: dT (row-major d_Y × r_T) = column-major eᵀ dy; de = dy T.
-        let mut dt = Mat::<f32>::zeros(rt, self.d_y);
-        matmul(dt.as_mut(), Accum::Replace, cache.e.transpose(), dy.as_ref(), 1.0, Par::Seq);
-        let mut de = Mat::<f32>::zeros(n, rt);
-        matmul(de.as_mut(), Accum::Replace, dy.as_ref(), self.t(), 1.0, Par::Seq);
         // Encoder: dM (row-major r_T × r_U·r_V) = column-major H de; dH = Mᵀ deᵀ.
         let par = par_for(n * ru * rv * rt);
         let mut dm = Mat::<f32>::zeros(ru * rv, rt);
@@ -263,7 +273,7 @@ impl Expert for Probex {
         }
         // du is column-major r_U × d_W: row-major d_W × r_U, U's layout. dv is column-major
         // d_H × r_V: row-major r_V × d_H, the stored weight's layout.
-        vec![du, dv, col_major(&dm), col_sums(&de), col_major(&dt), col_sums(dy)]
+        vec![du, dv, col_major(&dm), col_sums(de)]
     }
 }
 

@@ -45,6 +45,11 @@ pub trait Recipe: Sync {
     fn labels(&self) -> Vec<serde_json::Value>;
     /// Model `m`'s flat parameters and one value per `spec().measured` name.
     fn fit(&self, m: usize) -> (Vec<f32>, Vec<f32>);
+    /// Files beside the zoo that its recipe defines (e.g. class embeddings); written on every
+    /// build, before the shards.
+    fn extras(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -71,6 +76,7 @@ pub fn build(
     let start = Instant::now();
     let spec = zoo.spec();
     create(dir, &spec, &zoo.labels())?;
+    zoo.extras(dir)?;
     let mine: Vec<usize> = (0..spec.n_shards())
         .filter(|s| s % job.of == job.index)
         .collect();

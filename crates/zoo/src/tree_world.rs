@@ -337,6 +337,165 @@ impl Recipe for TreeWorld {
     }
 }
 
+/// Dimension of the synthetic class "text" embeddings (spec 6.4: t_c = G · mean_k μ_{c,k},
+/// G ∈ R^{24×16}).
+pub const TEXT_DIM: usize = 24;
+
+/// spec/probex.md 6.4's zero-shot zoo: one tree whose root (trunk 32-h-h-64 plus a 64 → 32
+/// output) is a denoising autoencoder (x + 0.3 ε → x, 800 steps on all classes), fine-tuned per
+/// model on ONE class, 12 models per class. 15 seen classes (8 train / 2 val / 2 test models
+/// each) and 5 held-out classes (6 validation and 6 test models each, labelled `held_out`).
+/// Preset `tree-world-zeroshot`; the class embeddings go to `class-embeddings.safetensors`.
+pub struct ZeroShotWorld {
+    pub config: TreeWorldConfig,
+    pub world: World,
+    pub root: Mlp,
+    /// The held-out classes, sorted.
+    pub held_out: Vec<usize>,
+    /// Per class its text embedding (TEXT_DIM values).
+    pub embeddings: Vec<Vec<f32>>,
+}
+
+pub const PER_CLASS: usize = 12;
+pub const HELD_OUT: usize = 5;
+
+/// One DAE step's batch: rows of x (clean) from `pools`, and the noisy inputs.
+fn dae_batch(pools: &[&Vec<f32>], n: usize, rng: &mut ChaCha8Rng) -> (Mat<f32>, Mat<f32>) {
+    let mut clean = Vec::with_capacity(n * INPUT);
+    for _ in 0..n {
+        let pool = pools[rng.random_range(0..pools.len())];
+        let i = rng.random_range(0..pool.len() / INPUT);
+        clean.extend_from_slice(&pool[i * INPUT..][..INPUT]);
+    }
+    let x = Mat::from_fn(n, INPUT, |r, c| clean[r * INPUT + c]);
+    let noisy = Mat::from_fn(n, INPUT, |r, c| x[(r, c)] + 0.3 * normal(rng));
+    (x, noisy)
+}
+
+/// `steps` Adam steps of denoising (mean squared error) on samples of `pools`.
+fn train_dae(net: &mut Mlp, pools: &[&Vec<f32>], steps: usize, batch: usize, lr: f64, weight_decay: f64, rng: &mut ChaCha8Rng) {
+    let mut adam = adamw(net, weight_decay);
+    for _ in 0..steps {
+        let (x, noisy) = dae_batch(pools, batch, rng);
+        let (out, cache) = net.forward(&noisy);
+        let scale = 2.0 / (batch * INPUT) as f32;
+        let d_out = Mat::from_fn(batch, INPUT, |r, c| scale * (out[(r, c)] - x[(r, c)]));
+        let (grads, _) = net.backward(&cache, &d_out);
+        adam.update(&mut net.params, &grads, lr);
+    }
+}
+
+impl ZeroShotWorld {
+    pub fn new(config: TreeWorldConfig) -> ZeroShotWorld {
+        let world = World::new(config.classes, config.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xDAE0);
+        let mut dims = config.dims();
+        *dims.last_mut().expect("dims") = INPUT;
+        let mut root = Mlp::new(&dims, rng.random());
+        let pools: Vec<&Vec<f32>> = world.train.iter().collect();
+        train_dae(&mut root, &pools, 800, 128, 1e-3, 1e-4, &mut rng);
+        let mut classes: Vec<usize> = (0..config.classes).collect();
+        classes.shuffle(&mut rng);
+        let mut held_out = classes[..HELD_OUT.min(config.classes)].to_vec();
+        held_out.sort_unstable();
+        let g: Vec<f32> = (0..TEXT_DIM * LATENT).map(|_| normal(&mut rng)).collect();
+        let embeddings = (0..config.classes)
+            .map(|c| {
+                let mean = world.class_mean(c);
+                g.chunks(LATENT).map(|row| row.iter().zip(&mean).map(|(a, b)| a * b).sum()).collect()
+            })
+            .collect();
+        ZeroShotWorld { config, world, root, held_out, embeddings }
+    }
+
+    pub fn count(&self) -> usize {
+        self.config.classes * PER_CLASS
+    }
+
+    /// Model m's class (models are grouped by class, 12 each).
+    pub fn class_of(&self, m: usize) -> usize {
+        m / PER_CLASS
+    }
+
+    /// Seen classes: 8 / 2 / 2 of their 12 models; held-out classes: 6 val / 6 test.
+    pub fn splits(&self) -> Splits {
+        let mut s = Splits { train: Vec::new(), val: Vec::new(), test: Vec::new() };
+        for c in 0..self.config.classes {
+            let models: Vec<usize> = (c * PER_CLASS..(c + 1) * PER_CLASS).collect();
+            if self.held_out.contains(&c) {
+                s.val.extend(&models[..6]);
+                s.test.extend(&models[6..]);
+            } else {
+                s.train.extend(&models[..8]);
+                s.val.extend(&models[8..10]);
+                s.test.extend(&models[10..]);
+            }
+        }
+        s
+    }
+
+    /// (lr, steps) of model m: lr from {3e-4, 1e-3, 2e-3}, steps from {100, 200, 300}.
+    fn recipe(&self, m: usize) -> (f64, usize) {
+        let mut rng = ChaCha8Rng::seed_from_u64(model_seed(self.config.seed, m));
+        (*[3e-4, 1e-3, 2e-3].choose(&mut rng).expect("non-empty"), *[100, 200, 300].choose(&mut rng).expect("non-empty"))
+    }
+}
+
+impl Recipe for ZeroShotWorld {
+    fn spec(&self) -> ZooSpec {
+        let mut dims = self.config.dims();
+        *dims.last_mut().expect("dims") = INPUT;
+        ZooSpec {
+            family: "mlp".into(),
+            generation: serde_json::json!({
+                "preset": "tree-world-zeroshot", "config": self.config,
+                "architecture": "denoising-autoencoder MLP with ReLU, PyTorch layout; spec/probex.md 6.4 (zero-shot)",
+                "classes": (0..self.config.classes).map(class_name).collect::<Vec<_>>(),
+                "held_out": self.held_out.iter().map(|&c| class_name(c)).collect::<Vec<_>>(),
+            }),
+            tensors: crate::mlp::Mlp { dims }.tensors(),
+            count: self.count(),
+            shard_size: self.count(),
+            splits: self.splits(),
+            target: "dataset_chosen_targets".into(),
+            measured: vec!["denoising_mse".into()],
+        }
+    }
+
+    fn labels(&self) -> Vec<serde_json::Value> {
+        (0..self.count())
+            .map(|m| {
+                let (lr, steps) = self.recipe(m);
+                let c = self.class_of(m);
+                serde_json::json!({ "class": class_name(c), "dataset_chosen_targets": python_list(&[class_name(c)]), "held_out": self.held_out.contains(&c), "lr": lr, "steps": steps, "activation": "relu" })
+            })
+            .collect()
+    }
+
+    fn fit(&self, m: usize) -> (Vec<f32>, Vec<f32>) {
+        let (lr, steps) = self.recipe(m);
+        let mut rng = ChaCha8Rng::seed_from_u64(model_seed(self.config.seed, m) ^ 0xF1E7);
+        let mut net = self.root.clone();
+        let pool = [&self.world.train[self.class_of(m)]];
+        train_dae(&mut net, &pool, steps, 32, lr, 0.0, &mut rng);
+        let (x, noisy) = dae_batch(&[&self.world.test[self.class_of(m)]], 256, &mut rng);
+        let out = net.forward(&noisy).0;
+        let mse = (0..256).flat_map(|r| (0..INPUT).map(move |c| (r, c))).map(|(r, c)| ((out[(r, c)] - x[(r, c)]) as f64).powi(2)).sum::<f64>() / (256 * INPUT) as f64;
+        (net.params.concat(), vec![mse as f32])
+    }
+
+    fn extras(&self, dir: &std::path::Path) -> crate::Result<()> {
+        let tensors: Vec<glassbox_core::io::HostTensor> = self
+            .embeddings
+            .iter()
+            .enumerate()
+            .map(|(c, e)| glassbox_core::io::HostTensor { name: class_name(c), shape: vec![TEXT_DIM], data: e.clone() })
+            .collect();
+        let meta = std::collections::HashMap::from([("format".to_string(), "glassbox-class-embeddings".to_string())]);
+        glassbox_core::io::write_f32(&dir.join("class-embeddings.safetensors"), &tensors, meta)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

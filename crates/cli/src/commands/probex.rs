@@ -23,6 +23,58 @@ pub struct ProbexArgs {
 pub enum ProbexCommand {
     Train(ProbexTrainArgs),
     Predict(ProbexPredictArgs),
+    Sweep(ProbexSweepArgs),
+    Zeroshot(ProbexZeroshotArgs),
+}
+
+/// Train one ProbeX per tree for each of several layers and pick, per tree, the layer with the
+/// best validation accuracy (spec 2.1: the reference code sweeps every layer). Prints a table of
+/// validation and test accuracy per layer and tree; train the chosen layer with `probex train`.
+#[derive(Args, Debug)]
+pub struct ProbexSweepArgs {
+    pub models: PathBuf,
+    /// Layers to try: comma-separated names or sorted-name indices, or `all` (every weight
+    /// tensor).
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
+    pub ranks: Ranks,
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    #[arg(long, default_value = "dataset_chosen_targets")]
+    pub target: String,
+    /// Number of trees when recovered by clustering (on the first layer): a number or auto.
+    #[arg(long, default_value = "auto")]
+    pub trees: String,
+}
+
+/// Zero-shot: which class was each model trained on, for classes no training model had (spec
+/// 2.5)? Each model names one class under --target; classes of training-split models are seen,
+/// validation and test models of other classes are zero-shot. Class embeddings (from any text
+/// encoder) come from a safetensors file with one 1-D tensor per class name. Text-aligned
+/// ProbeX: cosine between the model's representation and a learned projection of its class
+/// embedding, cross-entropy over the seen classes; reports in-distribution top-1 (among seen
+/// classes) and zero-shot top-1 (among held-out classes) at the best in-distribution and the
+/// best held-out validation checkpoints.
+#[derive(Args, Debug)]
+pub struct ProbexZeroshotArgs {
+    pub models: PathBuf,
+    #[arg(long)]
+    pub layer: String,
+    /// Class embeddings: a safetensors file, tensor name = class name.
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    #[arg(long, default_value = "dataset_chosen_targets")]
+    pub target: String,
+    #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
+    pub ranks: Ranks,
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// ProbeX without the ReLU (the paper's ablation: it matters mostly for zero-shot).
+    #[arg(long)]
+    pub linear: bool,
 }
 
 /// Train one ProbeX expert per model tree on a collection of models and report, per tree, the
@@ -314,9 +366,73 @@ fn predict_cmd(cli: &Cli, p: &ProbexPredictArgs) -> Result<()> {
     Ok(())
 }
 
+fn sweep(cli: &Cli, s: &ProbexSweepArgs) -> Result<()> {
+    let first = Collection::open(&s.models, "0", false, cli.seed)?;
+    let layers: Vec<String> = if s.layers == "all" {
+        glassbox_weightspace::layers::sorted_weight_names(&first.tensor_names)
+    } else {
+        s.layers.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+    };
+    if layers.is_empty() {
+        bail!("--layers names no layer");
+    }
+    let fit = FitConfig { epochs: s.epochs, ..FitConfig::probex(cli.seed) };
+    let config = StudyConfig { ranks: s.ranks, probex: fit, dense: None, statnn: None, linear: false, mixed: false };
+    let mut trees: Option<Vec<usize>> = None;
+    // Per layer: per tree (val, test).
+    let mut results: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for layer in &layers {
+        let models = Collection::open(&s.models, layer, false, cli.seed)?;
+        let targets = models.targets(&s.target, None)?;
+        let trees = trees.get_or_insert_with(|| models.known_trees().unwrap_or_default());
+        if trees.is_empty() {
+            let all: Vec<usize> = (0..models.data.len()).collect();
+            let merges = ward(&pairwise_distances(&models.data, &all), all.len());
+            *trees = cut(&merges, all.len(), tree_count(&s.trees, &merges, all.len())?);
+        }
+        let study = run_study(&models.data, &targets, trees, &models.splits, None, &config, |_| {})?;
+        if !cli.quiet {
+            eprintln!("{} ({} × {}): ProbeX test {}", models.data.name, models.data.d_h, models.data.d_w, study.per_tree.iter().map(|r| format!("{:.3}", r.probex.test)).collect::<Vec<_>>().join(" / "));
+        }
+        results.push((models.data.name.clone(), study.per_tree.iter().map(|r| (r.probex.val, r.probex.test)).collect()));
+    }
+    let n_trees = results[0].1.len();
+    println!("| layer | {} |", (0..n_trees).map(|t| format!("tree {t} val / test")).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---|".repeat(n_trees));
+    for (name, per_tree) in &results {
+        println!("| {name} | {} |", per_tree.iter().map(|(v, t)| format!("{v:.3} / {t:.3}")).collect::<Vec<_>>().join(" | "));
+    }
+    for t in 0..n_trees {
+        let best = (0..results.len()).fold(0, |b, l| if results[l].1[t].0 > results[b].1[t].0 { l } else { b });
+        println!("tree {t}: best validation with '{}' (val {:.3}, test {:.3})", results[best].0, results[best].1[t].0, results[best].1[t].1);
+    }
+    Ok(())
+}
+
+fn zeroshot(cli: &Cli, z: &ProbexZeroshotArgs) -> Result<()> {
+    use glassbox_weightspace::zeroshot::{fit_zeroshot, read_class_embeddings, ZeroShot, ZeroShotConfig, ZeroShotData, ZeroShotProblem};
+    let models = Collection::open(&z.models, &z.layer, false, cli.seed)?;
+    let problem = ZeroShotProblem::new(&models, &z.target)?;
+    if problem.held_out.is_empty() || problem.val_holdout.is_empty() || problem.test_holdout.is_empty() {
+        bail!("{}: every class has training models, so nothing is zero-shot: keep some classes out of the training split (their models in val and test only)", z.models.display());
+    }
+    let texts = read_class_embeddings(&z.embeddings, &problem.classes)?;
+    let data = ZeroShotData { data: &models.data, class_of: &problem.class_of, texts: &texts, seen: &problem.seen, held_out: &problem.held_out };
+    let model = ZeroShot::new(models.data.d_h, models.data.d_w, texts.ncols(), z.ranks, !z.linear, cli.seed);
+    let params = model.n_params();
+    let cfg = ZeroShotConfig { epochs: z.epochs, batch: z.batch, ..ZeroShotConfig::spec(cli.seed) };
+    let (s, _, _) = fit_zeroshot(model, &data, &problem.split(), &cfg);
+    println!("{} seen classes ({} training models), {} held-out classes; layer '{}' ({} × {}), {params} parameters", problem.seen.len(), problem.train.len(), problem.held_out.len(), models.data.name, models.data.d_h, models.data.d_w);
+    println!("best in-distribution validation (epoch {}): in-distribution test top-1 {:.3} (chance {:.3}), zero-shot test top-1 {:.3}", s.best_val_epoch, s.in_dist_test, 1.0 / problem.seen.len() as f64, s.zero_shot_test_at_best_val);
+    println!("best held-out validation (epoch {}, val {:.3}): zero-shot test top-1 {:.3} (chance {:.3}), in-distribution test top-1 {:.3}", s.best_holdout_epoch, s.best_holdout_val, s.zero_shot_test, 1.0 / problem.held_out.len() as f64, s.in_dist_test_at_best_holdout);
+    Ok(())
+}
+
 pub fn run(cli: &Cli, a: &ProbexArgs) -> Result<()> {
     match &a.command {
         ProbexCommand::Train(t) => train(cli, t),
         ProbexCommand::Predict(p) => predict_cmd(cli, p),
+        ProbexCommand::Sweep(s) => sweep(cli, s),
+        ProbexCommand::Zeroshot(z) => zeroshot(cli, z),
     }
 }

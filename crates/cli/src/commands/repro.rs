@@ -55,6 +55,10 @@ pub enum Experiment {
     /// layer) read by per-tree ProbeX experts, dense, StatNN, linear and mixed ProbeX, across
     /// trees, and Ward routing; thresholds A1-A7 (pass --seeds; about 80 s per seed).
     ProbexTreeWorld,
+    /// spec/probex.md 6.4 / A8: text-aligned ProbeX on a tree of denoising autoencoders, one
+    /// class each, 5 of 20 classes held out; zero-shot top-1 on the layer picked by held-out
+    /// validation (pass --seeds).
+    ProbexZeroshot,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -99,6 +103,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::ProbegenDigitsMlp => glassbox_weightspace::experiments::digits_mlp::run(&opts)?,
         Experiment::ProbegenMnistInr => glassbox_weightspace::experiments::mnist_inr::run(&opts)?,
         Experiment::ProbexTreeWorld => glassbox_weightspace::experiments::tree_world::run(&opts, glassbox_weightspace::experiments::tree_world::Scale::FULL)?,
+        Experiment::ProbexZeroshot => glassbox_weightspace::experiments::tree_world_zeroshot::run(&opts)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;

@@ -7,7 +7,7 @@ use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::inr_zoo::{digits_inr, glyph_inr, image_inr};
 use glassbox_zoo::mlp_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
-use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig};
+use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig, ZeroShotWorld};
 use std::path::PathBuf;
 
 /// Model zoos: many small trained networks stored together with the properties to predict.
@@ -86,6 +86,9 @@ pub struct ZooImportArgs {
 ///   pre-trained on its own task, fine-tuned `--per-tree` (240) times on a random 10-of-20 class
 ///   subset with sampled lr, steps, weight decay and input noise; label `dataset_chosen_targets`
 ///   (Model-J style), split 160/30/50 per tree. `--hidden` sets the probed layer's width.
+/// - `tree-world-zeroshot` (spec/probex.md 6.4): one tree of denoising autoencoders, each
+///   fine-tuned on one class (12 per class; 5 of the 20 classes only in validation and test),
+///   and the classes' synthetic text embeddings in class-embeddings.safetensors.
 ///
 /// Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n jobs build
 /// disjoint shards of the same zoo into one folder (or folders merged afterwards); run the same
@@ -167,7 +170,8 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             let config = TreeWorldConfig { trees: b.trees, per_tree: b.per_tree, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) };
             Box::new(TreeWorld::new(config))
         }
-        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world"),
+        "tree-world-zeroshot" => Box::new(ZeroShotWorld::new(TreeWorldConfig { trees: 1, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) })),
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world, tree-world-zeroshot"),
     })
 }
 
