@@ -10,6 +10,7 @@ pub mod inr;
 pub mod inr_zoo;
 pub mod mlp;
 pub mod mlp_zoo;
+pub mod mnist_trees;
 pub mod store;
 pub mod tree_world;
 

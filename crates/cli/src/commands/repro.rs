@@ -59,6 +59,10 @@ pub enum Experiment {
     /// class each, 5 of 20 classes held out; zero-shot top-1 on the layer picked by held-out
     /// validation (pass --seeds).
     ProbexZeroshot,
+    /// Issue 7's real-data tree zoo: 4 roots (Fashion-MNIST, rotated MNIST, MNIST autoencoder,
+    /// Fashion-MNIST again) × 240 fine-tunes on 5-of-10 MNIST digits, exported as checkpoints
+    /// with Model-J metadata and read back; per-tree ProbeX and baselines (pass --seeds).
+    ProbexMnistTrees,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -104,6 +108,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::ProbegenMnistInr => glassbox_weightspace::experiments::mnist_inr::run(&opts)?,
         Experiment::ProbexTreeWorld => glassbox_weightspace::experiments::tree_world::run(&opts, glassbox_weightspace::experiments::tree_world::Scale::FULL)?,
         Experiment::ProbexZeroshot => glassbox_weightspace::experiments::tree_world_zeroshot::run(&opts)?,
+        Experiment::ProbexMnistTrees => glassbox_weightspace::experiments::mnist_trees::run(&opts, glassbox_weightspace::experiments::mnist_trees::Scale::FULL)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;
@@ -112,11 +117,15 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         let svg = glassbox_report::bar_chart_svg(&format!("{} by method", metric), &metric, &bars)?;
         glassbox_core::io::write_atomic(&out.join(format!("figures/methods-{k}.svg")), svg.as_bytes())?;
     }
-    if let Experiment::ProbexTreeWorld = a.experiment {
+    if let Some(zoo_dir) = match a.experiment {
+        Experiment::ProbexTreeWorld => Some("tree-world-zoo"),
+        Experiment::ProbexMnistTrees => Some("mnist-trees-zoo"),
+        _ => None,
+    } {
         // The first seed's study (with its dendrogram) was written beside run.json.
         let path = out.join(format!("study-seed{}.json", a.seeds.first().copied().unwrap_or(0)));
         let study: glassbox_weightspace::tree_study::StudyResult = glassbox_core::io::read_json(&path)?;
-        let zoo = glassbox_zoo::store::load(&out.join("tree-world-zoo"))?;
+        let zoo = glassbox_zoo::store::load(&out.join(zoo_dir))?;
         let trees = zoo.values("tree")?;
         let leaf_trees: Vec<usize> = study.routing.leaves.iter().map(|&i| trees[i] as usize).collect();
         super::probex::write_study_figures(&out, &study, &leaf_trees)?;

@@ -6,6 +6,7 @@ use glassbox_zoo::import::{import, Family, ImportOptions};
 use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::inr_zoo::{digits_inr, glyph_inr, image_inr};
 use glassbox_zoo::mlp_zoo::digits_mlp_acc;
+use glassbox_zoo::mnist_trees::{MnistTrees, MnistTreesConfig};
 use glassbox_zoo::store;
 use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig, ZeroShotWorld};
 use std::path::PathBuf;
@@ -89,6 +90,10 @@ pub struct ZooImportArgs {
 /// - `tree-world-zeroshot` (spec/probex.md 6.4): one tree of denoising autoencoders, each
 ///   fine-tuned on one class (12 per class; 5 of the 20 classes only in validation and test),
 ///   and the classes' synthetic text embeddings in class-embeddings.safetensors.
+/// - `mnist-trees`: four MLP roots 784-h-h-64 pre-trained on Fashion-MNIST, rotated MNIST, an
+///   MNIST autoencoder and Fashion-MNIST from another seed, each fine-tuned `--per-tree` (240)
+///   times on a random 5 of the 10 MNIST digits with sampled lr, steps, weight decay and input
+///   noise; labels Model-J style (`zoo export` writes them as checkpoint metadata).
 ///
 /// Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n jobs build
 /// disjoint shards of the same zoo into one folder (or folders merged afterwards); run the same
@@ -171,7 +176,15 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             Box::new(TreeWorld::new(config))
         }
         "tree-world-zeroshot" => Box::new(ZeroShotWorld::new(TreeWorldConfig { trees: 1, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) })),
-        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world, tree-world-zeroshot"),
+        "mnist-trees" => {
+            if b.per_tree < 8 {
+                bail!("mnist-trees needs --per-tree >= 8 (for a train / val / test split)");
+            }
+            let dir = cli.data.as_deref();
+            let (mnist, fashion) = (glassbox_core::data::load_named("mnist", dir, cli.seed)?, glassbox_core::data::load_named("fashion-mnist", dir, cli.seed)?);
+            Box::new(MnistTrees::new(MnistTreesConfig { per_tree: b.per_tree, hidden: b.hidden, ..MnistTreesConfig::full(cli.seed) }, &mnist, &fashion)?)
+        }
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world, tree-world-zeroshot, mnist-trees"),
     })
 }
 
