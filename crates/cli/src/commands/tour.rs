@@ -15,7 +15,10 @@ use std::path::PathBuf;
 /// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
 /// concept cards with top inputs and coordinated maximised inputs), builds a zoo of 2,400 INRs
 /// of single glyph primitives and reads which primitive each one draws with ProbeGen and with
-/// vanilla probing (`glassbox zoo build`, `glassbox probe train`), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
+/// vanilla probing (`glassbox zoo build`, `glassbox probe train`), builds the synthetic
+/// model-tree world of spec/probex.md 6, recovers its trees and reads which classes each
+/// fine-tune was trained on with one ProbeX expert per tree (`glassbox trees`, `glassbox
+/// probex train`), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
@@ -86,6 +89,7 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
     }
     universal_sae(cli, &a.out)?;
     let readers = model_readers(cli, &a.out)?;
+    let trees = model_trees(cli, &a.out)?;
     let report = a.out.join("report.html");
     let s = glassbox_report::render_report(std::slice::from_ref(&a.out), &report, "glassbox tour")?;
     println!("\n{:<18} {:>14} {:>8}", "run", "test accuracy", "epochs");
@@ -94,6 +98,9 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
     }
     for (name, acc) in &readers {
         println!("{name:<18} {acc:>14.4}   (reader: which glyph does each INR draw?)");
+    }
+    for (name, acc) in &trees {
+        println!("{name:<18} {acc:>14.4}   (which classes was each fine-tune trained on? chance 0.5)");
     }
     println!("report: {} ({} runs, {} figures)", report.display(), s.runs, s.figures);
     Ok(())
@@ -129,6 +136,8 @@ fn run_stage(cli: &Cli, stage: &str, argv: Vec<String>) -> Result<()> {
         Command::Sae(args) => super::sae::run(cli, &args),
         Command::Zoo(args) => super::zoo::run(cli, &args),
         Command::Probe(args) => super::probe::run(cli, &args),
+        Command::Probex(args) => super::probex::run(cli, &args),
+        Command::Trees(args) => super::probex::trees(cli, &args),
         _ => bail!("not a tour analysis command"),
     }
 }
@@ -196,6 +205,29 @@ fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>>
         run.and_then(|r| r["metrics"]["test_accuracy_at_best_val"].as_f64()).unwrap_or(f64::NAN)
     };
     Ok(["probegen", "vanilla"].map(|m| (format!("glyph-inr-{m}"), accuracy(m))).to_vec())
+}
+
+/// The ProbeX stage: the synthetic model-tree world (4 roots × 240 fine-tunes on 10 of 20
+/// classes, spec/probex.md 6), its trees recovered from one layer (`glassbox trees`), and one
+/// ProbeX expert per tree against the baselines (`glassbox probex train`): which classes was
+/// each fine-tune trained on? (ProbeX about 0.75, StatNN 0.55, experts on other trees 0.50.)
+fn model_trees(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>> {
+    let zoo = out.join("tree-world-zoo").display().to_string();
+    let argv = |line: &str| -> Vec<String> { line.split_whitespace().map(String::from).collect() };
+    let experts = out.join("tree-world-probex");
+    let mut commands = vec![argv(&format!("zoo build tree-world --out {zoo}"))];
+    if !out.join("tree-world-trees/run.json").is_file() {
+        commands.push(argv(&format!("trees {zoo} --layer layers.1.weight --out {}", out.join("tree-world-trees").display())));
+    }
+    if !experts.join("experts.json").is_file() {
+        commands.push(argv(&format!("probex train {zoo} --layer layers.1.weight --out {}", experts.display())));
+    }
+    for args in commands {
+        run_stage(cli, "tree-world", args)?;
+    }
+    let run: Option<serde_json::Value> = glassbox_core::io::read_json(&experts.join("run.json")).ok();
+    let mean = run.and_then(|r| r["metrics"]["test accuracy (mean over trees): ProbeX experts"].as_f64()).unwrap_or(f64::NAN);
+    Ok(vec![("tree-world-probex".to_string(), mean)])
 }
 
 fn stage_line(t: &super::train::TrainArgs) -> String {
