@@ -13,7 +13,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "zoo", "probe", "repro"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "zoo", "probe", "probex", "trees", "repro"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -296,4 +296,44 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     // A reader of MLPs cannot read INRs.
     let o = glassbox(&["probe", "eval", s(&reader), s(&zoo)]);
     assert!(!o.status.success() && text(&o).contains("reads 'mlp' models"), "{}", text(&o));
+}
+
+#[test]
+fn trees_probex_train_predict_and_zeroshot_on_tree_world_zoos_and_their_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let zoo = dir.path().join("zoo");
+    let o = glassbox(&["--quiet", "zoo", "build", "tree-world", "--per-tree", "24", "--hidden", "16", "--out", s(&zoo)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["trees", s(&zoo), "--layer", "layers.1.weight", "--out", s(&dir.path().join("trees"))]);
+    assert!(o.status.success() && text(&o).contains("4 trees") && text(&o).contains("purity): 1.000") && dir.path().join("trees/figures/dendrogram.svg").is_file(), "{}", text(&o));
+    let experts = dir.path().join("px");
+    let o = glassbox(&["--quiet", "probex", "train", s(&zoo), "--layer", "layers.1.weight", "--ranks", "4,4,8", "--epochs", "5", "--out", s(&experts)]);
+    assert!(o.status.success() && text(&o).contains("| tree |") && experts.join("experts.safetensors").is_file(), "{}", text(&o));
+    for fig in ["cross-tree", "experts-vs-mixed", "dendrogram"] {
+        assert!(experts.join(format!("figures/{fig}.svg")).is_file(), "{fig}");
+    }
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(experts.join("run.json")).unwrap()).unwrap();
+    assert!(run["metrics"]["tree 3: ProbeX test"].is_number(), "{run}");
+    // Standalone checkpoints with metadata labels; predictions route every model.
+    let ckpts = dir.path().join("ckpts");
+    assert!(glassbox(&["zoo", "export", s(&zoo), "--out", s(&ckpts)]).status.success());
+    let csv = dir.path().join("pred.csv");
+    let o = glassbox(&["probex", "predict", s(&experts), s(&ckpts), "--out", s(&csv)]);
+    assert!(o.status.success() && text(&o).contains("accuracy against their 'dataset_chosen_targets' labels"), "{}", text(&o));
+    let lines = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(lines.lines().count(), 97, "a header and 96 models");
+    assert!(lines.lines().nth(1).unwrap().starts_with("model_00000,0,\"['class_"), "{lines}");
+    // Bad input: a layer the checkpoints lack, a bad --ranks, and zero-shot without held-out classes.
+    let o = glassbox(&["probex", "train", s(&ckpts), "--layer", "layers.7.weight"]);
+    assert!(!o.status.success() && text(&o).contains("has no layer 'layers.7.weight'; its tensors are: layers.0.weight"), "{}", text(&o));
+    let o = glassbox(&["probex", "train", s(&zoo), "--layer", "2", "--ranks", "4,4"]);
+    assert!(!o.status.success() && text(&o).contains("three positive numbers"), "{}", text(&o));
+    let emb = dir.path().join("none.safetensors");
+    let o = glassbox(&["probex", "zeroshot", s(&zoo), "--layer", "layers.1.weight", "--embeddings", s(&emb)]);
+    assert!(!o.status.success() && text(&o).contains("names 10 classes"), "{}", text(&o));
+    // The zero-shot zoo comes with its class embeddings.
+    let zs = dir.path().join("zs");
+    assert!(glassbox(&["--quiet", "zoo", "build", "tree-world-zeroshot", "--hidden", "16", "--out", s(&zs)]).status.success());
+    let o = glassbox(&["probex", "zeroshot", s(&zs), "--layer", "head.bias", "--epochs", "20", "--embeddings", s(&zs.join("class-embeddings.safetensors"))]);
+    assert!(o.status.success() && text(&o).contains("15 seen classes") && text(&o).contains("zero-shot test top-1"), "{}", text(&o));
 }

@@ -71,6 +71,13 @@ impl Collection {
                     (Layer::LowRank { b: file.tensor_f32(&up)?.data, a: file.tensor_f32(&down)?.data, rank }, d_h, d_w)
                 }
             };
+            let values: Box<dyn Iterator<Item = &f32>> = match &layer_value {
+                Layer::Dense(x) => Box::new(x.iter()),
+                Layer::LowRank { b, a, .. } => Box::new(b.iter().chain(a)),
+            };
+            if let Some(v) = values.copied().find(|v| !v.is_finite()) {
+                return Err(Error::format(file_path, format!("layer '{layer}' holds {v}: the weights must be finite")));
+            }
             match &shape {
                 None => shape = Some((d_h, d_w, file_path.clone())),
                 Some((h, w, first)) if (*h, *w) != (d_h, d_w) => {

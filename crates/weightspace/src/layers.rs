@@ -33,6 +33,9 @@ impl LayerSet {
                     x.len()
                 )));
             }
+            if let Some(j) = x.iter().position(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!("layer '{name}' of model {i} holds {} at entry {j}", x[j])));
+            }
         }
         Ok(LayerSet { name: name.into(), d_h, d_w, layers: layers.into_iter().map(Layer::Dense).collect() })
     }

@@ -76,3 +76,29 @@ pub fn load(dir: &Path) -> Result<(ExpertsInfo, Vec<Probex>, Router)> {
     let router = Router { centroids: centroids.chunks(d.max(1)).map(<[f32]>::to_vec).collect() };
     Ok((info, experts, router))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experts_and_router_round_trip_and_a_wrong_shape_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ranks = Ranks { probes: 2, proj: 3, rep: 4 };
+        let info = ExpertsInfo { layer: "layers.1.weight".into(), d_h: 3, d_w: 5, classes: vec!["a".into(), "b".into()], ranks, relu: true, cluster_tree: vec![1, 0], target: "dataset_chosen_targets".into(), trained_on: "zoo".into() };
+        let experts = vec![Probex::new(3, 5, 2, ranks, true, 1), Probex::new(3, 5, 2, ranks, true, 2)];
+        let router = Router { centroids: vec![vec![0.5; 15], vec![-1.0; 15]] };
+        save(dir.path(), &info, &experts, &router).unwrap();
+        let (info2, experts2, router2) = load(dir.path()).unwrap();
+        assert_eq!(info2.cluster_tree, info.cluster_tree);
+        assert_eq!(router2.centroids, router.centroids);
+        for (a, b) in experts.iter().zip(&experts2) {
+            assert_eq!(a.params, b.params);
+        }
+        // experts.json claiming another layer shape no longer matches the tensors.
+        let bad = ExpertsInfo { d_w: 4, ..info };
+        glassbox_core::io::write_json(&dir.path().join("experts.json"), &bad).unwrap();
+        let err = load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("experts.safetensors") && err.contains("expert.0.probes"), "{err}");
+    }
+}

@@ -107,6 +107,9 @@ pub fn run_study(
 ) -> crate::Result<StudyResult> {
     let n_trees = trees.iter().max().map_or(0, |m| m + 1);
     let d_y = targets.n_classes();
+    if d_y == 0 || n_trees == 0 {
+        return Err(crate::Error::invalid(format!("nothing to learn: {d_y} classes and {n_trees} trees")));
+    }
     let new_probex = |relu: bool, seed: u64| Probex::new(data.d_h, data.d_w, d_y, config.ranks, relu, seed);
     let mut per_tree = Vec::new();
     let mut experts = Vec::new();

@@ -293,9 +293,33 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     saved_experts::save(&t.out, &info, &study.experts, &study.router)?;
     let outcome = Outcome { name: format!("ProbeX tree experts on {} (layer {})", t.models.display(), data.name), rows: study_rows(&study), checks: Vec::new(), wall_time_s: start.elapsed().as_secs_f64() };
     outcome.write(&t.out, &super::command_line())?;
+    add_tree_metrics(&t.out, &study)?;
     let leaf_trees: Vec<usize> = study.routing.leaves.iter().map(|&i| trees[i]).collect();
     write_study_figures(&t.out, &study, &leaf_trees)?;
     println!("wrote {}", t.out.display());
+    Ok(())
+}
+
+/// The per-tree accuracies as run.json metrics, so the report's table shows them.
+fn add_tree_metrics(out: &Path, study: &StudyResult) -> Result<()> {
+    let path = out.join("run.json");
+    let mut run: serde_json::Value = glassbox_core::io::read_json(&path)?;
+    for r in &study.per_tree {
+        let t = r.tree;
+        let mut put = |name: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                run["metrics"][format!("tree {t}: {name}")] = serde_json::json!(v);
+            }
+        };
+        put("ProbeX test", Some(r.probex.test));
+        put("ProbeX train", Some(r.probex.train));
+        put("dense test", r.dense.as_ref().map(|s| s.test));
+        put("StatNN test", r.statnn.as_ref().map(|s| s.test));
+        put("linear ProbeX test", r.linear.as_ref().map(|s| s.test));
+        put("mixed ProbeX test", r.mixed);
+    }
+    run["metrics"]["routing accuracy"] = serde_json::json!(study.routing.accuracy);
+    glassbox_core::io::write_json(&path, &run)?;
     Ok(())
 }
 
