@@ -94,8 +94,14 @@ fn score<E: Expert>(f: &Fitted<E>, data: &LayerSet, targets: &MultiHot, train: &
     }
 }
 
+/// What a running study reports: a line per trained expert, and every finished epoch.
+pub enum StudyEvent<'a> {
+    Line(&'a str),
+    Epoch { expert: &'a str, epoch: usize, epochs: usize },
+}
+
 /// Run the study. `trees[i]` is model i's tree (0..T); `statnn` the standardised StatNN
-/// features when `config.statnn` is on; `log` receives one line per trained expert.
+/// features when `config.statnn` is on; `log` receives the study's events.
 pub fn run_study(
     data: &LayerSet,
     targets: &MultiHot,
@@ -103,7 +109,7 @@ pub fn run_study(
     splits: &Splits,
     statnn: Option<&LayerSet>,
     config: &StudyConfig,
-    mut log: impl FnMut(&str),
+    mut log: impl FnMut(StudyEvent),
 ) -> crate::Result<StudyResult> {
     let n_trees = trees.iter().max().map_or(0, |m| m + 1);
     let d_y = targets.n_classes();
@@ -119,38 +125,38 @@ pub fn run_study(
             return Err(crate::Error::invalid(format!("tree {t} has {} train, {} val and {} test models; every tree needs some of each", train.len(), val.len(), test.len())));
         }
         let seed = config.probex.seed.wrapping_add(t as u64);
-        let f = fit(new_probex(true, seed), data, targets, &train, &val, &config.probex, |_, _| {});
+        let f = fit(new_probex(true, seed), data, targets, &train, &val, &config.probex, |epoch, epochs| log(StudyEvent::Epoch { expert: &format!("tree {t}: ProbeX"), epoch, epochs }));
         let probex = score(&f, data, targets, &train, &test);
-        log(&format!("tree {t}: ProbeX test {:.3} (train {:.3}, best val {:.3} at epoch {}), {:.1} s", probex.test, probex.train, probex.val, probex.best_epoch, probex.seconds));
+        log(StudyEvent::Line(&format!("tree {t}: ProbeX test {:.3} (train {:.3}, best val {:.3} at epoch {}), {:.1} s", probex.test, probex.train, probex.val, probex.best_epoch, probex.seconds)));
         experts.push(f.expert);
         let dense = config.dense.as_ref().map(|c| {
-            let f = fit(DenseExpert::new(data.d_h * data.d_w, d_y, seed), data, targets, &train, &val, c, |_, _| {});
+            let f = fit(DenseExpert::new(data.d_h * data.d_w, d_y, seed), data, targets, &train, &val, c, |epoch, epochs| log(StudyEvent::Epoch { expert: &format!("tree {t}: dense"), epoch, epochs }));
             score(&f, data, targets, &train, &test)
         });
         let statnn = match (&config.statnn, statnn) {
             (Some(c), Some(feats)) => {
-                let f = fit(DenseExpert::new(feats.d_w, d_y, seed), feats, targets, &train, &val, c, |_, _| {});
+                let f = fit(DenseExpert::new(feats.d_w, d_y, seed), feats, targets, &train, &val, c, |epoch, epochs| log(StudyEvent::Epoch { expert: &format!("tree {t}: StatNN"), epoch, epochs }));
                 Some(score(&f, feats, targets, &train, &test))
             }
             _ => None,
         };
         let linear = config.linear.then(|| {
-            let f = fit(new_probex(false, seed), data, targets, &train, &val, &config.probex, |_, _| {});
+            let f = fit(new_probex(false, seed), data, targets, &train, &val, &config.probex, |epoch, epochs| log(StudyEvent::Epoch { expert: &format!("tree {t}: linear ProbeX"), epoch, epochs }));
             score(&f, data, targets, &train, &test)
         });
         let opt = |s: &Option<Score>| s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.test));
-        log(&format!("tree {t}: dense {}, StatNN {}, linear ProbeX {}", opt(&dense), opt(&statnn), opt(&linear)));
+        log(StudyEvent::Line(&format!("tree {t}: dense {}, StatNN {}, linear ProbeX {}", opt(&dense), opt(&statnn), opt(&linear))));
         per_tree.push(TreeResult { tree: t, models: [train.len(), val.len(), test.len()], probex, dense, statnn, linear, mixed: None, mixed_dense: None });
     }
     if config.mixed {
-        let f = fit(new_probex(true, config.probex.seed ^ 0x313D), data, targets, &splits.train, &splits.val, &config.probex, |_, _| {});
-        let d = config.dense.as_ref().map(|c| fit(DenseExpert::new(data.d_h * data.d_w, d_y, config.probex.seed ^ 0x313D), data, targets, &splits.train, &splits.val, c, |_, _| {}));
+        let f = fit(new_probex(true, config.probex.seed ^ 0x313D), data, targets, &splits.train, &splits.val, &config.probex, |epoch, epochs| log(StudyEvent::Epoch { expert: "mixed ProbeX", epoch, epochs }));
+        let d = config.dense.as_ref().map(|c| fit(DenseExpert::new(data.d_h * data.d_w, d_y, config.probex.seed ^ 0x313D), data, targets, &splits.train, &splits.val, c, |epoch, epochs| log(StudyEvent::Epoch { expert: "mixed dense", epoch, epochs })));
         for r in per_tree.iter_mut() {
             let test = of_tree(&splits.test, trees, r.tree);
             r.mixed = Some(accuracy(&f.expert, data, targets, &test));
             r.mixed_dense = d.as_ref().map(|d| accuracy(&d.expert, data, targets, &test));
         }
-        log(&format!("mixed ProbeX over all trees: {:.1} s", f.seconds));
+        log(StudyEvent::Line(&format!("mixed ProbeX over all trees: {:.1} s", f.seconds)));
     }
     let cross: Vec<Vec<f64>> = experts
         .iter()

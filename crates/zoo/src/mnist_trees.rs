@@ -10,7 +10,7 @@
 use crate::build::{model_seed, Recipe};
 use crate::dense::{cross_entropy, Mlp};
 use crate::store::{Splits, ZooSpec};
-use crate::tree_world::python_list;
+use crate::tree_world::{per_tree_splits, python_list};
 use crate::{Error, Result};
 use faer::Mat;
 use glassbox_core::data::{Split, Targets};
@@ -179,21 +179,7 @@ impl MnistTrees {
 
     /// Per tree a seeded split in the ratio 160 / 30 / 50.
     pub fn splits(&self) -> Splits {
-        let n = self.config.per_tree;
-        let (n_val, n_test) = ((n * 30).div_ceil(240), (n * 50).div_ceil(240));
-        let mut s = Splits { train: Vec::new(), val: Vec::new(), test: Vec::new() };
-        for t in 0..4 {
-            let mut idx: Vec<usize> = (t * n..(t + 1) * n).collect();
-            idx.shuffle(&mut ChaCha8Rng::seed_from_u64(self.config.seed ^ (0x3917 + t as u64)));
-            let a = n - n_val - n_test;
-            s.train.extend(&idx[..a]);
-            s.val.extend(&idx[a..a + n_val]);
-            s.test.extend(&idx[a + n_val..]);
-        }
-        for v in [&mut s.train, &mut s.val, &mut s.test] {
-            v.sort_unstable();
-        }
-        s
+        per_tree_splits(4, self.config.per_tree, self.config.seed ^ 0x3917)
     }
 
     /// Fine-tune model m: the root's trunk, a fresh 64 → 5 head, AdamW, batch 32 of the chosen

@@ -194,21 +194,7 @@ impl TreeWorld {
 
     /// Per tree a seeded split of its models in the ratio 160 / 30 / 50 (spec 6.3).
     pub fn splits(&self) -> Splits {
-        let n = self.config.per_tree;
-        let (n_val, n_test) = ((n * 30).div_ceil(240), (n * 50).div_ceil(240));
-        let mut splits = Splits { train: Vec::new(), val: Vec::new(), test: Vec::new() };
-        for t in 0..self.config.trees {
-            let mut idx: Vec<usize> = (t * n..(t + 1) * n).collect();
-            idx.shuffle(&mut ChaCha8Rng::seed_from_u64(self.config.seed ^ (0x5917 + t as u64)));
-            let a = n - n_val - n_test;
-            splits.train.extend(&idx[..a]);
-            splits.val.extend(&idx[a..a + n_val]);
-            splits.test.extend(&idx[a + n_val..]);
-        }
-        for s in [&mut splits.train, &mut splits.val, &mut splits.test] {
-            s.sort_unstable();
-        }
-        splits
+        per_tree_splits(self.config.trees, self.config.per_tree, self.config.seed ^ 0x5917)
     }
 
     /// Fine-tune model m (spec 6.3): the root's trunk, a fresh 64 → subset head, AdamW with
@@ -264,6 +250,25 @@ impl TreeWorld {
             "input_noise": ft.input_noise, "seed": model_seed(self.config.seed, m),
         })
     }
+}
+
+/// Models t·n .. (t+1)·n form tree t; each tree's models split in the ratio 160 / 30 / 50
+/// (spec 6.3), shuffled by `seed + t`.
+pub fn per_tree_splits(trees: usize, n: usize, seed: u64) -> Splits {
+    let (n_val, n_test) = ((n * 30).div_ceil(240), (n * 50).div_ceil(240));
+    let mut splits = Splits { train: Vec::new(), val: Vec::new(), test: Vec::new() };
+    for t in 0..trees {
+        let mut idx: Vec<usize> = (t * n..(t + 1) * n).collect();
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed.wrapping_add(t as u64)));
+        let a = n - n_val - n_test;
+        splits.train.extend(&idx[..a]);
+        splits.val.extend(&idx[a..a + n_val]);
+        splits.test.extend(&idx[a + n_val..]);
+    }
+    for s in [&mut splits.train, &mut splits.val, &mut splits.test] {
+        s.sort_unstable();
+    }
+    splits
 }
 
 /// `['a', 'b']`: Python's repr of a list of plain strings (Model-J stores labels this way).

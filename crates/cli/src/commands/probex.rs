@@ -6,7 +6,7 @@ use glassbox_weightspace::fit::{predict, FitConfig};
 use glassbox_weightspace::collection::Collection;
 use glassbox_weightspace::probex::Ranks;
 use glassbox_weightspace::saved_experts::{self, ExpertsInfo};
-use glassbox_weightspace::tree_study::{run_study, StudyConfig, StudyResult};
+use glassbox_weightspace::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult};
 use glassbox_weightspace::trees::{cut, pairwise_distances, suggest_k, ward, within_between, Merge};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -89,8 +89,8 @@ pub struct ProbexZeroshotArgs {
 /// fixes the split, else a seeded 70/10/20 split). Trees come from a numeric `tree` label when
 /// every model has one, else from Ward clustering of the layer (--trees).
 ///
-/// Writes into --out: run.json (every number; `glassbox report` renders it), figures/ (cross-
-/// tree heat map, experts vs mixed, dendrogram) and the experts with their router
+/// Writes into --out: run.json (every number; `glassbox report` renders it), figures/
+/// (cross-tree heat map, experts vs mixed, dendrogram) and the experts with their router
 /// (experts.safetensors + experts.json) for `glassbox probex predict`.
 #[derive(Args, Debug)]
 pub struct ProbexTrainArgs {
@@ -282,12 +282,16 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
         linear: baselines,
         mixed: baselines,
     };
-    let quiet = cli.quiet;
-    let study = run_study(data, &targets, &trees, &splits, statnn.as_ref(), &config, |line| {
-        if !quiet {
-            eprintln!("{line}");
+    let bar = glassbox_core::train::progress_bar(!cli.quiet, t.epochs as u64, 0);
+    let study = run_study(data, &targets, &trees, &splits, statnn.as_ref(), &config, |event| match event {
+        StudyEvent::Line(line) => bar.println(line),
+        StudyEvent::Epoch { expert, epoch, epochs } => {
+            bar.set_length(epochs as u64);
+            bar.set_position(epoch as u64);
+            bar.set_message(format!("epochs: {expert}"));
         }
     })?;
+    bar.finish_and_clear();
     print_study(&study);
     let info = ExpertsInfo { layer: data.name.clone(), d_h: data.d_h, d_w: data.d_w, classes: targets.classes.clone(), ranks: t.ranks, relu: true, cluster_tree: study.cluster_tree.clone(), target: key.to_string(), trained_on: t.models.display().to_string() };
     saved_experts::save(&t.out, &info, &study.experts, &study.router)?;

@@ -9,9 +9,7 @@
 
 use super::{Check, ExperimentOptions, Outcome};
 use crate::collection::Collection;
-use crate::fit::FitConfig;
 use crate::probex::Ranks;
-use crate::tree_study::{run_study, StudyConfig, StudyResult};
 use crate::{Error, Result};
 use glassbox_core::data::load_named;
 use glassbox_zoo::build::{build, ShardJob};
@@ -52,23 +50,7 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let statnn = models.statnn()?;
     let mut rows = vec![serde_json::json!({ "zoo": { "models": zoo.params.len(), "built_seconds": build_seconds, "root_scores (accuracy, or MSE for the autoencoder)": recipe.root_scores,
         "fine_tune_accuracy_mean": acc.iter().map(|&a| a as f64).sum::<f64>() / acc.len() as f64, "fine_tune_accuracy_min": acc.iter().copied().fold(f32::INFINITY, f32::min) } })];
-    let mut studies: Vec<StudyResult> = Vec::new();
-    for &seed in &opts.seeds {
-        let fit = FitConfig { epochs: scale.epochs, ..FitConfig::probex(seed) };
-        let config = StudyConfig { ranks: Ranks { probes: 32, proj: 32, rep: 64 }, probex: fit.clone(), dense: Some(FitConfig { l2: 1e-4, ..fit.clone() }), statnn: Some(FitConfig { lr: 1e-2, l2: 1e-3, ..fit }), linear: true, mixed: true };
-        let progress = opts.progress;
-        let study = run_study(&models.data, &targets, &trees, &models.splits, Some(&statnn), &config, |line| {
-            if progress {
-                eprintln!("seed {seed}: {line}");
-            }
-        })?;
-        rows.push(serde_json::json!({ "seed": seed, "study": study.summary() }));
-        glassbox_core::io::write_json(&opts.out.join(format!("study-seed{seed}.json")), &study)?;
-        studies.push(study);
-    }
-    if studies.is_empty() {
-        return Err(Error::invalid("the MNIST-trees experiment needs at least one seed"));
-    }
+    let studies = super::tree_studies(opts, &models.data, &targets, &trees, &models.splits, &statnn, Ranks { probes: 32, proj: 32, rep: 64 }, scale.epochs, &mut rows)?;
     let n = studies.len() as f64;
     let n_trees = studies[0].per_tree.len();
     let per_tree = |f: &dyn Fn(&crate::tree_study::TreeResult) -> f64| -> Vec<f64> { (0..n_trees).map(|t| studies.iter().map(|s| f(&s.per_tree[t])).sum::<f64>() / n).collect() };

@@ -10,3 +10,40 @@ pub mod tree_world;
 pub mod tree_world_zeroshot;
 
 pub use glassbox_core::experiment::{Check, ExperimentOptions, Outcome};
+
+use crate::fit::FitConfig;
+use crate::layers::{LayerSet, MultiHot};
+use crate::probex::Ranks;
+use crate::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult};
+use glassbox_zoo::store::Splits;
+
+/// The tree reproductions' study, once per seed: ProbeX at `ranks` and the dense, StatNN,
+/// linear and mixed baselines with spec 6.4's settings for `epochs` epochs. Each seed's summary
+/// goes to `rows`, its full result (with the dendrogram) to study-seed{S}.json in the run
+/// folder.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tree_studies(opts: &ExperimentOptions, data: &LayerSet, targets: &MultiHot, trees: &[usize], splits: &Splits, statnn: &LayerSet, ranks: Ranks, epochs: usize, rows: &mut Vec<serde_json::Value>) -> crate::Result<Vec<StudyResult>> {
+    let mut studies = Vec::new();
+    for &seed in &opts.seeds {
+        let config = StudyConfig {
+            ranks,
+            probex: FitConfig { epochs, ..FitConfig::probex(seed) },
+            dense: Some(FitConfig { epochs, ..FitConfig::dense(seed) }),
+            statnn: Some(FitConfig { epochs, ..FitConfig::statnn(seed) }),
+            linear: true,
+            mixed: true,
+        };
+        let study = run_study(data, targets, trees, splits, Some(statnn), &config, |event| {
+            if let (true, StudyEvent::Line(line)) = (opts.progress, event) {
+                eprintln!("seed {seed}: {line}");
+            }
+        })?;
+        rows.push(serde_json::json!({ "seed": seed, "study": study.summary() }));
+        glassbox_core::io::write_json(&opts.out.join(format!("study-seed{seed}.json")), &study)?;
+        studies.push(study);
+    }
+    if studies.is_empty() {
+        return Err(crate::Error::invalid("a tree study needs at least one seed"));
+    }
+    Ok(studies)
+}

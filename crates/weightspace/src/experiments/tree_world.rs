@@ -6,10 +6,9 @@
 //! and re-shuffles the meta-models).
 
 use super::{Check, ExperimentOptions, Outcome};
-use crate::fit::FitConfig;
 use crate::collection::Collection;
 use crate::probex::Ranks;
-use crate::tree_study::{run_study, StudyConfig, StudyResult};
+use crate::tree_study::StudyResult;
 use crate::{Error, Result};
 use glassbox_zoo::build::{build, ShardJob};
 use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig};
@@ -52,30 +51,7 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
                  "fine_tune_accuracy_mean": acc.iter().map(|&a| a as f64).sum::<f64>() / acc.len() as f64,
                  "fine_tune_accuracy_min": acc.iter().copied().fold(f32::INFINITY, f32::min) }
     })];
-    let mut studies: Vec<StudyResult> = Vec::new();
-    for &seed in &opts.seeds {
-        let probex = FitConfig { epochs: scale.epochs, ..FitConfig::probex(seed) };
-        let config = StudyConfig {
-            ranks: scale.ranks,
-            probex: probex.clone(),
-            dense: Some(FitConfig { epochs: scale.epochs, ..FitConfig::dense(seed) }),
-            statnn: Some(FitConfig { epochs: scale.epochs, ..FitConfig::statnn(seed) }),
-            linear: true,
-            mixed: true,
-        };
-        let progress = opts.progress;
-        let study = run_study(data, &targets, &trees, splits, Some(&statnn), &config, |line| {
-            if progress {
-                eprintln!("seed {seed}: {line}");
-            }
-        })?;
-        rows.push(serde_json::json!({ "seed": seed, "study": study.summary() }));
-        glassbox_core::io::write_json(&opts.out.join(format!("study-seed{seed}.json")), &study)?;
-        studies.push(study);
-    }
-    if studies.is_empty() {
-        return Err(Error::invalid("the tree-world experiment needs at least one seed"));
-    }
+    let studies = super::tree_studies(opts, data, &targets, &trees, splits, &statnn, scale.ranks, scale.epochs, &mut rows)?;
     let n_trees = studies[0].per_tree.len();
     let avg = |f: &dyn Fn(&StudyResult) -> f64| studies.iter().map(f).sum::<f64>() / studies.len() as f64;
     let per_tree_avg = |f: &dyn Fn(&crate::tree_study::TreeResult) -> f64| -> Vec<f64> {
