@@ -323,7 +323,8 @@ fn trees_probex_train_predict_and_zeroshot_on_tree_world_zoos_and_their_bad_inpu
     let lines = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(lines.lines().count(), 97, "a header and 96 models");
     assert!(lines.lines().nth(1).unwrap().starts_with("model_00000,0,\"['class_"), "{lines}");
-    // Bad input: a layer the checkpoints lack, a bad --ranks, and zero-shot without held-out classes.
+    // Bad input: a layer the checkpoints lack, a bad --ranks, zero-shot on models trained on
+    // several classes each, and an export into a folder that already holds checkpoints.
     let o = glassbox(&["probex", "train", s(&ckpts), "--layer", "layers.7.weight"]);
     assert!(!o.status.success() && text(&o).contains("has no layer 'layers.7.weight'; its tensors are: layers.0.weight"), "{}", text(&o));
     let o = glassbox(&["probex", "train", s(&zoo), "--layer", "2", "--ranks", "4,4"]);
@@ -331,6 +332,8 @@ fn trees_probex_train_predict_and_zeroshot_on_tree_world_zoos_and_their_bad_inpu
     let emb = dir.path().join("none.safetensors");
     let o = glassbox(&["probex", "zeroshot", s(&zoo), "--layer", "layers.1.weight", "--embeddings", s(&emb)]);
     assert!(!o.status.success() && text(&o).contains("names 10 classes"), "{}", text(&o));
+    let o = glassbox(&["zoo", "export", s(&zoo), "--out", s(&ckpts)]);
+    assert!(!o.status.success() && text(&o).contains("already holds .safetensors files"), "{}", text(&o));
     // The zero-shot zoo comes with its class embeddings.
     let zs = dir.path().join("zs");
     assert!(glassbox(&["--quiet", "zoo", "build", "tree-world-zeroshot", "--hidden", "16", "--out", s(&zs)]).status.success());

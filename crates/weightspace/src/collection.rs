@@ -56,7 +56,19 @@ impl Collection {
             if first_tensors.is_empty() {
                 first_tensors = tensor_names.clone();
             }
-            let (layer_value, d_h, d_w) = match resolve_layer(&tensor_names, layer, &source)? {
+            let choice = resolve_layer(&tensor_names, layer, &source)?;
+            // An index could name different tensors in differently built checkpoints: every file
+            // must resolve to what the first one did.
+            let resolved = match &choice {
+                LayerChoice::Tensor(t) => t.clone(),
+                LayerChoice::Lora { prefix, .. } => prefix.clone(),
+            };
+            if let Some((_, _, first)) = &shape {
+                if resolved != set_name {
+                    return Err(Error::format(file_path, format!("layer '{layer}' is '{resolved}' here but '{set_name}' in {}: name the layer instead of giving an index", first.display())));
+                }
+            }
+            let (layer_value, d_h, d_w) = match choice {
                 LayerChoice::Tensor(t) => {
                     let (d_h, d_w) = matrix_shape(&shape_of(&t));
                     set_name = t.clone();
@@ -86,7 +98,7 @@ impl Collection {
                 Some(_) => {}
             }
             if with_statnn {
-                let mut kept: Vec<&(String, _, Vec<usize>)> = entries.iter().filter(|(n, _, _)| !n.starts_with("head.")).collect();
+                let mut kept: Vec<&(String, _, Vec<usize>)> = entries.iter().filter(|(n, _, _)| !crate::statnn::is_fine_tune_head(n)).collect();
                 kept.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut flat = Vec::new();
                 let mut sizes = Vec::new();
@@ -140,9 +152,14 @@ impl Collection {
         self.zoo.as_ref()
     }
 
-    /// Every model's tree from a numeric `tree` label, when all have one.
+    /// Every model's tree from its `tree` label (numbers or names, numbered 0.. in sorted
+    /// order), when every model has one.
     pub fn known_trees(&self) -> Option<Vec<usize>> {
-        self.labels.iter().map(|l| l.get("tree").and_then(|v| v.as_f64()).filter(|t| *t >= 0.0 && t.fract() == 0.0).map(|t| t as usize)).collect()
+        let keys: Vec<String> = self.labels.iter().map(|l| l.get("tree").and_then(|v| v.as_f64().map(|f| format!("{f:020.6}")).or_else(|| v.as_str().map(String::from)))).collect::<Option<_>>()?;
+        let mut distinct = keys.clone();
+        distinct.sort();
+        distinct.dedup();
+        Some(keys.iter().map(|k| distinct.binary_search(k).expect("listed")).collect())
     }
 
     /// StatNN's input, standardised with the training split's statistics.

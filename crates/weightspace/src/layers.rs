@@ -48,6 +48,15 @@ impl LayerSet {
         self.layers.is_empty()
     }
 
+    /// The flattened layers of the models `idx`, column-major d_H·d_W × n (one column per model).
+    pub fn columns(&self, idx: &[usize]) -> Vec<f32> {
+        use rayon::prelude::*;
+        let d = self.d_h * self.d_w;
+        let mut x = vec![0f32; d * idx.len()];
+        x.par_chunks_mut(d.max(1)).zip(idx.par_iter()).for_each(|(col, &i)| col.copy_from_slice(&self.dense_of(i)));
+        x
+    }
+
     /// Model i's X as a dense row-major matrix (formed from the factors for a LoRA pair: only
     /// for the dense baseline, distances and routing, which need every entry anyway).
     pub fn dense_of(&self, i: usize) -> Vec<f32> {
@@ -196,7 +205,8 @@ pub fn resolve_layer(names: &[String], choice: &str, source: &str) -> Result<Lay
 }
 
 /// A tensor shape as spec 2.1's matrix: 1-D → [d, 1], ≥2-D → [shape[0], the rest] (a 1×1
-/// convolution [out, in, 1, 1] reads as [out, in]).
+/// convolution [out, in, 1, 1] reads as [out, in]; a 3×3 one as [out, in·9], where the
+/// reference code reinterprets its memory as [in·9, out]).
 pub fn matrix_shape(shape: &[usize]) -> (usize, usize) {
     match shape {
         [] => (1, 1),
@@ -252,6 +262,8 @@ mod tests {
         assert_eq!(parse_python_list("[]").unwrap(), Vec::<String>::new());
         assert!(parse_python_list("['a', 3]").is_err());
         assert!(parse_python_list("'a'").is_err());
+        let names: Vec<String> = ["baby's", "say \"hi\"", "it's \"x\"", "a\\b", "potter's wheel, large"].map(String::from).into();
+        assert_eq!(parse_python_list(&glassbox_zoo::tree_world::python_list(&names)).unwrap(), names);
     }
 
     #[test]

@@ -292,14 +292,6 @@ impl DenseExpert {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         DenseExpert { d_in, d_y, params: vec![uniform(&mut rng, d_y * d_in, d_in), uniform(&mut rng, d_y, d_in)] }
     }
-
-    /// The models' flattened layers, column-major d_in × n (one column per model).
-    fn gather(data: &LayerSet, idx: &[usize]) -> Vec<f32> {
-        let d = data.d_h * data.d_w;
-        let mut x = vec![0f32; d * idx.len()];
-        x.par_chunks_mut(d).zip(idx.par_iter()).for_each(|(col, &i)| col.copy_from_slice(&data.dense_of(i)));
-        x
-    }
 }
 
 impl Expert for DenseExpert {
@@ -315,7 +307,7 @@ impl Expert for DenseExpert {
     }
 
     fn forward(&self, data: &LayerSet, idx: &[usize]) -> (Mat<f32>, Vec<f32>) {
-        let buf = DenseExpert::gather(data, idx);
+        let buf = data.columns(idx);
         let x = MatRef::from_column_major_slice(&buf, self.d_in, idx.len());
         let w = MatRef::from_row_major_slice(&self.params[0], self.d_y, self.d_in);
         let mut y = Mat::<f32>::zeros(idx.len(), self.d_y);

@@ -24,6 +24,8 @@ pub struct ExpertsInfo {
     pub relu: bool,
     /// The expert each router cluster sends its models to.
     pub cluster_tree: Vec<usize>,
+    /// Number of experts (one per tree).
+    pub n_experts: usize,
     /// The label key the experts predict.
     pub target: String,
     /// Where they were trained.
@@ -52,7 +54,12 @@ pub fn save(dir: &Path, info: &ExpertsInfo, experts: &[Probex], router: &Router)
 }
 
 pub fn load(dir: &Path) -> Result<(ExpertsInfo, Vec<Probex>, Router)> {
-    let info: ExpertsInfo = read_json(&dir.join("experts.json"))?;
+    let info_path = dir.join("experts.json");
+    let info: ExpertsInfo = read_json(&info_path)?;
+    let Ranks { probes, proj, rep } = info.ranks;
+    if [probes, proj, rep, info.d_h, info.d_w, info.classes.len()].contains(&0) || info.cluster_tree.iter().any(|&t| t >= info.n_experts) {
+        return Err(Error::format(&info_path, "zero ranks, layer size or classes, or a router cluster sent to a missing expert"));
+    }
     let path = dir.join("experts.safetensors");
     let file = SafetensorsFile::open(&path)?;
     let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
@@ -62,9 +69,8 @@ pub fn load(dir: &Path) -> Result<(ExpertsInfo, Vec<Probex>, Router)> {
         }
         Ok(t.data)
     };
-    let n_experts = info.cluster_tree.iter().max().map_or(0, |m| m + 1);
     let mut experts = Vec::new();
-    for t in 0..n_experts {
+    for t in 0..info.n_experts {
         let mut e = Probex::new(info.d_h, info.d_w, info.classes.len(), info.ranks, info.relu, 0);
         for (k, (name, shape)) in NAMES.iter().zip(shapes(&info)).enumerate() {
             e.params[k] = get(&format!("expert.{t}.{name}"), &shape)?;
@@ -85,7 +91,7 @@ mod tests {
     fn experts_and_router_round_trip_and_a_wrong_shape_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let ranks = Ranks { probes: 2, proj: 3, rep: 4 };
-        let info = ExpertsInfo { layer: "layers.1.weight".into(), d_h: 3, d_w: 5, classes: vec!["a".into(), "b".into()], ranks, relu: true, cluster_tree: vec![1, 0], target: "dataset_chosen_targets".into(), trained_on: "zoo".into() };
+        let info = ExpertsInfo { layer: "layers.1.weight".into(), d_h: 3, d_w: 5, classes: vec!["a".into(), "b".into()], ranks, relu: true, cluster_tree: vec![1, 0], n_experts: 2, target: "dataset_chosen_targets".into(), trained_on: "zoo".into() };
         let experts = vec![Probex::new(3, 5, 2, ranks, true, 1), Probex::new(3, 5, 2, ranks, true, 2)];
         let router = Router { centroids: vec![vec![0.5; 15], vec![-1.0; 15]] };
         save(dir.path(), &info, &experts, &router).unwrap();

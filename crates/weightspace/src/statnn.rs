@@ -66,15 +66,21 @@ pub fn standardised_features(feats: &[Vec<f32>], train: &[usize]) -> crate::Resu
     crate::layers::LayerSet::dense("statnn-features", 1, d, out)
 }
 
+/// A fine-tune's freshly initialised output layer (glassbox's `head.*`, Hugging Face's
+/// `classifier.*`), which StatNN leaves out.
+pub fn is_fine_tune_head(name: &str) -> bool {
+    name.starts_with("head.") || name.starts_with("classifier.")
+}
+
 /// spec 6.4's StatNN input for a zoo: [`probex_features`] of every weight tensor except a
-/// fine-tune's fresh `head.*`, tensors taken in name order (so a zoo and its re-import agree),
+/// fine-tune's fresh head, tensors taken in name order (so a zoo and its re-import agree),
 /// standardised with the `train` models' statistics.
 pub fn zoo_features(zoo: &glassbox_zoo::store::Zoo, train: &[usize]) -> crate::Result<crate::layers::LayerSet> {
     let mut ranges = Vec::new();
     let mut offset = 0;
     for (name, shape) in &zoo.spec.tensors {
         let n: usize = shape.iter().product();
-        if !name.starts_with("head.") {
+        if !is_fine_tune_head(name) {
             ranges.push((name.clone(), offset..offset + n));
         }
         offset += n;

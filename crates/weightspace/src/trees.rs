@@ -7,27 +7,28 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-/// The models' flattened layers, column-major D × n (one column per model).
-fn columns(data: &LayerSet, idx: &[usize]) -> Vec<f32> {
-    let d = data.d_h * data.d_w;
-    let mut x = vec![0f32; d * idx.len()];
-    x.par_chunks_mut(d).zip(idx.par_iter()).for_each(|(col, &i)| col.copy_from_slice(&data.dense_of(i)));
-    x
-}
-
 /// Condensed pairwise distances ‖X_a − X_b‖₂ over the models `idx` (scipy's order: (0,1),
-/// (0,2), …, (1,2), …), from one Gram matrix with the sums in f64.
+/// (0,2), …, (1,2), …) from one Gram matrix in f64 of the layers minus their mean: models of one
+/// tree differ by small fine-tuning steps, and ‖a‖² + ‖b‖² − 2⟨a, b⟩ in f32 of the raw layers
+/// would lose those distances to cancellation.
 pub fn pairwise_distances(data: &LayerSet, idx: &[usize]) -> Vec<f64> {
     let (d, n) = (data.d_h * data.d_w, idx.len());
-    let x = columns(data, idx);
-    let xm = MatRef::from_column_major_slice(&x, d, n);
-    let mut gram = Mat::<f32>::zeros(n, n);
+    let x = data.columns(idx);
+    let mean: Vec<f64> = (0..d).map(|r| (0..n).map(|c| x[c * d + r] as f64).sum::<f64>() / n.max(1) as f64).collect();
+    let mut centred = vec![0f64; d * n];
+    centred.par_chunks_mut(d.max(1)).enumerate().for_each(|(c, col)| {
+        for (r, v) in col.iter_mut().enumerate() {
+            *v = x[c * d + r] as f64 - mean[r];
+        }
+    });
+    drop(x);
+    let xm = MatRef::from_column_major_slice(&centred, d, n);
+    let mut gram = Mat::<f64>::zeros(n, n);
     matmul(gram.as_mut(), Accum::Replace, xm.transpose(), xm, 1.0, Par::rayon(0));
-    let sq: Vec<f64> = (0..n).map(|i| x[i * d..(i + 1) * d].iter().map(|&v| v as f64 * v as f64).sum()).collect();
     let mut out = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for a in 0..n {
         for b in a + 1..n {
-            out.push((sq[a] + sq[b] - 2.0 * gram[(a, b)] as f64).max(0.0).sqrt());
+            out.push((gram[(a, a)] + gram[(b, b)] - 2.0 * gram[(a, b)]).max(0.0).sqrt());
         }
     }
     out
@@ -162,10 +163,8 @@ impl Router {
         idx.par_iter()
             .map(|&i| {
                 let x = data.dense_of(i);
-                let dist = |c: &Vec<f32>| c.iter().zip(&x).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
-                (0..self.centroids.len())
-                    .min_by(|&a, &b| dist(&self.centroids[a]).total_cmp(&dist(&self.centroids[b])))
-                    .unwrap_or(0)
+                let dist: Vec<f64> = self.centroids.iter().map(|c| c.iter().zip(&x).map(|(a, b)| ((a - b) as f64).powi(2)).sum()).collect();
+                (0..dist.len()).min_by(|&a, &b| dist[a].total_cmp(&dist[b])).unwrap_or(0)
             })
             .collect()
     }

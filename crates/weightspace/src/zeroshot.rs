@@ -245,6 +245,9 @@ pub fn read_class_embeddings(path: &std::path::Path, classes: &[String]) -> crat
         rows_out.push(t.data);
     }
     let d = rows_out.first().map_or(0, Vec::len);
+    if d == 0 {
+        return Err(crate::Error::format(path, "the class embeddings are empty (0 values per class)"));
+    }
     Ok(Mat::from_fn(classes.len(), d, |r, c| rows_out[r][c]))
 }
 
@@ -279,7 +282,16 @@ impl ZeroShotProblem {
         let held_out: Vec<usize> = (0..classes.len()).filter(|c| seen.binary_search(c).is_err()).collect();
         let part = |split: &[usize], held: bool| split.iter().copied().filter(|&i| seen.binary_search(&class_of[i]).is_err() == held).collect::<Vec<_>>();
         let s = &models.splits;
-        Ok(ZeroShotProblem { val: part(&s.val, false), test: part(&s.test, false), val_holdout: part(&s.val, true), test_holdout: part(&s.test, true), train: s.train.clone(), classes, class_of, seen, held_out })
+        let problem = ZeroShotProblem { val: part(&s.val, false), test: part(&s.test, false), val_holdout: part(&s.val, true), test_holdout: part(&s.test, true), train: s.train.clone(), classes, class_of, seen, held_out };
+        let empty: Vec<&str> = [("training", &problem.train), ("in-distribution validation", &problem.val), ("in-distribution test", &problem.test), ("held-out validation", &problem.val_holdout), ("held-out test", &problem.test_holdout)]
+            .into_iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        if !empty.is_empty() {
+            return Err(crate::Error::format(&models.source, format!("no {} models: zero-shot needs training models of the seen classes, validation and test models of seen classes, and validation and test models of classes no training model has (held out)", empty.join(", no "))));
+        }
+        Ok(problem)
     }
 
     pub fn split(&self) -> ZeroShotSplit<'_> {
@@ -297,7 +309,7 @@ mod tests {
         let data = LayerSet::dense("x", 4, 3, mats).unwrap();
         let texts = Mat::from_fn(3, 5, |r, c| ((r * 5 + c) as f32 * 0.77).cos());
         for relu in [false, true] {
-        let model = ZeroShot::new(4, 3, 5, Ranks { probes: 2, proj: 3, rep: 4 }, relu, 9);
+            let model = ZeroShot::new(4, 3, 5, Ranks { probes: 2, proj: 3, rep: 4 }, relu, 9);
         let idx = [0, 2, 3, 4];
         let g = Mat::from_fn(4, 3, |r, c| ((r * 3 + c) as f32 * 0.61).sin());
         let scalar = |m: &ZeroShot| {

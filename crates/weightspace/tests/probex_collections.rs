@@ -55,10 +55,11 @@ fn a_zoo_and_its_exported_checkpoints_give_the_same_results() {
     assert_eq!(from_zoo.known_trees(), from_files.known_trees());
     let (a, b) = (study_json(&from_zoo), study_json(&from_files));
     assert_eq!(a, b);
-    // Not trivially equal: the trees are found and the experts fit their training models.
+    // Not trivially equal: the trees are found and every tree's dense expert fits its models.
     assert_eq!(a["routing"]["accuracy"], 1.0);
-    let best_train = a["per_tree"].as_array().unwrap().iter().flat_map(|t| ["probex", "dense", "statnn"].map(|m| t[m]["train"].as_f64().unwrap())).fold(0.0, f64::max);
-    assert!(best_train > 0.7, "{a}");
+    for t in a["per_tree"].as_array().unwrap() {
+        assert!(t["dense"]["train"].as_f64().unwrap() > 0.7, "{t}");
+    }
 }
 
 #[test]

@@ -16,6 +16,16 @@ pub fn model_name(zoo: &Zoo, i: usize) -> String {
 
 /// Write every model of `zoo` into `out`; returns the number written.
 pub fn export(zoo: &Zoo, out: &Path) -> Result<usize> {
+    let names: Vec<String> = (0..zoo.params.len()).map(|i| model_name(zoo, i)).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::format(zoo.dir.join("labels.json"), format!("two models are named '{}': their checkpoints would overwrite each other", w[0])));
+    }
+    // Checkpoints already in the folder would join the collection when it is read back.
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "safetensors")))) {
+        return Err(Error::format(out, "already holds .safetensors files: export into a new or empty folder"));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut split = vec!["test"; zoo.params.len()];
     for (name, members) in [("train", &zoo.spec.splits.train), ("val", &zoo.spec.splits.val)] {
@@ -40,7 +50,7 @@ pub fn export(zoo: &Zoo, out: &Path) -> Result<usize> {
             .collect();
         metadata.insert("split".into(), split[i].into());
         metadata.insert("format".into(), "pt".into());
-        write_f32(&out.join(format!("{}.safetensors", model_name(zoo, i))), &tensors, metadata)?;
+        write_f32(&out.join(format!("{}.safetensors", names[i])), &tensors, metadata)?;
     }
     Ok(zoo.params.len())
 }

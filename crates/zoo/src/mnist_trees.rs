@@ -10,11 +10,10 @@
 use crate::build::{model_seed, Recipe};
 use crate::dense::{cross_entropy, Mlp};
 use crate::store::{Splits, ZooSpec};
-use crate::tree_world::{per_tree_splits, python_list};
+use crate::tree_world::{adamw, per_tree_splits, python_list};
 use crate::{Error, Result};
 use faer::Mat;
 use glassbox_core::data::{Split, Targets};
-use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -81,10 +80,6 @@ fn by_class(d: &glassbox_core::data::Dataset) -> Result<Vec<Vec<f32>>> {
 /// An image turned by 90°: out[r][c] = in[27 − c][r].
 fn rotate(img: &[f32]) -> Vec<f32> {
     (0..INPUT).map(|k| img[(SIDE - 1 - k % SIDE) * SIDE + k / SIDE]).collect()
-}
-
-fn adamw(net: &Mlp, weight_decay: f64) -> Adam {
-    Adam::new(OptimConfig { kind: OptimKind::AdamW, weight_decay, ..OptimConfig::default() }, &net.sizes())
 }
 
 fn rows_to_mat(rows: &[f32], n: usize) -> Mat<f32> {

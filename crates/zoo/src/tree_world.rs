@@ -163,11 +163,9 @@ pub struct TreeWorld {
     pub root_accuracy: Vec<f64>,
 }
 
-fn adamw(net: &Mlp, lr_decay: f64) -> Adam {
-    Adam::new(
-        OptimConfig { kind: OptimKind::AdamW, weight_decay: lr_decay, ..OptimConfig::default() },
-        &net.sizes(),
-    )
+/// AdamW (decoupled weight decay) over a network's tensors.
+pub fn adamw(net: &Mlp, weight_decay: f64) -> Adam {
+    Adam::new(OptimConfig { kind: OptimKind::AdamW, weight_decay, ..OptimConfig::default() }, &net.sizes())
 }
 
 impl TreeWorld {
@@ -271,10 +269,16 @@ pub fn per_tree_splits(trees: usize, n: usize, seed: u64) -> Splits {
     splits
 }
 
-/// `['a', 'b']`: Python's repr of a list of plain strings (Model-J stores labels this way).
+/// `['a', "b's"]`: Python's repr of a list of strings (Model-J stores labels this way): single
+/// quotes unless the string holds one and no double quote, backslashes and the chosen quote
+/// escaped.
 pub fn python_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
-    format!("[{}]", quoted.join(", "))
+    let repr = |s: &String| {
+        let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+        let body = s.replace('\\', "\\\\").replace(quote, &format!("\\{quote}"));
+        format!("{quote}{body}{quote}")
+    };
+    format!("[{}]", items.iter().map(repr).collect::<Vec<_>>().join(", "))
 }
 
 fn pretrain_root(world: &World, config: &TreeWorldConfig, t: usize) -> (Mlp, f64) {
@@ -346,8 +350,9 @@ impl Recipe for TreeWorld {
 /// G ∈ R^{24×16}).
 pub const TEXT_DIM: usize = 24;
 
-/// spec/probex.md 6.4's zero-shot zoo: one tree whose root (trunk 32-h-h-64 plus a 64 → 32
-/// output) is a denoising autoencoder (x + 0.3 ε → x, 800 steps on all classes), fine-tuned per
+/// spec/probex.md 6.4's zero-shot zoo: one tree whose root (tree 0's pre-trained trunk 32-h-h-64
+/// plus a 64 → 32 output) is trained as a denoising autoencoder (x + 0.3 ε → x, 800 steps on all
+/// classes), fine-tuned per
 /// model on ONE class, 12 models per class. 15 seen classes (8 train / 2 val / 2 test models
 /// each) and 5 held-out classes (6 validation and 6 test models each, labelled `held_out`).
 /// Preset `tree-world-zeroshot`; the class embeddings go to `class-embeddings.safetensors`.
@@ -394,9 +399,14 @@ impl ZeroShotWorld {
     pub fn new(config: TreeWorldConfig) -> ZeroShotWorld {
         let world = World::new(config.classes, config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xDAE0);
+        // spec 6.4: the root trunk of one tree (pre-trained on its anchor task) plus a 64 → 32
+        // output layer, then the whole root trained as a denoising autoencoder.
+        let (tree_root, _) = pretrain_root(&world, &config, 0);
         let mut dims = config.dims();
         *dims.last_mut().expect("dims") = INPUT;
         let mut root = Mlp::new(&dims, rng.random());
+        let trunk = tree_root.params.len() - 2;
+        root.params[..trunk].clone_from_slice(&tree_root.params[..trunk]);
         let pools: Vec<&Vec<f32>> = world.train.iter().collect();
         train_dae(&mut root, &pools, 800, 128, 1e-3, 1e-4, &mut rng);
         let mut classes: Vec<usize> = (0..config.classes).collect();
@@ -537,5 +547,7 @@ mod tests {
     #[test]
     fn python_list_matches_pythons_repr() {
         assert_eq!(python_list(&["a".into(), "b c".into()]), "['a', 'b c']");
+        // What Python's repr(["baby's", 'say "hi"', 'it\'s "x"', 'a\\b']) prints.
+        assert_eq!(python_list(&["baby's".into(), "say \"hi\"".into(), "it's \"x\"".into(), "a\\b".into()]), r#"["baby's", 'say "hi"', 'it\'s "x"', 'a\\b']"#);
     }
 }

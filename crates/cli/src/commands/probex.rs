@@ -43,7 +43,11 @@ pub struct ProbexSweepArgs {
     pub epochs: usize,
     #[arg(long, default_value = "dataset_chosen_targets")]
     pub target: String,
-    /// Number of trees when recovered by clustering (on the first layer): a number or auto.
+    /// Without `tree` labels: the layer whose Ward clustering gives the trees (not a fine-tune's
+    /// fresh head, which says nothing about the root).
+    #[arg(long)]
+    pub tree_layer: Option<String>,
+    /// Number of trees when recovered by clustering: a number or auto.
     #[arg(long, default_value = "auto")]
     pub trees: String,
 }
@@ -159,6 +163,15 @@ pub struct TreesArgs {
     pub out: PathBuf,
 }
 
+/// A CSV field, quoted (inner quotes doubled) when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 fn read_class_list(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the class list {}", path.display()))?;
     let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
@@ -192,6 +205,9 @@ pub fn trees(cli: &Cli, a: &TreesArgs) -> Result<()> {
     let start = Instant::now();
     let models = Collection::open(&a.models, &a.layer, false, cli.seed)?;
     let data = &models.data;
+    if data.len() < 2 {
+        bail!("{}: {} model; trees need at least two", a.models.display(), data.len());
+    }
     let all: Vec<usize> = (0..data.len()).collect();
     let dist = pairwise_distances(data, &all);
     let merges = ward(&dist, all.len());
@@ -260,6 +276,7 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     };
     let targets = models.targets(key, classes)?;
     let splits = models.splits.clone();
+    let recovered = models.known_trees().is_none();
     let trees: Vec<usize> = match models.known_trees() {
         Some(known) => known,
         None => {
@@ -277,8 +294,8 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     let config = StudyConfig {
         ranks: t.ranks,
         probex: fit.clone(),
-        dense: baselines.then(|| FitConfig { l2: 1e-4, ..fit.clone() }),
-        statnn: baselines.then(|| FitConfig { lr: 1e-2, l2: 1e-3, ..fit.clone() }),
+        dense: baselines.then(|| FitConfig { epochs: t.epochs, batch: t.batch, val_every: t.val_every, ..FitConfig::dense(cli.seed) }),
+        statnn: baselines.then(|| FitConfig { epochs: t.epochs, batch: t.batch, val_every: t.val_every, ..FitConfig::statnn(cli.seed) }),
         linear: baselines,
         mixed: baselines,
     };
@@ -293,7 +310,10 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     print_study(&study);
-    let info = ExpertsInfo { layer: data.name.clone(), d_h: data.d_h, d_w: data.d_w, classes: targets.classes.clone(), ranks: t.ranks, relu: true, cluster_tree: study.cluster_tree.clone(), target: key.to_string(), trained_on: t.models.display().to_string() };
+    if recovered {
+        println!("(the trees were recovered by clustering this layer, so routing accuracy compares two clusterings of it)");
+    }
+    let info = ExpertsInfo { layer: data.name.clone(), d_h: data.d_h, d_w: data.d_w, classes: targets.classes.clone(), ranks: t.ranks, relu: true, cluster_tree: study.cluster_tree.clone(), n_experts: study.experts.len(), target: key.to_string(), trained_on: t.models.display().to_string() };
     saved_experts::save(&t.out, &info, &study.experts, &study.router)?;
     let outcome = Outcome { name: format!("ProbeX tree experts on {} (layer {})", t.models.display(), data.name), rows: study_rows(&study), checks: Vec::new(), wall_time_s: start.elapsed().as_secs_f64() };
     outcome.write(&t.out, &super::command_line())?;
@@ -381,7 +401,7 @@ fn predict_cmd(cli: &Cli, p: &ProbexPredictArgs) -> Result<()> {
     for (&i, &t) in all.iter().zip(&routed) {
         let y = predict(&experts[t], data, &[i], 1);
         let chosen: Vec<String> = (0..info.classes.len()).filter(|&c| y[(0, c)] > 0.0).map(|c| info.classes[c].clone()).collect();
-        csv.push_str(&format!("{},{},\"{}\"\n", names[i], t, glassbox_zoo::tree_world::python_list(&chosen)));
+        csv.push_str(&format!("{},{},{}\n", csv_field(&names[i]), t, csv_field(&glassbox_zoo::tree_world::python_list(&chosen))));
         logits_of.push(y);
     }
     glassbox_core::io::write_atomic(&p.out, csv.as_bytes())?;
@@ -406,19 +426,22 @@ fn sweep(cli: &Cli, s: &ProbexSweepArgs) -> Result<()> {
     }
     let fit = FitConfig { epochs: s.epochs, ..FitConfig::probex(cli.seed) };
     let config = StudyConfig { ranks: s.ranks, probex: fit, dense: None, statnn: None, linear: false, mixed: false };
-    let mut trees: Option<Vec<usize>> = None;
+    let trees = match (first.known_trees(), &s.tree_layer) {
+        (Some(known), _) => known,
+        (None, Some(layer)) => {
+            let models = Collection::open(&s.models, layer, false, cli.seed)?;
+            let all: Vec<usize> = (0..models.data.len()).collect();
+            let merges = ward(&pairwise_distances(&models.data, &all), all.len());
+            cut(&merges, all.len(), tree_count(&s.trees, &merges, all.len())?)
+        }
+        (None, None) => bail!("{}: the models have no 'tree' labels; give --tree-layer (a layer of the shared trunk) to recover the trees", s.models.display()),
+    };
     // Per layer: per tree (val, test).
     let mut results: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for layer in &layers {
         let models = Collection::open(&s.models, layer, false, cli.seed)?;
         let targets = models.targets(&s.target, None)?;
-        let trees = trees.get_or_insert_with(|| models.known_trees().unwrap_or_default());
-        if trees.is_empty() {
-            let all: Vec<usize> = (0..models.data.len()).collect();
-            let merges = ward(&pairwise_distances(&models.data, &all), all.len());
-            *trees = cut(&merges, all.len(), tree_count(&s.trees, &merges, all.len())?);
-        }
-        let study = run_study(&models.data, &targets, trees, &models.splits, None, &config, |_| {})?;
+        let study = run_study(&models.data, &targets, &trees, &models.splits, None, &config, |_| {})?;
         if !cli.quiet {
             eprintln!("{} ({} × {}): ProbeX test {}", models.data.name, models.data.d_h, models.data.d_w, study.per_tree.iter().map(|r| format!("{:.3}", r.probex.test)).collect::<Vec<_>>().join(" / "));
         }
@@ -441,9 +464,6 @@ fn zeroshot(cli: &Cli, z: &ProbexZeroshotArgs) -> Result<()> {
     use glassbox_weightspace::zeroshot::{fit_zeroshot, read_class_embeddings, ZeroShot, ZeroShotConfig, ZeroShotData, ZeroShotProblem};
     let models = Collection::open(&z.models, &z.layer, false, cli.seed)?;
     let problem = ZeroShotProblem::new(&models, &z.target)?;
-    if problem.held_out.is_empty() || problem.val_holdout.is_empty() || problem.test_holdout.is_empty() {
-        bail!("{}: every class has training models, so nothing is zero-shot: keep some classes out of the training split (their models in val and test only)", z.models.display());
-    }
     let texts = read_class_embeddings(&z.embeddings, &problem.classes)?;
     let data = ZeroShotData { data: &models.data, class_of: &problem.class_of, texts: &texts, seen: &problem.seen, held_out: &problem.held_out };
     let model = ZeroShot::new(models.data.d_h, models.data.d_w, texts.ncols(), z.ranks, !z.linear, cli.seed);

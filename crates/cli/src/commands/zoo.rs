@@ -175,6 +175,7 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             let config = TreeWorldConfig { trees: b.trees, per_tree: b.per_tree, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) };
             Box::new(TreeWorld::new(config))
         }
+        "tree-world-zeroshot" | "mnist-trees" if b.hidden < 1 => bail!("--hidden must be at least 1"),
         "tree-world-zeroshot" => Box::new(ZeroShotWorld::new(TreeWorldConfig { trees: 1, hidden: b.hidden, ..TreeWorldConfig::spec(cli.seed) })),
         "mnist-trees" => {
             if b.per_tree < 8 {
