@@ -337,6 +337,11 @@ fn trees_probex_train_predict_and_zeroshot_on_tree_world_zoos_and_their_bad_inpu
     // The zero-shot zoo comes with its class embeddings.
     let zs = dir.path().join("zs");
     assert!(glassbox(&["--quiet", "zoo", "build", "tree-world-zeroshot", "--hidden", "16", "--out", s(&zs)]).status.success());
-    let o = glassbox(&["probex", "zeroshot", s(&zs), "--layer", "head.bias", "--epochs", "20", "--embeddings", s(&zs.join("class-embeddings.safetensors"))]);
+    let zcsv = dir.path().join("zs.csv");
+    let o = glassbox(&["probex", "zeroshot", s(&zs), "--layer", "head.bias", "--epochs", "20", "--embeddings", s(&zs.join("class-embeddings.safetensors")), "--out", s(&zcsv)]);
     assert!(o.status.success() && text(&o).contains("15 seen classes") && text(&o).contains("zero-shot test top-1"), "{}", text(&o));
+    // 15 seen classes × 4 val/test models + 5 held-out × 12, and a header.
+    let lines = std::fs::read_to_string(&zcsv).unwrap();
+    assert_eq!(lines.lines().count(), 1 + 60 + 60, "{lines}");
+    assert!(lines.contains(",test-holdout,class_"), "{lines}");
 }

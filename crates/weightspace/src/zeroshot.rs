@@ -101,20 +101,24 @@ impl ZeroShot {
         self.probex.n_params() + self.text.iter().map(Vec::len).sum::<usize>()
     }
 
+    /// The top-1 class (an entry of `classes`, rows of `all_texts`) of each of the models `idx`.
+    pub fn predict(&self, data: &LayerSet, idx: &[usize], classes: &[usize], all_texts: &Mat<f32>) -> Vec<usize> {
+        if idx.is_empty() || classes.is_empty() {
+            return Vec::new();
+        }
+        let (logits, _) = self.forward(data, idx, &rows(all_texts, classes));
+        (0..idx.len())
+            .map(|r| classes[(0..classes.len()).max_by(|&a, &b| logits[(r, a)].total_cmp(&logits[(r, b)]).then(b.cmp(&a))).unwrap_or(0)])
+            .collect()
+    }
+
     /// Top-1 accuracy of the models `idx` (true classes `truth`, indices into `classes`) among
     /// the candidate `classes` (rows of `all_texts`).
     pub fn top1(&self, data: &LayerSet, idx: &[usize], truth: &[usize], classes: &[usize], all_texts: &Mat<f32>) -> f64 {
         if idx.is_empty() {
             return f64::NAN;
         }
-        let texts = rows(all_texts, classes);
-        let (logits, _) = self.forward(data, idx, &texts);
-        let hits = (0..idx.len())
-            .filter(|&r| {
-                let best = (0..classes.len()).max_by(|&a, &b| logits[(r, a)].total_cmp(&logits[(r, b)]).then(b.cmp(&a))).unwrap_or(0);
-                classes[best] == truth[r]
-            })
-            .count();
+        let hits = self.predict(data, idx, classes, all_texts).iter().zip(truth).filter(|(p, t)| p == t).count();
         hits as f64 / idx.len() as f64
     }
 }

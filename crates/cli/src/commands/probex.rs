@@ -79,6 +79,11 @@ pub struct ProbexZeroshotArgs {
     /// ProbeX without the ReLU (the paper's ablation: it matters mostly for zero-shot).
     #[arg(long)]
     pub linear: bool,
+    /// Predictions of every validation and test model: name, split, its class, the predicted
+    /// class (among the seen classes by the best in-distribution checkpoint, or among the
+    /// held-out classes by the best held-out checkpoint).
+    #[arg(long, default_value = "probex-zeroshot.csv")]
+    pub out: PathBuf,
 }
 
 /// Train one ProbeX expert per model tree on a collection of models and report, per tree, the
@@ -469,10 +474,23 @@ fn zeroshot(cli: &Cli, z: &ProbexZeroshotArgs) -> Result<()> {
     let model = ZeroShot::new(models.data.d_h, models.data.d_w, texts.ncols(), z.ranks, !z.linear, cli.seed);
     let params = model.n_params();
     let cfg = ZeroShotConfig { epochs: z.epochs, batch: z.batch, ..ZeroShotConfig::spec(cli.seed) };
-    let (s, _, _) = fit_zeroshot(model, &data, &problem.split(), &cfg);
+    let (s, best_val, best_holdout) = fit_zeroshot(model, &data, &problem.split(), &cfg);
     println!("{} seen classes ({} training models), {} held-out classes; layer '{}' ({} × {}), {params} parameters", problem.seen.len(), problem.train.len(), problem.held_out.len(), models.data.name, models.data.d_h, models.data.d_w);
     println!("best in-distribution validation (epoch {}): in-distribution test top-1 {:.3} (chance {:.3}), zero-shot test top-1 {:.3}", s.best_val_epoch, s.in_dist_test, 1.0 / problem.seen.len() as f64, s.zero_shot_test_at_best_val);
     println!("best held-out validation (epoch {}, val {:.3}): zero-shot test top-1 {:.3} (chance {:.3}), in-distribution test top-1 {:.3}", s.best_holdout_epoch, s.best_holdout_val, s.zero_shot_test, 1.0 / problem.held_out.len() as f64, s.in_dist_test_at_best_holdout);
+    let mut csv = String::from("name,split,class,predicted\n");
+    for (split, idx, model, candidates) in [
+        ("val", &problem.val, &best_val, &problem.seen),
+        ("test", &problem.test, &best_val, &problem.seen),
+        ("val-holdout", &problem.val_holdout, &best_holdout, &problem.held_out),
+        ("test-holdout", &problem.test_holdout, &best_holdout, &problem.held_out),
+    ] {
+        for (&i, p) in idx.iter().zip(model.predict(&models.data, idx, candidates, &texts)) {
+            csv.push_str(&format!("{},{split},{},{}\n", csv_field(&models.names[i]), csv_field(&problem.classes[problem.class_of[i]]), csv_field(&problem.classes[p])));
+        }
+    }
+    glassbox_core::io::write_atomic(&z.out, csv.as_bytes())?;
+    println!("wrote the predictions to {}", z.out.display());
     Ok(())
 }
 
