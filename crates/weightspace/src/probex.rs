@@ -147,14 +147,8 @@ impl Probex {
                 }
             }
         });
-        let mut e = Mat::<f32>::zeros(idx.len(), rt);
         let hm = MatRef::from_column_major_slice(&h, ru * rv, idx.len());
-        matmul(e.as_mut(), Accum::Replace, hm.transpose(), self.m().transpose(), 1.0, par_for(idx.len() * ru * rv * rt));
-        for (j, &bj) in self.params[3].iter().enumerate() {
-            for v in e.col_as_slice_mut(j) {
-                *v += bj;
-            }
-        }
+        let e = linear(hm.transpose(), self.m(), &self.params[3], par_for(idx.len() * ru * rv * rt));
         ProbexCache { z, h, e }
     }
 
@@ -165,9 +159,10 @@ impl Probex {
     }
 }
 
-fn head(t: MatRef<'_, f32>, bias: &[f32], e: &Mat<f32>) -> Mat<f32> {
-    let mut y = Mat::<f32>::zeros(e.nrows(), t.nrows());
-    matmul(y.as_mut(), Accum::Replace, e.as_ref(), t.transpose(), 1.0, Par::Seq);
+/// A linear layer x Wᵀ + b (PyTorch's `Linear`): rows of x in, rows out; W is [out, in].
+pub(crate) fn linear(x: MatRef<'_, f32>, w: MatRef<'_, f32>, bias: &[f32], par: Par) -> Mat<f32> {
+    let mut y = Mat::<f32>::zeros(x.nrows(), w.nrows());
+    matmul(y.as_mut(), Accum::Replace, x, w.transpose(), 1.0, par);
     for (j, &bj) in bias.iter().enumerate() {
         for v in y.col_as_slice_mut(j) {
             *v += bj;
@@ -177,12 +172,12 @@ fn head(t: MatRef<'_, f32>, bias: &[f32], e: &Mat<f32>) -> Mat<f32> {
 }
 
 /// Column sums of g (a bias gradient).
-fn col_sums(g: &Mat<f32>) -> Vec<f32> {
+pub(crate) fn col_sums(g: &Mat<f32>) -> Vec<f32> {
     (0..g.ncols()).map(|j| g.col_as_slice(j).iter().sum()).collect()
 }
 
 /// The column-major buffer of an m × n product, i.e. the row-major buffer of its transpose.
-fn col_major(m: &Mat<f32>) -> Vec<f32> {
+pub(crate) fn col_major(m: &Mat<f32>) -> Vec<f32> {
     (0..m.ncols()).flat_map(|j| m.col_as_slice(j).iter().copied()).collect()
 }
 
@@ -199,7 +194,7 @@ impl Expert for Probex {
 
     fn forward(&self, data: &LayerSet, idx: &[usize]) -> (Mat<f32>, ProbexCache) {
         let cache = self.represent(data, idx);
-        (head(self.t(), &self.params[5], &cache.e), cache)
+        (linear(cache.e.as_ref(), self.t(), &self.params[5], Par::Seq), cache)
     }
 
     fn backward(&self, data: &LayerSet, idx: &[usize], cache: ProbexCache, dy: &Mat<f32>) -> Vec<Vec<f32>> {
@@ -310,13 +305,7 @@ impl Expert for DenseExpert {
         let buf = data.columns(idx);
         let x = MatRef::from_column_major_slice(&buf, self.d_in, idx.len());
         let w = MatRef::from_row_major_slice(&self.params[0], self.d_y, self.d_in);
-        let mut y = Mat::<f32>::zeros(idx.len(), self.d_y);
-        matmul(y.as_mut(), Accum::Replace, x.transpose(), w.transpose(), 1.0, par_for(idx.len() * self.d_in * self.d_y));
-        for (j, &bj) in self.params[1].iter().enumerate() {
-            for v in y.col_as_slice_mut(j) {
-                *v += bj;
-            }
-        }
+        let y = linear(x.transpose(), w, &self.params[1], par_for(idx.len() * self.d_in * self.d_y));
         (y, buf)
     }
 

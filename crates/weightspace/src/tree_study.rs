@@ -3,7 +3,7 @@
 //! baselines), one ProbeX over all trees mixed, every expert on every other tree, and routing
 //! of test models to their tree by Ward clustering and nearest centroids.
 
-use crate::fit::{accuracy, fit, FitConfig, Fitted};
+use crate::fit::{accuracy, binary_accuracy, fit, predict, FitConfig, Fitted};
 use crate::layers::{LayerSet, MultiHot};
 use crate::probex::{DenseExpert, Expert, Probex, Ranks};
 use crate::trees::{cut, majority_map, pairwise_distances, purity, ward, within_between, Merge, Router};
@@ -173,11 +173,7 @@ pub fn run_study(
     let route_acc = routed.iter().zip(&splits.test).filter(|(r, &i)| **r == trees[i]).count() as f64 / splits.test.len().max(1) as f64;
     let (within, between) = within_between(&dist, &train_trees);
     // The routed mixture: every test model read by the expert of the tree it was routed to.
-    let mut hits = 0.0;
-    for (&i, &t) in splits.test.iter().zip(&routed) {
-        hits += accuracy(&experts[t], data, targets, &[i]);
-    }
-    let routed_test = hits / splits.test.len().max(1) as f64;
+    let routed_test = binary_accuracy(&routed_logits(&experts, data, &splits.test, &routed), targets, &splits.test);
     let params = serde_json::json!({
         "probex": experts.first().map_or(0, |e| e.n_params()),
         "dense": data.d_h * data.d_w * d_y + d_y,
@@ -193,6 +189,24 @@ pub fn run_study(
         router,
         cluster_tree,
     })
+}
+
+/// The mixture of experts with hard routing: logits of the models `idx` (rows in that order),
+/// model `idx[j]` read by `experts[routed[j]]`, each expert's models in batches.
+pub fn routed_logits(experts: &[Probex], data: &LayerSet, idx: &[usize], routed: &[usize]) -> faer::Mat<f32> {
+    let d_y = experts.first().map_or(0, |e| e.d_y);
+    let mut out = faer::Mat::<f32>::zeros(idx.len(), d_y);
+    for (t, expert) in experts.iter().enumerate() {
+        let rows: Vec<usize> = (0..idx.len()).filter(|&r| routed[r] == t).collect();
+        let members: Vec<usize> = rows.iter().map(|&r| idx[r]).collect();
+        let y = predict(expert, data, &members, 128);
+        for (k, &r) in rows.iter().enumerate() {
+            for c in 0..d_y {
+                out[(r, c)] = y[(k, c)];
+            }
+        }
+    }
+    out
 }
 
 impl StudyResult {

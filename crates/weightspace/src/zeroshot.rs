@@ -7,7 +7,7 @@
 //! accuracy (≥) and best held-out validation accuracy (≥), validated every `val_every` epochs.
 
 use crate::layers::LayerSet;
-use crate::probex::{Expert, Probex, Ranks};
+use crate::probex::{col_major, col_sums, linear, Expert, Probex, Ranks};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
@@ -57,16 +57,8 @@ impl ZeroShot {
 
     /// P t + b for every row t of `texts` (classes × d_text).
     fn project(&self, texts: &Mat<f32>) -> Mat<f32> {
-        let rt = self.probex.ranks.rep;
-        let p = MatRef::from_row_major_slice(&self.text[0], rt, self.d_text);
-        let mut z = Mat::<f32>::zeros(texts.nrows(), rt);
-        matmul(z.as_mut(), Accum::Replace, texts.as_ref(), p.transpose(), 1.0, Par::Seq);
-        for (j, &b) in self.text[1].iter().enumerate() {
-            for v in z.col_as_slice_mut(j) {
-                *v += b;
-            }
-        }
-        z
+        let p = MatRef::from_row_major_slice(&self.text[0], self.probex.ranks.rep, self.d_text);
+        linear(texts.as_ref(), p, &self.text[1], Par::Seq)
     }
 
     /// Cosine logits (models × candidate classes) of the models `idx` against `texts`.
@@ -90,10 +82,8 @@ impl ZeroShot {
         // dP (row-major r_T × d_text) = column-major textsᵀ dz.
         let mut dp = Mat::<f32>::zeros(self.d_text, dz.ncols());
         matmul(dp.as_mut(), Accum::Replace, texts.transpose(), dz.as_ref(), 1.0, Par::Seq);
-        let dp: Vec<f32> = (0..dp.ncols()).flat_map(|j| dp.col_as_slice(j).to_vec()).collect();
-        let db: Vec<f32> = (0..dz.ncols()).map(|j| dz.col_as_slice(j).iter().sum()).collect();
         let mut grads = self.probex.backward_representation(data, idx, &cache.probex, &de);
-        grads.extend([Vec::new(), Vec::new(), dp, db]);
+        grads.extend([Vec::new(), Vec::new(), col_major(&dp), col_sums(&dz)]);
         grads
     }
 

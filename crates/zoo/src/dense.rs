@@ -6,6 +6,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
+use glassbox_core::train::optim::Adam;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -127,6 +128,32 @@ fn mm(a: MatRef<'_, f32>, b: MatRef<'_, f32>) -> Mat<f32> {
     let mut out = Mat::zeros(a.nrows(), b.ncols());
     matmul(out.as_mut(), Accum::Replace, a, b, 1.0, Par::Seq);
     out
+}
+
+impl Mlp {
+    /// One optimiser step on inputs `x`: `loss` maps the outputs to (loss, its gradient with
+    /// respect to the outputs); returns the loss.
+    pub fn step(&mut self, adam: &mut Adam, lr: f64, x: &Mat<f32>, loss: impl FnOnce(&Mat<f32>) -> (f64, Mat<f32>)) -> f64 {
+        let (out, cache) = self.forward(x);
+        let (value, d_out) = loss(&out);
+        let (grads, _) = self.backward(&cache, &d_out);
+        adam.update(&mut self.params, &grads, lr);
+        value
+    }
+}
+
+/// Rows of `width` values, one after another, as a matrix.
+pub fn matrix(rows: &[f32], width: usize) -> Mat<f32> {
+    Mat::from_fn(rows.len() / width.max(1), width, |r, c| rows[r * width + c])
+}
+
+/// The mean over all entries of (out − target)², and its gradient with respect to out.
+pub fn mean_squared_error(out: &Mat<f32>, target: &Mat<f32>) -> (f64, Mat<f32>) {
+    let (n, d) = (out.nrows(), out.ncols());
+    let scale = 2.0 / (n * d) as f32;
+    let grad = Mat::from_fn(n, d, |r, c| scale * (out[(r, c)] - target[(r, c)]));
+    let loss = (0..n).flat_map(|r| (0..d).map(move |c| (r, c))).map(|(r, c)| ((out[(r, c)] - target[(r, c)]) as f64).powi(2)).sum::<f64>() / (n * d) as f64;
+    (loss, grad)
 }
 
 /// Mean cross-entropy of logits against class indices, its gradient, and the accuracy.

@@ -8,7 +8,7 @@
 //! chosen digits' names (classes sorted as strings, as Model-J's LabelEncoder sorts them).
 
 use crate::build::{model_seed, Recipe};
-use crate::dense::{cross_entropy, Mlp};
+use crate::dense::{cross_entropy, matrix, mean_squared_error, Mlp};
 use crate::store::{Splits, ZooSpec};
 use crate::tree_world::{adamw, per_tree_splits, python_list};
 use crate::{Error, Result};
@@ -82,10 +82,6 @@ fn rotate(img: &[f32]) -> Vec<f32> {
     (0..INPUT).map(|k| img[(SIDE - 1 - k % SIDE) * SIDE + k / SIDE]).collect()
 }
 
-fn rows_to_mat(rows: &[f32], n: usize) -> Mat<f32> {
-    Mat::from_fn(n, INPUT, |r, c| rows[r * INPUT + c])
-}
-
 impl MnistTrees {
     /// Pre-train the four roots (in parallel) from MNIST and Fashion-MNIST.
     pub fn new(config: MnistTreesConfig, mnist: &Split, fashion: &Split) -> Result<MnistTrees> {
@@ -127,25 +123,26 @@ impl MnistTrees {
                     }
                     (x, y)
                 };
-                let step = |net: &Mlp, x: &Mat<f32>, y: &[usize]| -> (f64, Vec<Vec<f32>>) {
-                    let (out, cache) = net.forward(x);
+                // Root 2 reconstructs its input; the others classify.
+                let loss = |out: &Mat<f32>, x: &Mat<f32>, y: &[usize]| -> (f64, Mat<f32>, f64) {
                     if t == 2 {
-                        let scale = 2.0 / (x.nrows() * INPUT) as f32;
-                        let d = Mat::from_fn(x.nrows(), INPUT, |r, c| scale * (out[(r, c)] - x[(r, c)]));
-                        let mse = (0..x.nrows()).flat_map(|r| (0..INPUT).map(move |c| (r, c))).map(|(r, c)| ((out[(r, c)] - x[(r, c)]) as f64).powi(2)).sum::<f64>() / (x.nrows() * INPUT) as f64;
-                        (mse, net.backward(&cache, &d).0)
+                        let (mse, d) = mean_squared_error(out, x);
+                        (mse, d, mse)
                     } else {
-                        let (_, d, acc) = cross_entropy(&out, y);
-                        (acc, net.backward(&cache, &d).0)
+                        cross_entropy(out, y)
                     }
                 };
                 for _ in 0..config.root_steps {
                     let (x, y) = sample(&mut rng, 128);
-                    let (_, grads) = step(&net, &rows_to_mat(&x, 128), &y);
-                    adam.update(&mut net.params, &grads, 1e-3);
+                    let x = matrix(&x, INPUT);
+                    net.step(&mut adam, 1e-3, &x, |out| {
+                        let (value, d, _) = loss(out, &x, &y);
+                        (value, d)
+                    });
                 }
                 let (x, y) = sample(&mut rng, 1_000);
-                let (score, _) = step(&net, &rows_to_mat(&x, 1_000), &y);
+                let x = matrix(&x, INPUT);
+                let (_, _, score) = loss(&net.forward(&x).0, &x, &y);
                 (net, score)
             })
             .unzip();
@@ -198,10 +195,10 @@ impl MnistTrees {
                 x.extend(pool[i * INPUT..][..INPUT].iter().map(|&v| v + ft.input_noise as f32 * rng.sample::<f32, _>(StandardNormal)));
                 y.push(label);
             }
-            let (out, cache) = net.forward(&rows_to_mat(&x, 32));
-            let (_, d, _) = cross_entropy(&out, &y);
-            let (grads, _) = net.backward(&cache, &d);
-            adam.update(&mut net.params, &grads, ft.lr);
+            net.step(&mut adam, ft.lr, &matrix(&x, INPUT), |out| {
+                let (loss, d, _) = cross_entropy(out, &y);
+                (loss, d)
+            });
         }
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -211,7 +208,7 @@ impl MnistTrees {
             x.extend_from_slice(&pool[..n * INPUT]);
             y.extend(std::iter::repeat_n(label, n));
         }
-        let (_, _, acc) = cross_entropy(&net.forward(&rows_to_mat(&x, y.len())).0, &y);
+        let (_, _, acc) = cross_entropy(&net.forward(&matrix(&x, INPUT)).0, &y);
         (net, acc)
     }
 }

@@ -7,7 +7,7 @@
 //! class names, so the same label reader serves this zoo and imported checkpoints.
 
 use crate::build::{model_seed, Recipe};
-use crate::dense::{cross_entropy, Mlp};
+use crate::dense::{cross_entropy, matrix, mean_squared_error, Mlp};
 use crate::store::{Splits, ZooSpec};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
@@ -217,11 +217,10 @@ impl TreeWorld {
                 x.extend(pool[i * INPUT..][..INPUT].iter().map(|&v| v + ft.input_noise as f32 * normal(&mut rng)));
                 y.push(label);
             }
-            let x = Mat::from_fn(32, INPUT, |r, c| x[r * INPUT + c]);
-            let (out, cache) = net.forward(&x);
-            let (_, d_out, _) = cross_entropy(&out, &y);
-            let (grads, _) = net.backward(&cache, &d_out);
-            adam.update(&mut net.params, &grads, ft.lr);
+            net.step(&mut adam, ft.lr, &matrix(&x, INPUT), |out| {
+                let (loss, d_out, _) = cross_entropy(out, &y);
+                (loss, d_out)
+            });
         }
         let (x, y): (Vec<f32>, Vec<usize>) = {
             let mut x = Vec::new();
@@ -232,8 +231,7 @@ impl TreeWorld {
             }
             (x, y)
         };
-        let x = Mat::from_fn(y.len(), INPUT, |r, c| x[r * INPUT + c]);
-        let (_, _, acc) = cross_entropy(&net.forward(&x).0, &y);
+        let (_, _, acc) = cross_entropy(&net.forward(&matrix(&x, INPUT)).0, &y);
         (net, acc)
     }
 
@@ -302,15 +300,15 @@ fn pretrain_root(world: &World, config: &TreeWorldConfig, t: usize) -> (Mlp, f64
             world.render(&z, rng, &mut x);
             y.push(nearest);
         }
-        (Mat::from_fn(n, INPUT, |r, c| x[r * INPUT + c]), y)
+        (matrix(&x, INPUT), y)
     };
     let mut adam = adamw(&net, 1e-4);
     for _ in 0..config.root_steps {
         let (x, y) = batch(&mut rng, 128);
-        let (out, cache) = net.forward(&x);
-        let (_, d_out, _) = cross_entropy(&out, &y);
-        let (grads, _) = net.backward(&cache, &d_out);
-        adam.update(&mut net.params, &grads, 1e-3);
+        net.step(&mut adam, 1e-3, &x, |out| {
+            let (loss, d_out, _) = cross_entropy(out, &y);
+            (loss, d_out)
+        });
     }
     let (x, y) = batch(&mut rng, 2_000);
     let (_, _, acc) = cross_entropy(&net.forward(&x).0, &y);
@@ -377,7 +375,7 @@ fn dae_batch(pools: &[&Vec<f32>], n: usize, rng: &mut ChaCha8Rng) -> (Mat<f32>, 
         let i = rng.random_range(0..pool.len() / INPUT);
         clean.extend_from_slice(&pool[i * INPUT..][..INPUT]);
     }
-    let x = Mat::from_fn(n, INPUT, |r, c| clean[r * INPUT + c]);
+    let x = matrix(&clean, INPUT);
     let noisy = Mat::from_fn(n, INPUT, |r, c| x[(r, c)] + 0.3 * normal(rng));
     (x, noisy)
 }
@@ -387,11 +385,7 @@ fn train_dae(net: &mut Mlp, pools: &[&Vec<f32>], steps: usize, batch: usize, lr:
     let mut adam = adamw(net, weight_decay);
     for _ in 0..steps {
         let (x, noisy) = dae_batch(pools, batch, rng);
-        let (out, cache) = net.forward(&noisy);
-        let scale = 2.0 / (batch * INPUT) as f32;
-        let d_out = Mat::from_fn(batch, INPUT, |r, c| scale * (out[(r, c)] - x[(r, c)]));
-        let (grads, _) = net.backward(&cache, &d_out);
-        adam.update(&mut net.params, &grads, lr);
+        net.step(&mut adam, lr, &noisy, |out| mean_squared_error(out, &x));
     }
 }
 
@@ -494,8 +488,7 @@ impl Recipe for ZeroShotWorld {
         let pool = [&self.world.train[self.class_of(m)]];
         train_dae(&mut net, &pool, steps, 32, lr, 0.0, &mut rng);
         let (x, noisy) = dae_batch(&[&self.world.test[self.class_of(m)]], 256, &mut rng);
-        let out = net.forward(&noisy).0;
-        let mse = (0..256).flat_map(|r| (0..INPUT).map(move |c| (r, c))).map(|(r, c)| ((out[(r, c)] - x[(r, c)]) as f64).powi(2)).sum::<f64>() / (256 * INPUT) as f64;
+        let (mse, _) = mean_squared_error(&net.forward(&noisy).0, &x);
         (net.params.concat(), vec![mse as f32])
     }
 

@@ -2,11 +2,12 @@ use crate::Cli;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use glassbox_core::experiment::Outcome;
-use glassbox_weightspace::fit::{predict, FitConfig};
+use glassbox_weightspace::fit::FitConfig;
 use glassbox_weightspace::collection::Collection;
 use glassbox_weightspace::probex::Ranks;
 use glassbox_weightspace::saved_experts::{self, ExpertsInfo};
-use glassbox_weightspace::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult};
+use glassbox_weightspace::layers::LayerSet;
+use glassbox_weightspace::tree_study::{routed_logits, run_study, StudyConfig, StudyEvent, StudyResult};
 use glassbox_weightspace::trees::{cut, pairwise_distances, suggest_k, ward, within_between, Merge};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -206,6 +207,16 @@ fn tree_count(spec: &str, merges: &[Merge], n: usize) -> Result<usize> {
     Ok(k)
 }
 
+/// The trees of all models of `data`: Ward clustering cut into `spec` (a number, or auto) trees;
+/// also the distances and merges it was read from.
+fn recover_trees(data: &LayerSet, spec: &str) -> Result<(Vec<usize>, Vec<Merge>, Vec<f64>)> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let dist = pairwise_distances(data, &all);
+    let merges = ward(&dist, all.len());
+    let k = tree_count(spec, &merges, all.len())?;
+    Ok((cut(&merges, all.len(), k), merges, dist))
+}
+
 pub fn trees(cli: &Cli, a: &TreesArgs) -> Result<()> {
     let start = Instant::now();
     let models = Collection::open(&a.models, &a.layer, false, cli.seed)?;
@@ -213,11 +224,8 @@ pub fn trees(cli: &Cli, a: &TreesArgs) -> Result<()> {
     if data.len() < 2 {
         bail!("{}: {} model; trees need at least two", a.models.display(), data.len());
     }
-    let all: Vec<usize> = (0..data.len()).collect();
-    let dist = pairwise_distances(data, &all);
-    let merges = ward(&dist, all.len());
-    let k = tree_count(&a.trees, &merges, all.len())?;
-    let clusters = cut(&merges, all.len(), k);
+    let (clusters, merges, dist) = recover_trees(data, &a.trees)?;
+    let k = clusters.iter().max().map_or(0, |m| m + 1);
     let (within, between) = within_between(&dist, &clusters);
     let names = &models.names;
     println!("{} models, layer '{}' ({} × {}): {k} tree{}; mean distance within trees {within:.3}, between {between:.3}", data.len(), data.name, data.d_h, data.d_w, if k == 1 { "" } else { "s" });
@@ -285,13 +293,11 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     let trees: Vec<usize> = match models.known_trees() {
         Some(known) => known,
         None => {
-            let all: Vec<usize> = (0..data.len()).collect();
-            let merges = ward(&pairwise_distances(data, &all), all.len());
-            let k = tree_count(&t.trees, &merges, all.len())?;
+            let (clusters, _, _) = recover_trees(data, &t.trees)?;
             if !cli.quiet {
-                eprintln!("no 'tree' labels: {k} trees recovered by Ward clustering of '{}'", data.name);
+                eprintln!("no 'tree' labels: {} trees recovered by Ward clustering of '{}'", clusters.iter().max().map_or(0, |m| m + 1), data.name);
             }
-            cut(&merges, all.len(), k)
+            clusters
         }
     };
     let fit = FitConfig { epochs: t.epochs, batch: t.batch, val_every: t.val_every, ..FitConfig::probex(cli.seed) };
@@ -401,20 +407,18 @@ fn predict_cmd(cli: &Cli, p: &ProbexPredictArgs) -> Result<()> {
     let all: Vec<usize> = (0..data.len()).collect();
     let routed: Vec<usize> = router.route(data, &all).into_iter().map(|c| info.cluster_tree[c]).collect();
     let names = &models.names;
+    let logits = routed_logits(&experts, data, &all, &routed);
     let mut csv = String::from("name,tree,predicted_classes\n");
-    let mut logits_of = Vec::with_capacity(all.len());
-    for (&i, &t) in all.iter().zip(&routed) {
-        let y = predict(&experts[t], data, &[i], 1);
-        let chosen: Vec<String> = (0..info.classes.len()).filter(|&c| y[(0, c)] > 0.0).map(|c| info.classes[c].clone()).collect();
+    for (r, (&i, &t)) in all.iter().zip(&routed).enumerate() {
+        let chosen: Vec<String> = (0..info.classes.len()).filter(|&c| logits[(r, c)] > 0.0).map(|c| info.classes[c].clone()).collect();
         csv.push_str(&format!("{},{},{}\n", csv_field(&names[i]), t, csv_field(&glassbox_zoo::tree_world::python_list(&chosen))));
-        logits_of.push(y);
     }
     glassbox_core::io::write_atomic(&p.out, csv.as_bytes())?;
     println!("predicted the classes of {} models; wrote {}", all.len(), p.out.display());
     if models.class_lists(&info.target).is_ok() {
         let targets = models.targets(&info.target, Some(info.classes.clone()))?;
-        let hits: f64 = logits_of.iter().zip(&all).map(|(y, &i)| glassbox_weightspace::fit::binary_accuracy(y, &targets, &[i])).sum();
-        println!("accuracy against their '{}' labels: {:.3} (mean per-class binary accuracy, chance 0.5)", info.target, hits / all.len().max(1) as f64);
+        let acc = glassbox_weightspace::fit::binary_accuracy(&logits, &targets, &all);
+        println!("accuracy against their '{}' labels: {acc:.3} (mean per-class binary accuracy, chance 0.5)", info.target);
     }
     Ok(())
 }
@@ -433,12 +437,7 @@ fn sweep(cli: &Cli, s: &ProbexSweepArgs) -> Result<()> {
     let config = StudyConfig { ranks: s.ranks, probex: fit, dense: None, statnn: None, linear: false, mixed: false };
     let trees = match (first.known_trees(), &s.tree_layer) {
         (Some(known), _) => known,
-        (None, Some(layer)) => {
-            let models = Collection::open(&s.models, layer, false, cli.seed)?;
-            let all: Vec<usize> = (0..models.data.len()).collect();
-            let merges = ward(&pairwise_distances(&models.data, &all), all.len());
-            cut(&merges, all.len(), tree_count(&s.trees, &merges, all.len())?)
-        }
+        (None, Some(layer)) => recover_trees(&Collection::open(&s.models, layer, false, cli.seed)?.data, &s.trees)?.0,
         (None, None) => bail!("{}: the models have no 'tree' labels; give --tree-layer (a layer of the shared trunk) to recover the trees", s.models.display()),
     };
     // Per layer: per tree (val, test).

@@ -7,7 +7,8 @@
 //! ProbeX per-tree mean ≥ 0.65, cross-tree near chance (off-diagonal mean within 0.05 of 0.5),
 //! mixing worse than experts on most trees, StatNN below ProbeX. Needs the data folder.
 
-use super::{Check, ExperimentOptions, Outcome};
+use super::{per_tree_mean, slashed, Check, ExperimentOptions, Outcome};
+use glassbox_core::experiment::mean;
 use crate::collection::Collection;
 use crate::probex::Ranks;
 use crate::{Error, Result};
@@ -53,27 +54,24 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let studies = super::tree_studies(opts, &models.data, &targets, &trees, &models.splits, &statnn, Ranks { probes: 32, proj: 32, rep: 64 }, scale.epochs, &mut rows)?;
     let n = studies.len() as f64;
     let n_trees = studies[0].per_tree.len();
-    let per_tree = |f: &dyn Fn(&crate::tree_study::TreeResult) -> f64| -> Vec<f64> { (0..n_trees).map(|t| studies.iter().map(|s| f(&s.per_tree[t])).sum::<f64>() / n).collect() };
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let probex = per_tree(&|r| r.probex.test);
-    let mixed = per_tree(&|r| r.mixed.unwrap_or(f64::NAN));
-    let statnn_t = per_tree(&|r| r.statnn.as_ref().map_or(f64::NAN, |s| s.test));
-    let dense = mean(&per_tree(&|r| r.dense.as_ref().map_or(f64::NAN, |s| s.test)));
-    let linear = mean(&per_tree(&|r| r.linear.as_ref().map_or(f64::NAN, |s| s.test)));
+    let probex = per_tree_mean(&studies, |r| r.probex.test);
+    let mixed = per_tree_mean(&studies, |r| r.mixed.unwrap_or(f64::NAN));
+    let statnn_t = per_tree_mean(&studies, |r| r.statnn.as_ref().map_or(f64::NAN, |s| s.test));
+    let dense = mean(&per_tree_mean(&studies, |r| r.dense.as_ref().map_or(f64::NAN, |s| s.test)));
+    let linear = mean(&per_tree_mean(&studies, |r| r.linear.as_ref().map_or(f64::NAN, |s| s.test)));
     let (px, st, mx) = (mean(&probex), mean(&statnn_t), mean(&mixed));
     let cross = studies.iter().map(|s| s.cross_off_diagonal().0).sum::<f64>() / n;
     let cross_max = studies.iter().map(|s| s.cross_off_diagonal().1).fold(f64::NEG_INFINITY, f64::max);
     let route = studies.iter().map(|s| s.routing.accuracy).fold(f64::INFINITY, f64::min);
     let r0 = &studies[0].routing;
     let worse_mixed = probex.iter().zip(&mixed).filter(|(e, m)| m < e).count();
-    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ");
     let checks = vec![
         Check::new("zoo", acc.iter().all(|a| a.is_finite()), format!("{} fine-tunes built in {build_seconds:.1} s ({} shards written, {} reused), exported and re-imported from {}; fine-tune accuracy mean {:.3}, min {:.3}; roots {:?}", zoo.params.len(), report.shards_written, report.shards_skipped, ckpt_dir.display(), acc.iter().map(|&a| a as f64).sum::<f64>() / acc.len() as f64, acc.iter().copied().fold(f32::INFINITY, f32::min), recipe.root_scores)),
         Check::new("routing", route >= 0.99, format!("nearest-centroid routing {route:.3} >= 0.99 (Ward purity {:.3}; distance within {:.2}, between {:.2})", r0.purity, r0.mean_within, r0.mean_between)),
-        Check::new("in-tree", px >= 0.65, format!("ProbeX per tree {} (mean {px:.3}) >= 0.65 (chance 0.5); dense {dense:.3}, linear ProbeX {linear:.3}", fmt(&probex))),
+        Check::new("in-tree", px >= 0.65, format!("ProbeX per tree {} (mean {px:.3}) >= 0.65 (chance 0.5); dense {dense:.3}, linear ProbeX {linear:.3}", slashed(&probex))),
         Check::new("cross-tree", (cross - 0.5).abs() <= 0.05, format!("experts on other trees: mean {cross:.3} within 0.05 of chance 0.5 (largest {cross_max:.3})")),
-        Check::new("mixing", worse_mixed * 2 > n_trees, format!("one ProbeX over all trees {} (mean {mx:.3}) is worse than the tree's expert on {worse_mixed} of {n_trees} trees", fmt(&mixed))),
-        Check::new("statnn", st < px, format!("StatNN {} (mean {st:.3}) < ProbeX {px:.3}", fmt(&statnn_t))),
+        Check::new("mixing", worse_mixed * 2 > n_trees, format!("one ProbeX over all trees {} (mean {mx:.3}) is worse than the tree's expert on {worse_mixed} of {n_trees} trees", slashed(&mixed))),
+        Check::new("statnn", st < px, format!("StatNN {} (mean {st:.3}) < ProbeX {px:.3}", slashed(&statnn_t))),
     ];
     let bars = vec![("ProbeX experts".to_string(), px), ("linear ProbeX".into(), linear), ("dense".into(), dense), ("StatNN".into(), st), ("mixed ProbeX".into(), mx), ("cross-tree".into(), cross)];
     rows.push(serde_json::json!({ "methods": { "metric": "test accuracy (mean over trees)", "bars": bars } }));

@@ -14,7 +14,7 @@ pub use glassbox_core::experiment::{Check, ExperimentOptions, Outcome};
 use crate::fit::FitConfig;
 use crate::layers::{LayerSet, MultiHot};
 use crate::probex::Ranks;
-use crate::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult};
+use crate::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult, TreeResult};
 use glassbox_zoo::store::Splits;
 
 /// The tree reproductions' study, once per seed: ProbeX at `ranks` and the dense, StatNN,
@@ -46,4 +46,15 @@ pub(crate) fn tree_studies(opts: &ExperimentOptions, data: &LayerSet, targets: &
         return Err(crate::Error::invalid("a tree study needs at least one seed"));
     }
     Ok(studies)
+}
+
+/// Per tree, the mean over the seeds' studies of `f` of that tree's result.
+pub(crate) fn per_tree_mean(studies: &[StudyResult], f: impl Fn(&TreeResult) -> f64) -> Vec<f64> {
+    let n_trees = studies.first().map_or(0, |s| s.per_tree.len());
+    (0..n_trees).map(|t| studies.iter().map(|s| f(&s.per_tree[t])).sum::<f64>() / studies.len() as f64).collect()
+}
+
+/// Per-tree values as "0.770 / 0.769 / …".
+pub(crate) fn slashed(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ")
 }

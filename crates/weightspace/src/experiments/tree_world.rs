@@ -5,7 +5,8 @@
 //! zoo is built once, from seed 0, and reused from the run folder; each seed re-initialises
 //! and re-shuffles the meta-models).
 
-use super::{Check, ExperimentOptions, Outcome};
+use super::{per_tree_mean, slashed, Check, ExperimentOptions, Outcome};
+use glassbox_core::experiment::mean;
 use crate::collection::Collection;
 use crate::probex::Ranks;
 use crate::tree_study::StudyResult;
@@ -51,16 +52,12 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let studies = super::tree_studies(opts, data, &targets, &trees, splits, &statnn, scale.ranks, scale.epochs, &mut rows)?;
     let n_trees = studies[0].per_tree.len();
     let avg = |f: &dyn Fn(&StudyResult) -> f64| studies.iter().map(f).sum::<f64>() / studies.len() as f64;
-    let per_tree_avg = |f: &dyn Fn(&crate::tree_study::TreeResult) -> f64| -> Vec<f64> {
-        (0..n_trees).map(|t| studies.iter().map(|s| f(&s.per_tree[t])).sum::<f64>() / studies.len() as f64).collect()
-    };
-    let probex_t = per_tree_avg(&|r| r.probex.test);
-    let probex_train = per_tree_avg(&|r| r.probex.train);
+    let probex_t = per_tree_mean(&studies, |r| r.probex.test);
+    let probex_train = per_tree_mean(&studies, |r| r.probex.train);
     // "Every tree" holds in every seed, not only on average.
     let worst_tree = |f: &dyn Fn(&crate::tree_study::TreeResult) -> f64| studies.iter().flat_map(|s| s.per_tree.iter().map(f)).fold(f64::INFINITY, f64::min);
     let (worst_test, worst_train) = (worst_tree(&|r| r.probex.test), worst_tree(&|r| r.probex.train));
-    let mixed_t = per_tree_avg(&|r| r.mixed.unwrap_or(f64::NAN));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mixed_t = per_tree_mean(&studies, |r| r.mixed.unwrap_or(f64::NAN));
     let (px, dense, statnn_m, linear) = (mean(&probex_t), avg(&|s| s.mean(|r| r.dense.as_ref().map(|d| d.test))), avg(&|s| s.mean(|r| r.statnn.as_ref().map(|d| d.test))), avg(&|s| s.mean(|r| r.linear.as_ref().map(|d| d.test))));
     let mixed = mean(&mixed_t);
     let mixed_dense = avg(&|s| s.mean(|r| r.mixed_dense));
@@ -68,17 +65,16 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let route = studies.iter().map(|s| s.routing.accuracy).fold(f64::INFINITY, f64::min);
     let r0 = &studies[0].routing;
     let ratio = r0.mean_within / r0.mean_between;
-    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ");
     let (p_probex, p_dense) = (studies[0].params["probex"].as_u64().unwrap_or(0) as f64, studies[0].params["dense"].as_u64().unwrap_or(1) as f64);
     let better_than_mixed = probex_t.iter().zip(&mixed_t).filter(|(e, m)| m < e).count();
     let mut checks = vec![Check::new("zoo", acc.iter().all(|a| a.is_finite()), format!("{} fine-tunes built in {build_seconds:.1} s ({} shards written, {} reused); fine-tune test accuracy mean {:.3}, min {:.3}; root pre-training accuracy {}", zoo.params.len(), report.shards_written, report.shards_skipped, acc.iter().map(|&a| a as f64).sum::<f64>() / acc.len() as f64, acc.iter().copied().fold(f32::INFINITY, f32::min), zoo.spec.generation["root_accuracy"]))];
-    checks.push(Check::new("A1", px >= 0.68 && worst_test >= 0.65 && dense >= 0.72, format!("ProbeX per tree {} (mean {px:.3}) >= 0.68, each tree in each seed >= 0.65 (lowest {worst_test:.3}); dense {dense:.3} >= 0.72", fmt(&probex_t))));
+    checks.push(Check::new("A1", px >= 0.68 && worst_test >= 0.65 && dense >= 0.72, format!("ProbeX per tree {} (mean {px:.3}) >= 0.68, each tree in each seed >= 0.65 (lowest {worst_test:.3}); dense {dense:.3} >= 0.72", slashed(&probex_t))));
     checks.push(Check::new("A2", statnn_m <= 0.60 && statnn_m <= px - 0.10, format!("StatNN {statnn_m:.3} <= 0.60 and <= ProbeX {px:.3} − 0.10")));
     checks.push(Check::new("A3", (0.46..=0.54).contains(&cross_mean) && cross_max <= 0.56, format!("cross-tree mean {cross_mean:.3} in [0.46, 0.54], largest {cross_max:.3} <= 0.56")));
-    checks.push(Check::new("A4", mixed <= px - 0.02 && better_than_mixed >= 3.min(n_trees), format!("mixed ProbeX per tree {} (mean {mixed:.3}) <= experts {px:.3} − 0.02; experts better on {better_than_mixed} of {n_trees} trees (mixed dense {mixed_dense:.3} vs dense experts {dense:.3})", fmt(&mixed_t))));
+    checks.push(Check::new("A4", mixed <= px - 0.02 && better_than_mixed >= 3.min(n_trees), format!("mixed ProbeX per tree {} (mean {mixed:.3}) <= experts {px:.3} − 0.02; experts better on {better_than_mixed} of {n_trees} trees (mixed dense {mixed_dense:.3} vs dense experts {dense:.3})", slashed(&mixed_t))));
     checks.push(Check::new("A5", route >= 0.99 && ratio <= 0.5, format!("nearest-centroid routing {route:.3} >= 0.99 (Ward purity {:.3}); within / between distance {:.2} / {:.2} = {ratio:.2} <= 0.5", r0.purity, r0.mean_within, r0.mean_between)));
     checks.push(Check::new("A6", px >= dense - 0.10 && p_probex <= p_dense / 4.0, format!("ProbeX {px:.3} >= dense {dense:.3} − 0.10, with {p_probex} parameters <= 1/4 of dense's {p_dense} ({:.2}×); linear ProbeX {linear:.3}", p_probex / p_dense)));
-    checks.push(Check::new("A7", worst_train >= 0.95 && worst_test >= 0.65, format!("ProbeX train accuracy per tree {} (lowest tree in any seed {worst_train:.3}) >= 0.95; test {} (lowest {worst_test:.3}) >= 0.65", fmt(&probex_train), fmt(&probex_t))));
+    checks.push(Check::new("A7", worst_train >= 0.95 && worst_test >= 0.65, format!("ProbeX train accuracy per tree {} (lowest tree in any seed {worst_train:.3}) >= 0.95; test {} (lowest {worst_test:.3}) >= 0.65", slashed(&probex_train), slashed(&probex_t))));
     let bars = vec![("ProbeX experts".to_string(), px), ("linear ProbeX".into(), linear), ("dense".into(), dense), ("StatNN".into(), statnn_m), ("mixed ProbeX".into(), mixed), ("mixed dense".into(), mixed_dense), ("cross-tree".into(), cross_mean)];
     rows.push(serde_json::json!({ "methods": { "metric": "test accuracy (mean over trees)", "bars": bars } }));
     Ok(Outcome { name: format!("ProbeX tree world ({} trees × {} models, {}² layer)", n_trees, scale.per_tree, scale.hidden), rows, checks, wall_time_s: start.elapsed().as_secs_f64() })
