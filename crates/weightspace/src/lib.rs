@@ -3,6 +3,7 @@
 //! expert, model trees and their router (spec/probex.md).
 
 pub mod collection;
+pub mod deconv;
 pub mod experiments;
 pub mod fit;
 pub mod kendall;

@@ -2,6 +2,7 @@
 //! networks, shared by every model — learned freely (vanilla), generated from latents by a deep
 //! linear generator (ProbeGen), or fixed (uniform noise, the INR's image grid, real inputs).
 
+use crate::deconv::{Deconv, DeconvCache};
 use glassbox_zoo::dense::{Cache, Mlp};
 use crate::{Error, Result};
 use faer::Mat;
@@ -58,9 +59,70 @@ pub struct ProbeSpace {
     /// Inputs live in [−1, 1] (images): learned probes pass through tanh (spec 2.3's CNN
     /// generators end in tanh, vanilla image probes are tanh(free)). INR coordinates do not.
     pub bounded: bool,
-    /// Generator widths, latent first: INR 32 → 32 → 2 (spec 2.3); images 32 → 64 → 64 → dim
-    /// (spec 6 R2's fully-connected generator).
-    pub generator: Vec<usize>,
+    pub generator: GeneratorShape,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeneratorShape {
+    /// Fully-connected widths, latent first: INR 32 → 32 → 2 (spec 2.3); 8×8 images
+    /// 32 → 64 → 64 → 64 (spec 6 R2).
+    Dense(Vec<usize>),
+    /// Transposed convolutions from a 32×1×1 latent to a 28×28 image ([`Deconv::mnist`]).
+    Deconv28,
+}
+
+/// A shared generator of probes from latents.
+#[derive(Clone)]
+pub enum Generator {
+    Dense(Mlp),
+    Deconv(Deconv),
+}
+
+pub enum GeneratorCache {
+    Dense(Cache),
+    Deconv(DeconvCache),
+}
+
+impl Generator {
+    fn params_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        match self {
+            Generator::Dense(g) => &mut g.params,
+            Generator::Deconv(g) => &mut g.params,
+        }
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        match self {
+            Generator::Dense(g) => g.sizes(),
+            Generator::Deconv(g) => g.sizes(),
+        }
+    }
+
+    /// Outputs (n × dim, row-major) of the n latents in `z` (n × 32).
+    fn forward(&self, z: &[f32], n: usize) -> (Vec<f32>, GeneratorCache) {
+        match self {
+            Generator::Dense(g) => {
+                let (out, cache) = g.forward(&Mat::from_fn(n, LATENT, |r, c| z[r * LATENT + c]));
+                (row_major(&out), GeneratorCache::Dense(cache))
+            }
+            Generator::Deconv(g) => {
+                let (out, cache) = g.forward(z);
+                (out, GeneratorCache::Deconv(cache))
+            }
+        }
+    }
+
+    /// Parameter gradients and dL/dz (n × 32) from dL/d(outputs).
+    fn backward(&self, cache: &GeneratorCache, d: &[f32], n: usize, dim: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
+        match (self, cache) {
+            (Generator::Dense(g), GeneratorCache::Dense(cache)) => {
+                let (grads, dz) = g.backward(cache, &Mat::from_fn(n, dim, |r, c| d[r * dim + c]));
+                (grads, row_major(&dz))
+            }
+            (Generator::Deconv(g), GeneratorCache::Deconv(cache)) => g.backward(cache, d),
+            _ => unreachable!("a cache comes from the same generator's forward"),
+        }
+    }
 }
 
 impl ProbeSpace {
@@ -68,7 +130,7 @@ impl ProbeSpace {
         ProbeSpace {
             dim: 2,
             bounded: false,
-            generator: vec![LATENT, 32, 2],
+            generator: GeneratorShape::Dense(vec![LATENT, 32, 2]),
         }
     }
 
@@ -76,8 +138,13 @@ impl ProbeSpace {
         ProbeSpace {
             dim,
             bounded: true,
-            generator: vec![LATENT, 64, 64, dim],
+            generator: GeneratorShape::Dense(vec![LATENT, 64, 64, dim]),
         }
+    }
+
+    /// 28×28 images with the transposed-convolution generator.
+    pub fn image28() -> ProbeSpace {
+        ProbeSpace { dim: 784, bounded: true, generator: GeneratorShape::Deconv28 }
     }
 }
 
@@ -89,13 +156,13 @@ pub struct Probes {
     /// Vanilla: the free inputs (P × dim). Generated kinds: the latents Z (P × 32). Fixed kinds:
     /// the inputs themselves.
     pub free: Vec<f32>,
-    pub generator: Option<Mlp>,
+    pub generator: Option<Generator>,
 }
 
 /// What [`Probes::backward`] needs from [`Probes::forward`].
 pub struct ProbeTrace {
     points: Vec<f32>,
-    generator: Option<Cache>,
+    generator: Option<GeneratorCache>,
 }
 
 impl Probes {
@@ -119,15 +186,22 @@ impl Probes {
             ProbeKind::Vanilla => (n, normal(n * dim), None),
             ProbeKind::ProbeGen | ProbeKind::Nonlinear => {
                 let z = normal(n * LATENT);
-                let mut g = Mlp::linear(&space.generator, seed ^ 0x6E4);
-                g.relu = kind == ProbeKind::Nonlinear;
-                if space.generator.first() != Some(&LATENT) || space.generator.last() != Some(&dim)
-                {
-                    return Err(Error::invalid(format!(
-                        "a generator must map {LATENT} latents to {dim} inputs, got widths {:?}",
-                        space.generator
-                    )));
-                }
+                let g = match &space.generator {
+                    GeneratorShape::Dense(widths) => {
+                        if widths.first() != Some(&LATENT) || widths.last() != Some(&dim) {
+                            return Err(Error::invalid(format!("a generator must map {LATENT} latents to {dim} inputs, got widths {widths:?}")));
+                        }
+                        let mut g = Mlp::linear(widths, seed ^ 0x6E4);
+                        g.relu = kind == ProbeKind::Nonlinear;
+                        Generator::Dense(g)
+                    }
+                    GeneratorShape::Deconv28 => {
+                        if kind == ProbeKind::Nonlinear || dim != 784 {
+                            return Err(Error::invalid("the transposed-convolution generator is linear and makes 28×28 probes"));
+                        }
+                        Generator::Deconv(Deconv::mnist(LATENT, seed ^ 0x6E4))
+                    }
+                };
                 (n, z, Some(g))
             }
             ProbeKind::Uniform => (
@@ -174,7 +248,7 @@ impl Probes {
         }
         let mut out = vec![std::mem::take(&mut self.free)];
         if let Some(g) = &mut self.generator {
-            out.append(&mut g.params);
+            out.append(g.params_mut());
         }
         out
     }
@@ -187,7 +261,7 @@ impl Probes {
         let rest = params.split_off(1);
         self.free = params.pop().expect("the free tensor");
         if let Some(g) = &mut self.generator {
-            g.params = rest;
+            *g.params_mut() = rest;
         }
     }
 
@@ -204,9 +278,8 @@ impl Probes {
     pub fn forward(&self) -> (Vec<f32>, ProbeTrace) {
         let (mut points, cache) = match &self.generator {
             Some(g) => {
-                let z = Mat::from_fn(self.n, LATENT, |r, c| self.free[r * LATENT + c]);
-                let (out, cache) = g.forward(&z);
-                (row_major(&out), Some(cache))
+                let (out, cache) = g.forward(&self.free, self.n);
+                (out, Some(cache))
             }
             None => (self.free.clone(), None),
         };
@@ -236,11 +309,8 @@ impl Probes {
         }
         match (&self.generator, &trace.generator) {
             (Some(g), Some(cache)) => {
-                let (grads, dz) = g.backward(
-                    cache,
-                    &Mat::from_fn(self.n, self.dim, |r, c| d[r * self.dim + c]),
-                );
-                std::iter::once(row_major(&dz)).chain(grads).collect()
+                let (grads, dz) = g.backward(cache, &d, self.n, self.dim);
+                std::iter::once(dz).chain(grads).collect()
             }
             _ => vec![d],
         }
@@ -266,7 +336,7 @@ mod tests {
                     generator: if space.dim == 2 {
                         space.generator.clone()
                     } else {
-                        vec![LATENT, 6, 7, 5]
+                        GeneratorShape::Dense(vec![LATENT, 6, 7, 5])
                     },
                     ..space.clone()
                 },

@@ -4,6 +4,7 @@
 
 use crate::probes::ProbeSpace;
 use crate::{Error, Result};
+use glassbox_zoo::cnn::Cnn;
 use glassbox_zoo::inr;
 use glassbox_zoo::mlp::{Activation, Mlp};
 use glassbox_zoo::store::Zoo;
@@ -92,16 +93,52 @@ impl Targets for MlpTargets<'_> {
     }
 }
 
+/// Small CNNs (zoo family "cnn"), each with its own activation.
+pub struct CnnTargets<'a> {
+    pub net: Cnn,
+    pub params: &'a [Vec<f32>],
+    pub activations: Vec<Activation>,
+}
+
+impl Targets for CnnTargets<'_> {
+    type Trace = glassbox_zoo::cnn::Trace;
+    fn len(&self) -> usize {
+        self.params.len()
+    }
+    fn input_dim(&self) -> usize {
+        self.net.input_dim()
+    }
+    fn output_dim(&self) -> usize {
+        self.net.classes
+    }
+    fn forward(&self, m: usize, x: &[f32]) -> (Vec<f32>, Self::Trace) {
+        self.net.forward(&self.params[m], self.activations[m], x)
+    }
+    fn input_grad(&self, m: usize, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32> {
+        self.net.backward(&self.params[m], self.activations[m], x, trace, d_out, None, true).expect("input gradient requested")
+    }
+}
+
+/// Every model's activation, from labels.json.
+fn activations(zoo: &Zoo) -> Result<Vec<Activation>> {
+    zoo.label_strings("activation")?
+        .iter()
+        .map(|a| Activation::parse(a).ok_or_else(|| Error::format(zoo.dir.join("labels.json"), format!("unknown activation '{a}' (relu or tanh)"))))
+        .collect()
+}
+
 /// The models of a loaded zoo, whichever family it holds.
 pub enum ZooTargets<'a> {
     Inr(InrTargets<'a>),
     Mlp(MlpTargets<'a>),
+    Cnn(CnnTargets<'a>),
 }
 
 pub enum ZooTrace {
     /// Boxed: an INR trace is five matrices' headers, far bigger than an MLP trace.
     Inr(Box<inr::Trace>),
     Mlp(glassbox_zoo::mlp::Trace),
+    Cnn(glassbox_zoo::cnn::Trace),
 }
 
 impl<'a> ZooTargets<'a> {
@@ -119,27 +156,21 @@ impl<'a> ZooTargets<'a> {
             }
             "mlp" => {
                 let net = Mlp::from_tensors(&zoo.spec.tensors).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} are not an MLP's (layers.i.weight/bias …, head.weight/bias, widths chaining)", zoo.spec.tensors)))?;
-                let activations = zoo
-                    .label_strings("activation")?
-                    .iter()
-                    .map(|a| {
-                        Activation::parse(a).ok_or_else(|| {
-                            Error::format(
-                                zoo.dir.join("labels.json"),
-                                format!("unknown activation '{a}' (relu or tanh)"),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let activations = activations(zoo)?;
                 Ok(ZooTargets::Mlp(MlpTargets {
                     net,
                     params: &zoo.params,
                     activations,
                 }))
             }
+            "cnn" => {
+                let side = zoo.spec.generation.get("side").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                let net = Cnn::from_tensors(&zoo.spec.tensors, side).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} with image side {side} are not a glassbox zoo CNN's", zoo.spec.tensors)))?;
+                Ok(ZooTargets::Cnn(CnnTargets { net, params: &zoo.params, activations: activations(zoo)? }))
+            }
             other => Err(Error::format(
                 zoo.dir.join("zoo.json"),
-                format!("readers know the model families 'inr' and 'mlp', not '{other}'"),
+                format!("readers know the model families 'inr', 'mlp' and 'cnn', not '{other}'"),
             )),
         }
     }
@@ -149,6 +180,7 @@ impl<'a> ZooTargets<'a> {
         match self {
             ZooTargets::Inr(_) => ProbeSpace::inr(),
             ZooTargets::Mlp(t) => ProbeSpace::image(t.net.input_dim()),
+            ZooTargets::Cnn(_) => ProbeSpace::image28(),
         }
     }
 }
@@ -159,18 +191,21 @@ impl Targets for ZooTargets<'_> {
         match self {
             ZooTargets::Inr(t) => t.len(),
             ZooTargets::Mlp(t) => t.len(),
+            ZooTargets::Cnn(t) => t.len(),
         }
     }
     fn input_dim(&self) -> usize {
         match self {
             ZooTargets::Inr(t) => t.input_dim(),
             ZooTargets::Mlp(t) => t.input_dim(),
+            ZooTargets::Cnn(t) => t.input_dim(),
         }
     }
     fn output_dim(&self) -> usize {
         match self {
             ZooTargets::Inr(t) => t.output_dim(),
             ZooTargets::Mlp(t) => t.output_dim(),
+            ZooTargets::Cnn(t) => t.output_dim(),
         }
     }
     fn forward(&self, m: usize, x: &[f32]) -> (Vec<f32>, ZooTrace) {
@@ -183,12 +218,17 @@ impl Targets for ZooTargets<'_> {
                 let (y, tr) = t.forward(m, x);
                 (y, ZooTrace::Mlp(tr))
             }
+            ZooTargets::Cnn(t) => {
+                let (y, tr) = t.forward(m, x);
+                (y, ZooTrace::Cnn(tr))
+            }
         }
     }
     fn input_grad(&self, m: usize, x: &[f32], trace: &ZooTrace, d_out: &[f32]) -> Vec<f32> {
         match (self, trace) {
             (ZooTargets::Inr(t), ZooTrace::Inr(tr)) => t.input_grad(m, x, tr, d_out),
             (ZooTargets::Mlp(t), ZooTrace::Mlp(tr)) => t.input_grad(m, x, tr, d_out),
+            (ZooTargets::Cnn(t), ZooTrace::Cnn(tr)) => t.input_grad(m, x, tr, d_out),
             _ => unreachable!("a trace comes from the same targets' forward"),
         }
     }

@@ -2,14 +2,15 @@
 //! to predict — built from presets (spec/probegen.md: INR zoos, trained-MLP accuracy zoos) in
 //! shards that resume.
 
+pub mod accuracy_zoo;
 pub mod build;
-pub mod export;
+pub mod cnn;
 pub mod dense;
+pub mod export;
 pub mod import;
 pub mod inr;
 pub mod inr_zoo;
 pub mod mlp;
-pub mod mlp_zoo;
 pub mod mnist_trees;
 pub mod store;
 pub mod tree_world;

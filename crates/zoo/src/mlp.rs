@@ -31,7 +31,7 @@ impl Activation {
         }
     }
 
-    fn apply(self, v: f32) -> f32 {
+    pub(crate) fn apply(self, v: f32) -> f32 {
         match self {
             Activation::Relu => v.max(0.0),
             Activation::Tanh => v.tanh(),
@@ -39,7 +39,7 @@ impl Activation {
     }
 
     /// The derivative, from the activation's output.
-    fn slope_from_output(self, h: f32) -> f32 {
+    pub(crate) fn slope_from_output(self, h: f32) -> f32 {
         match self {
             Activation::Relu => (h > 0.0) as u8 as f32,
             Activation::Tanh => 1.0 - h * h,

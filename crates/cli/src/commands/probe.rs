@@ -6,7 +6,7 @@ use glassbox_weightspace::reader::{train_reader, ReaderConfig, Task};
 use glassbox_weightspace::saved::{self, ReaderInfo, TaskInfo};
 use glassbox_weightspace::targets::{Targets, ZooTargets};
 use glassbox_zoo::store::{self, Zoo};
-use glassbox_zoo::{inr, mlp_zoo};
+use glassbox_zoo::{accuracy_zoo, inr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,7 +36,7 @@ pub enum Method {
     Uniform,
     /// Fixed: the image grid the INRs were fitted on (an oracle; INR zoos).
     Grid,
-    /// Fixed: real training inputs of the zoo's models (digits-mlp-acc zoos).
+    /// Fixed: real training inputs of the zoo's models (digits-mlp-acc and mnist-cnn-acc zoos).
     Real,
     /// Weight statistics (mean, variance, quantiles per tensor) into an MLP (spec 6 R1).
     Statnn,
@@ -45,8 +45,9 @@ pub enum Method {
 /// Train a reader on a zoo's training split and report the validation and test metric per
 /// epoch and the test metric at the best validation epoch.
 ///
-/// Reads INR zoos (family inr: probes are 2-D coordinates) and MLP zoos (family mlp: probes are
-/// inputs in [-1, 1], through tanh when learned). The task follows the zoo's target: classes
+/// Reads INR zoos (family inr: probes are 2-D coordinates), MLP zoos (family mlp: probes are
+/// inputs in [-1, 1], through tanh when learned) and CNN zoos (family cnn: 28×28 images in
+/// [-1, 1]; ProbeGen's generator is a stack of transposed convolutions). The task follows the zoo's target: classes
 /// (cross-entropy, accuracy) when every value is a class index, else a number (MSE, Kendall's
 /// tau-b). Probe readers follow spec/probegen.md 2.4-2.5: head of six Linear layers (width 256,
 /// ReLU between), Adam 3e-4, cosine to 0 per step, batches of 32 models; only the probes and
@@ -165,13 +166,21 @@ fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
                 &glassbox_core::data::data_dir(cli.data.as_deref())?
                     .join("sklearn-digits/digits.csv.gz"),
             )?;
-            Ok(mlp_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed)?
+            Ok(accuracy_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed)?
                 .train
                 .0)
         }
+        (Method::Real, "cnn") if generation.get("preset").and_then(|v| v.as_str()) == Some("mnist-cnn-acc") => {
+            let seed = generation
+                .get("seed")
+                .and_then(|v| v.as_u64())
+                .with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()))?;
+            let mnist = glassbox_core::data::load_named("mnist", cli.data.as_deref(), seed)?;
+            Ok(accuracy_zoo::mnist_cnn_acc(&mnist, zoo.spec.count, seed)?.train.0)
+        }
         (Method::Grid, family) => bail!("--method grid is for INR zoos; this zoo's family is '{family}'"),
         (Method::Real, _) => bail!(
-            "--method real needs the inputs the models were trained on, which glassbox knows for digits-mlp-acc zoos; this zoo's preset is '{}'",
+            "--method real needs the inputs the models were trained on, which glassbox knows for digits-mlp-acc and mnist-cnn-acc zoos; this zoo's preset is '{}'",
             generation.get("preset").and_then(|v| v.as_str()).unwrap_or("unknown")
         ),
         _ => Ok(Vec::new()),

@@ -63,6 +63,11 @@ pub enum Experiment {
     /// Fashion-MNIST again) × 240 fine-tunes on 5-of-10 MNIST digits, exported as checkpoints
     /// with Model-J metadata and read back; per-tree ProbeX and baselines (pass --seeds).
     ProbexMnistTrees,
+    /// Issue 6's mnist-cnn-acc: 2,000 small CNNs trained on MNIST with sampled recipes, labelled
+    /// with their test accuracy; ProbeGen (transposed-convolution generator), vanilla, uniform and
+    /// real-digit probes (P = 32, 60 epochs) and StatNN, Kendall tau; ProbeGen must beat vanilla
+    /// and StatNN (pass --seeds; about 30 minutes to build the zoo, 10 per seed).
+    ProbegenMnistCnn,
 }
 
 /// Run a paper reproduction from the method specs and check it against the spec's thresholds.
@@ -109,6 +114,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::ProbexTreeWorld => glassbox_weightspace::experiments::tree_world::run(&opts, glassbox_weightspace::experiments::tree_world::Scale::FULL)?,
         Experiment::ProbexZeroshot => glassbox_weightspace::experiments::tree_world_zeroshot::run(&opts)?,
         Experiment::ProbexMnistTrees => glassbox_weightspace::experiments::mnist_trees::run(&opts, glassbox_weightspace::experiments::mnist_trees::Scale::FULL)?,
+        Experiment::ProbegenMnistCnn => glassbox_weightspace::experiments::mnist_cnn::run(&opts, glassbox_weightspace::experiments::mnist_cnn::Scale::FULL)?,
         Experiment::UsaeMnist => glassbox_sae::experiments::mnist_models::run(&opts, glassbox_sae::experiments::mnist_models::Scale::FULL)?,
     };
     outcome.write(&out, &super::command_line())?;

@@ -5,7 +5,7 @@ use glassbox_zoo::build::{build, Recipe, ShardJob};
 use glassbox_zoo::import::{import, Family, ImportOptions};
 use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::inr_zoo::{digits_inr, glyph_inr, image_inr};
-use glassbox_zoo::mlp_zoo::digits_mlp_acc;
+use glassbox_zoo::accuracy_zoo::{digits_mlp_acc, mnist_cnn_acc};
 use glassbox_zoo::mnist_trees::{MnistTrees, MnistTreesConfig};
 use glassbox_zoo::store;
 use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig, ZeroShotWorld};
@@ -82,6 +82,9 @@ pub struct ZooImportArgs {
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
 ///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
+/// - `mnist-cnn-acc`: `--count` (2,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
+///   Linear 8→10), each trained like digits-mlp-acc on a 6,000-image MNIST pool; label = test
+///   accuracy on the first 1,000 test images.
 ///
 /// - `tree-world` (spec/probex.md 6): built-in data: `--trees` (4) root MLPs 32-128-128-64, each
 ///   pre-trained on its own task, fine-tuned `--per-tree` (240) times on a random 10-of-20 class
@@ -113,9 +116,10 @@ pub struct ZooBuildArgs {
     /// mnist-inr / fmnist-inr: full-batch Adam steps per INR (lr 1e-3).
     #[arg(long, default_value_t = 300)]
     pub fit_steps: usize,
-    /// digits-mlp-acc and glyph-inr: number of models.
-    #[arg(long, default_value_t = 1200)]
-    pub count: usize,
+    /// digits-mlp-acc, mnist-cnn-acc and glyph-inr: number of models (default 1,200; 2,000 for
+    /// mnist-cnn-acc).
+    #[arg(long)]
+    pub count: Option<usize>,
     /// tree-world: number of trees (roots).
     #[arg(long, default_value_t = 4)]
     pub trees: usize,
@@ -138,16 +142,22 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
     Ok(match b.preset.as_str() {
         "digits-inr" => Box::new(digits_inr(&digits()?, cli.seed)?),
         "glyph-inr" => {
-            if b.count < 80 {
+            let count = b.count.unwrap_or(1200);
+            if count < 80 {
                 bail!("--count must be at least 80 (10 INRs of each of the 8 glyph primitives)");
             }
-            Box::new(glyph_inr(b.count / 8, cli.seed)?)
+            Box::new(glyph_inr(count / 8, cli.seed)?)
         }
-        "digits-mlp-acc" => {
-            if b.count < 10 {
+        "digits-mlp-acc" | "mnist-cnn-acc" => {
+            let count = b.count.unwrap_or(if b.preset == "mnist-cnn-acc" { 2000 } else { 1200 });
+            if count < 10 {
                 bail!("--count must be at least 10 for a train / val / test split");
             }
-            Box::new(digits_mlp_acc(&digits()?, b.count, cli.seed)?)
+            if b.preset == "mnist-cnn-acc" {
+                Box::new(mnist_cnn_acc(&glassbox_core::data::load_named("mnist", cli.data.as_deref(), cli.seed)?, count, cli.seed)?)
+            } else {
+                Box::new(digits_mlp_acc(&digits()?, count, cli.seed)?)
+            }
         }
         name @ ("mnist-inr" | "fmnist-inr") => {
             let per_class = match &b.per_class {
@@ -185,7 +195,7 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             let (mnist, fashion) = (glassbox_core::data::load_named("mnist", dir, cli.seed)?, glassbox_core::data::load_named("fashion-mnist", dir, cli.seed)?);
             Box::new(MnistTrees::new(MnistTreesConfig { per_tree: b.per_tree, hidden: b.hidden, ..MnistTreesConfig::full(cli.seed) }, &mnist, &fashion)?)
         }
-        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, tree-world, tree-world-zeroshot, mnist-trees"),
+        other => bail!("unknown zoo preset '{other}'; available: digits-inr, mnist-inr, fmnist-inr, glyph-inr, digits-mlp-acc, mnist-cnn-acc, tree-world, tree-world-zeroshot, mnist-trees"),
     })
 }
 

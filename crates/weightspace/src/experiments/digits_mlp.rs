@@ -12,7 +12,7 @@ use crate::targets::ZooTargets;
 use crate::{Error, Result};
 use glassbox_core::data::digits::load_digits;
 use glassbox_zoo::build::{build, random_split, ShardJob};
-use glassbox_zoo::mlp_zoo::digits_mlp_acc;
+use glassbox_zoo::accuracy_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
 use std::time::Instant;
 

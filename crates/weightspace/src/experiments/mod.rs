@@ -4,6 +4,7 @@
 
 pub mod digits_inr;
 pub mod digits_mlp;
+pub mod mnist_cnn;
 pub mod mnist_inr;
 pub mod mnist_trees;
 pub mod tree_world;

@@ -1,0 +1,247 @@
+//! ProbeGen's transposed-convolution generator for image probes (spec/probegen.md 2.3: affine
+//! layers only, DCGAN-like, tanh applied by [`crate::probes::Probes`]). Weights in PyTorch's
+//! ConvTranspose2d layout `[in, out, k, k]`, PyTorch's default init (bound 1/√fan_in with
+//! fan_in = out·k², PyTorch's quirk for transposed convolutions). One output pixel (y, x) of
+//! layer out receives in[i, iy, ix]·w[i, o, ky, kx] where y = iy·s − p + ky, x = ix·s − p + kx.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvT {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl ConvT {
+    pub fn out_side(&self, side: usize) -> usize {
+        (side - 1) * self.stride + self.k - 2 * self.pad
+    }
+}
+
+#[derive(Clone)]
+pub struct Deconv {
+    pub layers: Vec<ConvT>,
+    /// Input side of each layer, and the output side last.
+    pub sides: Vec<usize>,
+    /// [W_0, b_0, W_1, b_1, …].
+    pub params: Vec<Vec<f32>>,
+}
+
+/// Each layer's input, for the backward pass.
+pub struct DeconvCache {
+    inputs: Vec<Vec<f32>>,
+}
+
+impl Deconv {
+    pub fn new(layers: Vec<ConvT>, in_side: usize, seed: u64) -> Deconv {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut sides = vec![in_side];
+        let mut params = Vec::new();
+        for l in &layers {
+            sides.push(l.out_side(*sides.last().expect("non-empty")));
+            let bound = 1.0 / ((l.cout * l.k * l.k) as f32).sqrt();
+            params.push((0..l.cin * l.cout * l.k * l.k).map(|_| rng.random_range(-bound..bound)).collect());
+            params.push((0..l.cout).map(|_| rng.random_range(-bound..bound)).collect());
+        }
+        Deconv { layers, sides, params }
+    }
+
+    /// For 28×28 probes: 32×1×1 → 64×4×4 (k4, s1) → 32×7×7 (k3, s2, p1) → 16×14×14 (k4, s2,
+    /// p1) → 1×28×28 (k4, s2, p1); spec 2.3's deep_linear stack resized for MNIST.
+    pub fn mnist(latent: usize, seed: u64) -> Deconv {
+        let l = |cin, cout, k, stride, pad| ConvT { cin, cout, k, stride, pad };
+        Deconv::new(vec![l(latent, 64, 4, 1, 0), l(64, 32, 3, 2, 1), l(32, 16, 4, 2, 1), l(16, 1, 4, 2, 1)], 1, seed)
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.layers[0].cin * self.sides[0] * self.sides[0]
+    }
+
+    pub fn output_dim(&self) -> usize {
+        let last = self.layers.len();
+        self.layers[last - 1].cout * self.sides[last] * self.sides[last]
+    }
+
+    pub fn sizes(&self) -> Vec<usize> {
+        self.params.iter().map(Vec::len).collect()
+    }
+
+    /// Layer l's input as a matrix with rows (image, input pixel) and columns the input
+    /// channels, and its weights as cin × (cout, ky, kx): one matrix product gives every
+    /// input pixel's contribution to every output channel and kernel offset.
+    fn operands(&self, li: usize, h: &[f32]) -> (Mat<f32>, MatRef<'_, f32>) {
+        let l = self.layers[li];
+        let area = self.sides[li] * self.sides[li];
+        let n = h.len() / (l.cin * area);
+        let x = Mat::from_fn(n * area, l.cin, |r, i| h[((r / area) * l.cin + i) * area + r % area]);
+        let w = MatRef::from_row_major_slice(&self.params[2 * li], l.cin, l.cout * l.k * l.k);
+        (x, w)
+    }
+
+    /// Calls f(row, column, output index) for every (input pixel, kernel tap) pair of layer l
+    /// that lands inside the output: row = (image, iy, ix), column = (o, ky, kx).
+    fn taps(&self, li: usize, n: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let l = self.layers[li];
+        let (si, so) = (self.sides[li], self.sides[li + 1]);
+        for o in 0..l.cout {
+            for ky in 0..l.k {
+                for kx in 0..l.k {
+                    let c = (o * l.k + ky) * l.k + kx;
+                    for iy in 0..si {
+                        let Some(y) = (iy * l.stride + ky).checked_sub(l.pad).filter(|&y| y < so) else { continue };
+                        for ix in 0..si {
+                            let Some(x) = (ix * l.stride + kx).checked_sub(l.pad).filter(|&x| x < so) else { continue };
+                            for img in 0..n {
+                                f((img * si + iy) * si + ix, c, ((img * l.cout + o) * so + y) * so + x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The outputs (n × output_dim, row-major) of n inputs (n × input_dim).
+    pub fn forward(&self, z: &[f32]) -> (Vec<f32>, DeconvCache) {
+        let n = z.len() / self.input_dim();
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut h = z.to_vec();
+        for (li, l) in self.layers.iter().enumerate() {
+            let so = self.sides[li + 1];
+            let (x, w) = self.operands(li, &h);
+            let mut taps = Mat::<f32>::zeros(x.nrows(), w.ncols());
+            matmul(taps.as_mut(), Accum::Replace, x.as_ref(), w, 1.0, Par::Seq);
+            let b = &self.params[2 * li + 1];
+            let mut out: Vec<f32> = (0..n * l.cout * so * so).map(|at| b[(at / (so * so)) % l.cout]).collect();
+            self.taps(li, n, |r, c, at| out[at] += taps[(r, c)]);
+            inputs.push(std::mem::replace(&mut h, out));
+        }
+        (h, DeconvCache { inputs })
+    }
+
+    /// Parameter gradients (layout of `params`) and dL/dz from dL/d(outputs).
+    pub fn backward(&self, cache: &DeconvCache, d_out: &[f32]) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let mut grads: Vec<Vec<f32>> = self.params.iter().map(|p| vec![0f32; p.len()]).collect();
+        let mut g = d_out.to_vec();
+        for (li, l) in self.layers.iter().enumerate().rev() {
+            let (si, so) = (self.sides[li], self.sides[li + 1]);
+            let (x, w) = self.operands(li, &cache.inputs[li]);
+            let n = x.nrows() / (si * si);
+            for (at, d) in g.iter().enumerate() {
+                grads[2 * li + 1][(at / (so * so)) % l.cout] += d;
+            }
+            let mut d_taps = Mat::<f32>::zeros(x.nrows(), w.ncols());
+            self.taps(li, n, |r, c, at| d_taps[(r, c)] = g[at]);
+            let mut dw = Mat::<f32>::zeros(l.cin, w.ncols());
+            matmul(dw.as_mut(), Accum::Replace, x.transpose(), d_taps.as_ref(), 1.0, Par::Seq);
+            for (i, row) in grads[2 * li].chunks_mut(w.ncols()).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v += dw[(i, c)];
+                }
+            }
+            let mut dx = Mat::<f32>::zeros(x.nrows(), l.cin);
+            matmul(dx.as_mut(), Accum::Replace, d_taps.as_ref(), w.transpose(), 1.0, Par::Seq);
+            let area = si * si;
+            g = (0..n * l.cin * area).map(|at| dx[((at / (l.cin * area)) * area + at % area, (at / area) % l.cin)]).collect();
+        }
+        (grads, g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mnist_stack_grows_1_to_28_pixels() {
+        let d = Deconv::mnist(32, 0);
+        assert_eq!(d.sides, vec![1, 4, 7, 14, 28]);
+        assert_eq!((d.input_dim(), d.output_dim()), (32, 784));
+    }
+
+    #[test]
+    fn a_transposed_convolution_matches_a_hand_computed_case() {
+        // One 2×2 input channel, kernel 2×2 of ones, stride 2: each input pixel paints its own
+        // 2×2 block of the 4×4 output (plus the bias 0.5).
+        let mut d = Deconv::new(vec![ConvT { cin: 1, cout: 1, k: 2, stride: 2, pad: 0 }], 2, 0);
+        d.params = vec![vec![1.0; 4], vec![0.5]];
+        let (out, _) = d.forward(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(out, vec![1.5, 1.5, 2.5, 2.5, 1.5, 1.5, 2.5, 2.5, 3.5, 3.5, 4.5, 4.5, 3.5, 3.5, 4.5, 4.5]);
+    }
+
+    /// The definition, one output pixel at a time: out[o, y, x] += in[i, iy, ix]·w[i, o, ky, kx].
+    fn naive_forward(d: &Deconv, z: &[f32]) -> Vec<f32> {
+        let mut h = z.to_vec();
+        for (li, l) in d.layers.iter().enumerate() {
+            let (si, so) = (d.sides[li], d.sides[li + 1]);
+            let n = h.len() / (l.cin * si * si);
+            let (w, b) = (&d.params[2 * li], &d.params[2 * li + 1]);
+            let mut out = vec![0f32; n * l.cout * so * so];
+            for img in 0..n {
+                for o in 0..l.cout {
+                    for y in 0..so {
+                        for x in 0..so {
+                            let mut acc = b[o];
+                            for i in 0..l.cin {
+                                for (iy, ky) in (0..si).flat_map(|iy| (0..l.k).map(move |ky| (iy, ky))) {
+                                    for (ix, kx) in (0..si).flat_map(|ix| (0..l.k).map(move |kx| (ix, kx))) {
+                                        if iy * l.stride + ky == y + l.pad && ix * l.stride + kx == x + l.pad {
+                                            acc += h[((img * l.cin + i) * si + iy) * si + ix] * w[((i * l.cout + o) * l.k + ky) * l.k + kx];
+                                        }
+                                    }
+                                }
+                            }
+                            out[((img * l.cout + o) * so + y) * so + x] = acc;
+                        }
+                    }
+                }
+            }
+            h = out;
+        }
+        h
+    }
+
+    #[test]
+    fn the_matrix_form_matches_the_definition() {
+        let d = Deconv::new(vec![ConvT { cin: 3, cout: 4, k: 4, stride: 1, pad: 0 }, ConvT { cin: 4, cout: 3, k: 3, stride: 2, pad: 1 }, ConvT { cin: 3, cout: 2, k: 4, stride: 2, pad: 1 }], 1, 9);
+        let z: Vec<f32> = (0..3 * 3).map(|i| ((i as f32) * 1.3).sin()).collect();
+        let (fast, slow) = (d.forward(&z).0, naive_forward(&d, &z));
+        assert_eq!(fast.len(), slow.len());
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let d = Deconv::new(vec![ConvT { cin: 3, cout: 4, k: 4, stride: 1, pad: 0 }, ConvT { cin: 4, cout: 2, k: 3, stride: 2, pad: 1 }], 1, 5);
+        let z: Vec<f32> = (0..2 * 3).map(|i| ((i as f32) * 0.9).sin()).collect();
+        let (out, cache) = d.forward(&z);
+        let weights: Vec<f32> = (0..out.len()).map(|i| ((i as f32) * 0.37).cos()).collect();
+        let loss = |d: &Deconv, z: &[f32]| -> f64 { d.forward(z).0.iter().zip(&weights).map(|(a, b)| (a * b) as f64).sum() };
+        let (grads, dz) = d.backward(&cache, &weights);
+        let h = 1e-2f32;
+        for (t, g) in grads.iter().enumerate() {
+            for i in [0, g.len() / 3, g.len() - 1] {
+                let (mut up, mut down) = (d.clone(), d.clone());
+                up.params[t][i] += h;
+                down.params[t][i] -= h;
+                let fd = (loss(&up, &z) - loss(&down, &z)) / (2.0 * h as f64);
+                assert!((fd - g[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "tensor {t} entry {i}: {} vs {fd}", g[i]);
+            }
+        }
+        for i in 0..z.len() {
+            let (mut up, mut down) = (z.clone(), z.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (loss(&d, &up) - loss(&d, &down)) / (2.0 * h as f64);
+            assert!((fd - dz[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "z {i}: {} vs {fd}", dz[i]);
+        }
+    }
+}
