@@ -296,6 +296,19 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     // A reader of MLPs cannot read INRs.
     let o = glassbox(&["probe", "eval", s(&reader), s(&zoo)]);
     assert!(!o.status.success() && text(&o).contains("reads 'mlp' models"), "{}", text(&o));
+
+    // A CNN accuracy zoo: 28×28 image probes, ProbeGen through transposed convolutions.
+    let cnn = dir.path().join("cnn");
+    let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "mnist-cnn-acc", "--count", "20", "--out", s(&cnn)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["zoo", "info", s(&cnn)]);
+    assert!(text(&o).contains("20 models of family 'cnn', 1338 parameters"), "{}", text(&o));
+    for method in ["real", "probegen"] {
+        let o = glassbox(&["--quiet", "--data", &data, "probe", "train", s(&cnn), "--method", method, "--probes", "4", "--epochs", "1", "--out", s(&dir.path().join(method))]);
+        assert!(o.status.success() && text(&o).contains("test kendall_tau at the best validation epoch"), "{method}: {}", text(&o));
+    }
+    let o = glassbox(&["--quiet", "probe", "train", s(&cnn), "--method", "nonlinear", "--out", s(&dir.path().join("nl"))]);
+    assert!(!o.status.success() && text(&o).contains("--method nonlinear has a fully-connected generator"), "{}", text(&o));
 }
 
 #[test]

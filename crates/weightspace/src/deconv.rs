@@ -52,11 +52,14 @@ impl Deconv {
         Deconv { layers, sides, params }
     }
 
-    /// For 28×28 probes: 32×1×1 → 64×4×4 (k4, s1) → 32×7×7 (k3, s2, p1) → 16×14×14 (k4, s2,
-    /// p1) → 1×28×28 (k4, s2, p1); spec 2.3's deep_linear stack resized for MNIST.
+    /// For 28×28 probes, spec 2.3's deep_linear_5 pattern resized from 32 to 28 pixels: 32×1×1
+    /// → 64×4×4 (k4, s1) → 32×7×7 (k3, s2, p1) → 16×14×14 (k4, s2, p1) → 16×28×28 (k4, s2,
+    /// p1) → 1×28×28 (k3, s1, p1). The k3 stage from 4×4 to 7×7 replaces the spec's k4 one
+    /// from 4×4 to 8×8, and the widths are halved (64, 32, 16 instead of 128, 64, 32) for
+    /// these 8-channel targets.
     pub fn mnist(latent: usize, seed: u64) -> Deconv {
         let l = |cin, cout, k, stride, pad| ConvT { cin, cout, k, stride, pad };
-        Deconv::new(vec![l(latent, 64, 4, 1, 0), l(64, 32, 3, 2, 1), l(32, 16, 4, 2, 1), l(16, 1, 4, 2, 1)], 1, seed)
+        Deconv::new(vec![l(latent, 64, 4, 1, 0), l(64, 32, 3, 2, 1), l(32, 16, 4, 2, 1), l(16, 16, 4, 2, 1), l(16, 1, 3, 1, 1)], 1, seed)
     }
 
     pub fn input_dim(&self) -> usize {
@@ -161,7 +164,7 @@ mod tests {
     #[test]
     fn the_mnist_stack_grows_1_to_28_pixels() {
         let d = Deconv::mnist(32, 0);
-        assert_eq!(d.sides, vec![1, 4, 7, 14, 28]);
+        assert_eq!(d.sides, vec![1, 4, 7, 14, 28, 28]);
         assert_eq!((d.input_dim(), d.output_dim()), (32, 784));
     }
 

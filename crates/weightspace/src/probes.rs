@@ -196,8 +196,11 @@ impl Probes {
                         Generator::Dense(g)
                     }
                     GeneratorShape::Deconv28 => {
-                        if kind == ProbeKind::Nonlinear || dim != 784 {
-                            return Err(Error::invalid("the transposed-convolution generator is linear and makes 28×28 probes"));
+                        if kind == ProbeKind::Nonlinear {
+                            return Err(Error::invalid("--method nonlinear has a fully-connected generator; CNN zoos take 28×28 image probes from the transposed-convolution generator (probegen) only"));
+                        }
+                        if dim != 784 {
+                            return Err(Error::invalid(format!("the transposed-convolution generator makes 28×28 probes (784 values), not {dim}")));
                         }
                         Generator::Deconv(Deconv::mnist(LATENT, seed ^ 0x6E4))
                     }
@@ -328,12 +331,13 @@ mod tests {
             (ProbeKind::ProbeGen, ProbeSpace::image(5)),
             (ProbeKind::Nonlinear, ProbeSpace::image(5)),
             (ProbeKind::Vanilla, ProbeSpace::image(5)),
+            (ProbeKind::ProbeGen, ProbeSpace::image28()),
         ] {
             let mut probes = Probes::new(
                 kind,
                 3,
                 &ProbeSpace {
-                    generator: if space.dim == 2 {
+                    generator: if space.dim == 2 || space.generator == GeneratorShape::Deconv28 {
                         space.generator.clone()
                     } else {
                         GeneratorShape::Dense(vec![LATENT, 6, 7, 5])

@@ -9,7 +9,7 @@ use crate::kendall::tau_b;
 use glassbox_zoo::dense::{cross_entropy, squared_error, Mlp};
 use crate::probes::{ProbeKind, ProbeSpace, Probes};
 use crate::targets::Targets;
-use crate::Result;
+use crate::{Error, Result};
 use faer::Mat;
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
 use glassbox_core::train::schedule::{Schedule, ScheduleKind};
@@ -176,6 +176,9 @@ pub fn train_reader<T: Targets>(
     cfg: &ReaderConfig,
 ) -> Result<(ReaderResult, Reader)> {
     let start = std::time::Instant::now();
+    if space.dim != targets.input_dim() {
+        return Err(Error::invalid(format!("probes of {} values cannot be fed to models that take {} inputs", space.dim, targets.input_dim())));
+    }
     let mut probes = Probes::new(cfg.kind, cfg.n_probes, space, given, cfg.seed ^ 0x9E37)?;
     let mut head = Mlp::head(
         probes.n * targets.output_dim(),

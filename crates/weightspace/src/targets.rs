@@ -164,8 +164,13 @@ impl<'a> ZooTargets<'a> {
                 }))
             }
             "cnn" => {
-                let side = zoo.spec.generation.get("side").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-                let net = Cnn::from_tensors(&zoo.spec.tensors, side).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} with image side {side} are not a glassbox zoo CNN's", zoo.spec.tensors)))?;
+                let g = &zoo.spec.generation;
+                let int = |key: &str| g.get(key).and_then(|v| v.as_u64());
+                // Readers probe with 28×28 images, and the network is run with 3×3 kernels, stride 2, padding 1.
+                if (int("side"), int("kernel"), int("stride"), int("padding")) != (Some(28), Some(3), Some(2), Some(1)) {
+                    return Err(Error::format(zoo.dir.join("zoo.json"), format!("CNN readers need side 28, kernel 3, stride 2 and padding 1 in 'generation'; it records side {:?}, kernel {:?}, stride {:?}, padding {:?}", int("side"), int("kernel"), int("stride"), int("padding"))));
+                }
+                let net = Cnn::from_tensors(&zoo.spec.tensors, 28).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} are not a glassbox zoo CNN's (convs.l.weight/bias chaining from one channel into head.weight/bias)", zoo.spec.tensors)))?;
                 Ok(ZooTargets::Cnn(CnnTargets { net, params: &zoo.params, activations: activations(zoo)? }))
             }
             other => Err(Error::format(

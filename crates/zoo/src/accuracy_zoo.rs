@@ -34,7 +34,7 @@ pub struct Hyper {
 }
 
 /// Where recipes are drawn from: log10 ranges for the continuous settings, lists for the rest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HyperSpace {
     pub log_lr: (f64, f64),
     pub log_init: (f64, f64),
@@ -95,7 +95,7 @@ impl Classifier for Mlp {
         "mlp"
     }
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "dims": self.dims })
+        serde_json::json!({ "dims": self.dims, "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]; spec/probegen.md 6 R2" })
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         Mlp::tensors(self)
@@ -126,7 +126,10 @@ impl Classifier for Cnn {
         "cnn"
     }
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "side": self.side, "channels": self.channels, "classes": self.classes, "kernel": 3, "stride": 2, "padding": 1 })
+        serde_json::json!({
+            "side": self.side, "channels": self.channels, "classes": self.classes, "kernel": 3, "stride": 2, "padding": 1,
+            "architecture": "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]; spec/probegen.md 2.7 and 6 R3",
+        })
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         Cnn::tensors(self)
@@ -246,11 +249,15 @@ impl<N: Classifier> Recipe for AccuracyZoo<N> {
     fn spec(&self) -> ZooSpec {
         let mut generation = serde_json::json!({
             "preset": self.preset, "seed": self.seed,
-            "architecture": format!("{} with ReLU or tanh after each hidden layer (labels' 'activation'), inputs in [-1, 1]; spec/probegen.md 6 R2/R3", self.net.family().to_uppercase()),
             "train_images": self.train.1.len(), "test_images": self.test.1.len(),
         });
         if let (Some(g), serde_json::Value::Object(extra)) = (generation.as_object_mut(), self.net.describe()) {
             g.extend(extra);
+            // The recipe ranges, so a build never resumes a zoo sampled from other ranges. R2's
+            // zoos predate this key and keep their zoo.json as it was.
+            if self.space != HyperSpace::r2() {
+                g.insert("hyper_space".into(), serde_json::to_value(&self.space).expect("plain numbers"));
+            }
         }
         ZooSpec {
             family: self.net.family().into(),
@@ -341,4 +348,34 @@ pub fn mnist_cnn_acc(mnist: &glassbox_core::data::Split, count: usize, seed: u64
         shard_size: 250,
         seed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zoo<N: Classifier>(preset: &str, net: N, space: HyperSpace) -> AccuracyZoo<N> {
+        let d = net.input_dim();
+        AccuracyZoo { preset: preset.into(), net, space, train: (vec![0.0; 3 * d], vec![0; 3]), test: (vec![0.0; 2 * d], vec![0; 2]), count: 20, splits: random_split(20, 0.1, 0.3, 0), shard_size: 10, seed: 0 }
+    }
+
+    #[test]
+    fn digits_mlp_zoos_keep_the_generation_they_were_built_with() {
+        // Byte for byte what zoo.json held before the CNN zoos: existing zoos still resume.
+        let z = zoo("digits-mlp-acc", Mlp { dims: vec![64, 16, 16, 10] }, HyperSpace::r2());
+        let expected = serde_json::json!({
+            "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]; spec/probegen.md 6 R2",
+            "dims": [64, 16, 16, 10], "preset": "digits-mlp-acc", "seed": 0, "test_images": 2, "train_images": 3,
+        });
+        assert_eq!(z.spec().generation, expected);
+    }
+
+    #[test]
+    fn cnn_zoos_record_their_layout_and_recipe_ranges() {
+        let z = zoo("mnist-cnn-acc", Cnn::mnist(), HyperSpace::cnn());
+        let g = z.spec().generation;
+        assert_eq!((g["side"].as_u64(), g["stride"].as_u64(), g["padding"].as_u64()), (Some(28), Some(2), Some(1)));
+        assert_eq!(g["hyper_space"]["steps"], serde_json::json!([50, 100, 200, 400, 800]));
+        assert_eq!(g["hyper_space"]["log_lr"], serde_json::json!([-3.0, -1.0]));
+    }
 }

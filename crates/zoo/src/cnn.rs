@@ -64,7 +64,8 @@ impl Cnn {
         let classes = *tensors.last()?.1.first()?;
         let net = Cnn { side, channels, classes };
         // Grey images only: layer 0 reads its input as one channel.
-        (net.channels[0] == 1 && side > 0 && net.tensors() == tensors).then_some(net)
+        let sizes_ok = convs >= 1 && classes > 0 && net.channels.iter().all(|&c| c > 0);
+        (sizes_ok && net.channels[0] == 1 && side > 0 && net.tensors() == tensors).then_some(net)
     }
 
     pub fn n_params(&self) -> usize {
@@ -252,6 +253,63 @@ mod tests {
         assert_eq!((net.side_at(1), net.side_at(2), net.side_at(3)), (14, 7, 4));
         assert_eq!(net.n_params(), 8 * 9 + 8 + 2 * (8 * 8 * 9 + 8) + 10 * 8 + 10);
         assert_eq!(Cnn::from_tensors(&net.tensors(), 28), Some(net));
+    }
+
+    #[test]
+    fn rejects_layouts_it_cannot_run() {
+        let head_only = vec![("head.weight".to_string(), vec![10, 1]), ("head.bias".to_string(), vec![10])];
+        assert_eq!(Cnn::from_tensors(&head_only, 28), None);
+        let zero = Cnn { side: 28, channels: vec![1, 0, 8], classes: 10 };
+        assert_eq!(Cnn::from_tensors(&zero.tensors(), 28), None);
+        assert_eq!(Cnn::from_tensors(&Cnn::mnist().tensors(), 0), None);
+    }
+
+    /// PyTorch's Conv2d by its definition (cross-correlation, zero padding), then the average
+    /// pool and the head, one image at a time in [channel, y, x] layout.
+    fn naive_logits(net: &Cnn, p: &[f32], act: Activation, image: &[f32]) -> Vec<f32> {
+        let mut h = image.to_vec();
+        for l in 0..net.convs() {
+            let (ci, co, si, so) = (net.channels[l], net.channels[l + 1], net.side_at(l), net.side_at(l + 1));
+            let (wo, bo) = net.offsets(l);
+            let mut out = vec![0f32; co * so * so];
+            for o in 0..co {
+                for y in 0..so {
+                    for x in 0..so {
+                        let mut acc = p[bo + o];
+                        for i in 0..ci {
+                            for ky in 0..K {
+                                for kx in 0..K {
+                                    let (iy, ix) = ((y * STRIDE + ky) as isize - PAD as isize, (x * STRIDE + kx) as isize - PAD as isize);
+                                    if (0..si as isize).contains(&iy) && (0..si as isize).contains(&ix) {
+                                        acc += p[wo + ((o * ci + i) * K + ky) * K + kx] * h[(i * si + iy as usize) * si + ix as usize];
+                                    }
+                                }
+                            }
+                        }
+                        out[(o * so + y) * so + x] = act.apply(acc);
+                    }
+                }
+            }
+            h = out;
+        }
+        let (c, s) = (net.channels[net.convs()], net.side_at(net.convs()));
+        let pooled: Vec<f32> = (0..c).map(|ch| h[ch * s * s..][..s * s].iter().sum::<f32>() / (s * s) as f32).collect();
+        let (wo, bo) = net.offsets(net.convs());
+        (0..net.classes).map(|k| p[bo + k] + (0..c).map(|ch| p[wo + k * c + ch] * pooled[ch]).sum::<f32>()).collect()
+    }
+
+    #[test]
+    fn the_forward_pass_matches_the_definition() {
+        let net = Cnn { side: 9, channels: vec![1, 3, 4, 2], classes: 5 };
+        let p: Vec<f32> = (0..net.n_params()).map(|i| ((i as f32) * 0.53).sin() * 0.6).collect();
+        let x: Vec<f32> = (0..3 * 81).map(|i| ((i as f32) * 0.29).cos()).collect();
+        for act in [Activation::Tanh, Activation::Relu] {
+            let (fast, _) = net.forward(&p, act, &x);
+            let slow: Vec<f32> = x.chunks(81).flat_map(|image| naive_logits(&net, &p, act, image)).collect();
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-5, "{act:?}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

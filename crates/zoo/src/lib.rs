@@ -1,5 +1,5 @@
 //! glassbox-zoo: model zoos — many small trained networks stored together with the properties
-//! to predict — built from presets (spec/probegen.md: INR zoos, trained-MLP accuracy zoos) in
+//! to predict — built from presets (spec/probegen.md: INR zoos, accuracy zoos of trained MLPs and CNNs; spec/probex.md: model trees) in
 //! shards that resume.
 
 pub mod accuracy_zoo;

@@ -140,8 +140,8 @@ fn task_of(zoo: &Zoo, key: &str, kind: TaskKind) -> Result<Task> {
     }
 }
 
-/// The fixed inputs of grid and real probes: the INR image grid, or the training digits of a
-/// digits-mlp-acc zoo.
+/// The fixed inputs of grid and real probes: the INR image grid, or the training images of a
+/// digits-mlp-acc or mnist-cnn-acc zoo.
 fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
     let generation = &zoo.spec.generation;
     match (method, zoo.spec.family.as_str()) {

@@ -4,14 +4,12 @@
 //! Kendall's τ-b on the test models; thresholds B1-B3 on the mean over seeds (each seed: its own
 //! 60/10/30 model split and reader init; the zoo is built once and reused from the run folder).
 
+use super::accuracy::{accuracy_spread, read_accuracy_zoo};
 use super::{Check, ExperimentOptions, Outcome};
 use crate::probes::{ProbeKind, ProbeSpace};
-use crate::reader::{train_reader, ReaderConfig, Task};
-use crate::statnn::train_statnn;
-use crate::targets::ZooTargets;
-use crate::{Error, Result};
+use crate::Result;
 use glassbox_core::data::digits::load_digits;
-use glassbox_zoo::build::{build, random_split, ShardJob};
+use glassbox_zoo::build::{build, ShardJob};
 use glassbox_zoo::accuracy_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
 use std::time::Instant;
@@ -37,67 +35,14 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let report = build(&zoo_dir, &recipe, ShardJob::ALL, |_, _| {})?;
     let build_seconds = t.elapsed().as_secs_f64();
     let zoo = store::load(&zoo_dir)?;
-    let accuracy = zoo.measured("test_accuracy")?.to_vec();
-    let targets = ZooTargets::of(&zoo)?;
-    let task = Task::Regression {
-        values: accuracy.clone(),
-    };
-    // Real-image probes: the first training digits the zoo's models were trained on, in [−1, 1].
-    let real = &recipe.train.0;
-    let tensors = zoo.spec.tensor_sizes();
     let mut rows = Vec::new();
-    let mut results = vec![Vec::new(); READERS.len()];
-    let mut statnn = Vec::new();
-    for &seed in &opts.seeds {
-        let splits = random_split(zoo.params.len(), 0.1, 0.3, seed);
-        for (r, &kind) in READERS.iter().enumerate() {
-            let (res, _) = train_reader(
-                &targets,
-                &task,
-                &splits,
-                &ProbeSpace::image(64),
-                real,
-                &ReaderConfig::new(kind, PROBES, EPOCHS, seed),
-            )?;
-            if opts.progress {
-                eprintln!(
-                    "seed {seed}: {} P={PROBES}: test τ {:.3} (best val epoch {}), {:.1} s",
-                    res.method, res.test_at_best_val, res.best_epoch, res.seconds
-                );
-            }
-            results[r].push(res.test_at_best_val);
-            rows.push(serde_json::json!({ "seed": seed, "reader": res }));
-        }
-        let s = train_statnn(&zoo.params, &tensors, &task, &splits, EPOCHS, seed);
-        if opts.progress {
-            eprintln!(
-                "seed {seed}: statnn: test τ {:.3} (best val epoch {})",
-                s.test_at_best_val, s.best_epoch
-            );
-        }
-        statnn.push(s.test_at_best_val);
-        rows.push(
-            serde_json::json!({ "seed": seed, "statnn_test_tau_at_best_val": s.test_at_best_val }),
-        );
-    }
-    if statnn.is_empty() {
-        return Err(Error::invalid(
-            "the digits-MLP experiment needs at least one seed",
-        ));
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let m: Vec<f64> = results.iter().map(|v| mean(v)).collect();
+    // Real-image probes: the first training digits the zoo's models were trained on, in [−1, 1].
+    let means = read_accuracy_zoo(opts, &zoo, &ProbeSpace::image(64), &recipe.train.0, &READERS, PROBES, EPOCHS, &mut rows)?;
+    let m = &means.readers;
     let (uniform, vanilla, nonlinear, probegen, real) = (m[0], m[1], m[2], m[3], m[4]);
-    let s = mean(&statnn);
-    let mut sorted = accuracy.clone();
-    sorted.sort_by(f32::total_cmp);
-    let spread = format!(
-        "test accuracy min {:.2}, median {:.2}, max {:.2}",
-        sorted[0],
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() - 1]
-    );
-    let mut checks = vec![Check::new("zoo", sorted[sorted.len() - 1] - sorted[0] > 0.5, format!("{} MLPs, {spread} (spec: 0.06 / 0.61 / 0.96); built in {build_seconds:.1} s ({} shards written, {} reused)", zoo.params.len(), report.shards_written, report.shards_skipped))];
+    let s = means.statnn;
+    let (spread, range) = accuracy_spread(&zoo)?;
+    let mut checks = vec![Check::new("zoo", range > 0.5, format!("{} MLPs, {spread} (spec: 0.06 / 0.61 / 0.96); built in {build_seconds:.1} s ({} shards written, {} reused)", zoo.params.len(), report.shards_written, report.shards_skipped))];
     let probing_min = m[..4].iter().copied().fold(f64::INFINITY, f64::min);
     checks.push(Check::new("B1", probegen >= vanilla + 0.015 && probegen >= nonlinear && probing_min > s, format!("ProbeGen τ {probegen:.3} >= vanilla {vanilla:.3} + 0.015 and >= non-linear generator {nonlinear:.3}; every probing τ (lowest {probing_min:.3}) > StatNN {s:.3}")));
     checks.push(Check::new(
@@ -110,9 +55,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
         real >= probegen,
         format!("real-image probes {real:.3} >= ProbeGen {probegen:.3}"),
     ));
-    let bars: Vec<(String, f64)> = READERS.iter().map(|k| k.name().to_string()).zip(m.iter().copied()).chain([("statnn".to_string(), s)]).collect();
-    rows.push(serde_json::json!({ "methods": { "metric": "test Kendall tau", "bars": bars } }));
-    rows.push(serde_json::json!({ "mean_test_tau": READERS.iter().zip(&m).map(|(k, v)| serde_json::json!({ "reader": k.name(), "tau": v })).collect::<Vec<_>>(), "statnn_tau": s }));
+    rows.push(serde_json::json!({ "mean_test_tau": READERS.iter().zip(m).map(|(k, v)| serde_json::json!({ "reader": k.name(), "tau": v })).collect::<Vec<_>>(), "statnn_tau": s }));
     Ok(Outcome {
         name: "ProbeGen R2: digits-MLP accuracy zoo".into(),
         rows,
