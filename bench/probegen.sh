@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Zoo-building and reader-training benchmarks (issue 6): glassbox against the PyTorch references
 # bench/inr_fit.py (INR fits, torch.compile over stacked models) and bench/probegen_epoch.py
-# (one ProbeGen / vanilla reader epoch), at 1 and 2 threads, alternating implementations, three
+# (one ProbeGen / vanilla reader epoch, on INRs and on mnist-cnn-acc CNNs), at 1 and 2 threads, alternating implementations, three
 # repetitions; prints medians and ratios. Needs $PYTHON with torch and numpy (bench/README.md)
 # and the data folder in $GLASSBOX_DATA. Run it on a quiet machine (check `uptime`).
 set -euo pipefail
@@ -24,6 +24,8 @@ for rep in 1 2 3; do
     for kind in probegen vanilla; do
       "$BIN/probegen_epoch_bench" 1257 64 "$threads" "$kind" >> "$OUT"
       "$PYTHON" bench/probegen_epoch.py 1257 64 "$threads" "$kind" >> "$OUT"
+      "$BIN/probegen_epoch_bench" 1200 32 "$threads" "$kind" cnn >> "$OUT"
+      "$PYTHON" bench/probegen_epoch.py 1200 32 "$threads" "$kind" cnn >> "$OUT"
     done
   done
 done
@@ -39,8 +41,9 @@ for side in (8, 28):
     for t in (1, 2):
         g, p = med("inr_fit", "glassbox", "per_s", side=side, threads=t), med("inr_fit", "torch", "per_s", side=side, threads=t)
         print(f"| INR fit {side}x{side}, 100 steps (INRs/s) | {t} | {g:.1f} | {p:.1f} | {g / p:.2f}x |")
-for kind in ("probegen", "vanilla"):
-    for t in (1, 2):
-        g, p = med("probegen_epoch", "glassbox", "seconds_per_epoch", kind=kind, threads=t), med("probegen_epoch", "torch", "seconds_per_epoch", kind=kind, threads=t)
-        print(f"| {kind} epoch, 1257 INRs, P = 64 (s) | {t} | {g:.4f} | {p:.4f} | {p / g:.2f}x |")
+for family, what in (("inr", "1257 INRs, P = 64"), ("cnn", "1200 CNNs, P = 32")):
+    for kind in ("probegen", "vanilla"):
+        for t in (1, 2):
+            g, p = (med("probegen_epoch", impl, "seconds_per_epoch", family=family, kind=kind, threads=t) for impl in ("glassbox", "torch"))
+            print(f"| {kind} epoch, {what} (s) | {t} | {g:.4f} | {p:.4f} | {p / g:.2f}x |")
 PY

@@ -309,6 +309,16 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     }
     let o = glassbox(&["--quiet", "probe", "train", s(&cnn), "--method", "nonlinear", "--out", s(&dir.path().join("nl"))]);
     assert!(!o.status.success() && text(&o).contains("--method nonlinear has a fully-connected generator"), "{}", text(&o));
+    let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "mnist-cnn-acc", "--count", "5", "--out", s(&dir.path().join("tiny"))]);
+    assert!(!o.status.success() && text(&o).contains("--count must be at least 10"), "{}", text(&o));
+    // Exported as standalone checkpoints and imported back, the CNNs are a CNN zoo again.
+    let (ckpts, back) = (dir.path().join("cnn-ckpts"), dir.path().join("cnn-back"));
+    assert!(glassbox(&["zoo", "export", s(&cnn), "--out", s(&ckpts)]).status.success());
+    let o = glassbox(&["zoo", "import", s(&ckpts), "--target", "test_accuracy", "--out", s(&back)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&glassbox(&["zoo", "info", s(&back)])).contains("20 models of family 'cnn'"));
+    let o = glassbox(&["--quiet", "probe", "train", s(&back), "--probes", "4", "--epochs", "1", "--out", s(&dir.path().join("back-reader"))]);
+    assert!(o.status.success() && text(&o).contains("test kendall_tau"), "{}", text(&o));
 }
 
 #[test]

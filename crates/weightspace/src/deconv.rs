@@ -82,29 +82,46 @@ impl Deconv {
         let l = self.layers[li];
         let area = self.sides[li] * self.sides[li];
         let n = h.len() / (l.cin * area);
-        let x = Mat::from_fn(n * area, l.cin, |r, i| h[((r / area) * l.cin + i) * area + r % area]);
+        let mut x = Mat::<f32>::zeros(n * area, l.cin);
+        for i in 0..l.cin {
+            let col = x.col_as_slice_mut(i);
+            for img in 0..n {
+                col[img * area..][..area].copy_from_slice(&h[(img * l.cin + i) * area..][..area]);
+            }
+        }
         let w = MatRef::from_row_major_slice(&self.params[2 * li], l.cin, l.cout * l.k * l.k);
         (x, w)
     }
 
-    /// Calls f(row, column, output index) for every (input pixel, kernel tap) pair of layer l
-    /// that lands inside the output: row = (image, iy, ix), column = (o, ky, kx).
-    fn taps(&self, li: usize, n: usize, mut f: impl FnMut(usize, usize, usize)) {
+    /// Per kernel tap ky·k + kx of layer l: the (input pixel, output pixel) pairs, row-major
+    /// within one image, where y = iy·s − p + ky and x = ix·s − p + kx land inside the output.
+    fn tap_pairs(&self, li: usize) -> Vec<Vec<(u32, u32)>> {
         let l = self.layers[li];
         let (si, so) = (self.sides[li], self.sides[li + 1]);
-        for o in 0..l.cout {
-            for ky in 0..l.k {
-                for kx in 0..l.k {
-                    let c = (o * l.k + ky) * l.k + kx;
-                    for iy in 0..si {
-                        let Some(y) = (iy * l.stride + ky).checked_sub(l.pad).filter(|&y| y < so) else { continue };
-                        for ix in 0..si {
-                            let Some(x) = (ix * l.stride + kx).checked_sub(l.pad).filter(|&x| x < so) else { continue };
-                            for img in 0..n {
-                                f((img * si + iy) * si + ix, c, ((img * l.cout + o) * so + y) * so + x);
-                            }
-                        }
-                    }
+        let inside = |i: usize, k: usize| (i * l.stride + k).checked_sub(l.pad).filter(|&v| v < so);
+        (0..l.k * l.k)
+            .map(|tap| {
+                (0..si * si)
+                    .filter_map(|at| {
+                        let (y, x) = (inside(at / si, tap / l.k)?, inside(at % si, tap % l.k)?);
+                        Some((at as u32, (y * so + x) as u32))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Calls f(column of taps for one image, output plane, pairs) for every image, output
+    /// channel o and kernel tap: the tap matrix's column (o, ky, kx) holds, for rows (image, iy,
+    /// ix), what input pixel (iy, ix) sends to output plane o at the pairs' positions.
+    fn for_each_tap(&self, li: usize, n: usize, mut f: impl FnMut(usize, usize, usize, &[(u32, u32)])) {
+        let l = self.layers[li];
+        let (si2, so2) = (self.sides[li] * self.sides[li], self.sides[li + 1] * self.sides[li + 1]);
+        let pairs = self.tap_pairs(li);
+        for img in 0..n {
+            for o in 0..l.cout {
+                for (tap, pairs) in pairs.iter().enumerate() {
+                    f(o * l.k * l.k + tap, img * si2, (img * l.cout + o) * so2, pairs);
                 }
             }
         }
@@ -116,13 +133,20 @@ impl Deconv {
         let mut inputs = Vec::with_capacity(self.layers.len());
         let mut h = z.to_vec();
         for (li, l) in self.layers.iter().enumerate() {
-            let so = self.sides[li + 1];
+            let so2 = self.sides[li + 1] * self.sides[li + 1];
             let (x, w) = self.operands(li, &h);
             let mut taps = Mat::<f32>::zeros(x.nrows(), w.ncols());
             matmul(taps.as_mut(), Accum::Replace, x.as_ref(), w, 1.0, Par::Seq);
-            let b = &self.params[2 * li + 1];
-            let mut out: Vec<f32> = (0..n * l.cout * so * so).map(|at| b[(at / (so * so)) % l.cout]).collect();
-            self.taps(li, n, |r, c, at| out[at] += taps[(r, c)]);
+            let mut out = vec![0f32; n * l.cout * so2];
+            for (plane, bias) in out.chunks_mut(so2).zip(self.params[2 * li + 1].iter().cycle()) {
+                plane.fill(*bias);
+            }
+            self.for_each_tap(li, n, |c, row, plane, pairs| {
+                let (col, out) = (&taps.col_as_slice(c)[row..], &mut out[plane..]);
+                for &(i, t) in pairs {
+                    out[t as usize] += col[i as usize];
+                }
+            });
             inputs.push(std::mem::replace(&mut h, out));
         }
         (h, DeconvCache { inputs })
@@ -133,14 +157,19 @@ impl Deconv {
         let mut grads: Vec<Vec<f32>> = self.params.iter().map(|p| vec![0f32; p.len()]).collect();
         let mut g = d_out.to_vec();
         for (li, l) in self.layers.iter().enumerate().rev() {
-            let (si, so) = (self.sides[li], self.sides[li + 1]);
+            let (si2, so2) = (self.sides[li] * self.sides[li], self.sides[li + 1] * self.sides[li + 1]);
             let (x, w) = self.operands(li, &cache.inputs[li]);
-            let n = x.nrows() / (si * si);
-            for (at, d) in g.iter().enumerate() {
-                grads[2 * li + 1][(at / (so * so)) % l.cout] += d;
+            let n = x.nrows() / si2;
+            for (plane, o) in g.chunks(so2).zip((0..l.cout).cycle()) {
+                grads[2 * li + 1][o] += plane.iter().sum::<f32>();
             }
             let mut d_taps = Mat::<f32>::zeros(x.nrows(), w.ncols());
-            self.taps(li, n, |r, c, at| d_taps[(r, c)] = g[at]);
+            self.for_each_tap(li, n, |c, row, plane, pairs| {
+                let (col, g) = (&mut d_taps.col_as_slice_mut(c)[row..], &g[plane..]);
+                for &(i, t) in pairs {
+                    col[i as usize] = g[t as usize];
+                }
+            });
             let mut dw = Mat::<f32>::zeros(l.cin, w.ncols());
             matmul(dw.as_mut(), Accum::Replace, x.transpose(), d_taps.as_ref(), 1.0, Par::Seq);
             for (i, row) in grads[2 * li].chunks_mut(w.ncols()).enumerate() {
@@ -150,8 +179,13 @@ impl Deconv {
             }
             let mut dx = Mat::<f32>::zeros(x.nrows(), l.cin);
             matmul(dx.as_mut(), Accum::Replace, d_taps.as_ref(), w.transpose(), 1.0, Par::Seq);
-            let area = si * si;
-            g = (0..n * l.cin * area).map(|at| dx[((at / (l.cin * area)) * area + at % area, (at / area) % l.cin)]).collect();
+            g = vec![0f32; n * l.cin * si2];
+            for i in 0..l.cin {
+                let col = dx.col_as_slice(i);
+                for img in 0..n {
+                    g[(img * l.cin + i) * si2..][..si2].copy_from_slice(&col[img * si2..][..si2]);
+                }
+            }
         }
         (grads, g)
     }

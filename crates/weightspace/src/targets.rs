@@ -4,6 +4,7 @@
 
 use crate::probes::ProbeSpace;
 use crate::{Error, Result};
+use glassbox_zoo::accuracy_zoo::Classifier;
 use glassbox_zoo::cnn::Cnn;
 use glassbox_zoo::inr;
 use glassbox_zoo::mlp::{Activation, Mlp};
@@ -57,15 +58,19 @@ impl Targets for InrTargets<'_> {
     }
 }
 
-/// Dense classifiers (zoo family "mlp"), each with its own activation.
-pub struct MlpTargets<'a> {
-    pub net: Mlp,
+/// The trained classifiers of an accuracy zoo (family "mlp" or "cnn"), each with its own
+/// activation.
+pub struct ClassifierTargets<'a, N: Classifier> {
+    pub net: N,
     pub params: &'a [Vec<f32>],
     pub activations: Vec<Activation>,
 }
 
-impl Targets for MlpTargets<'_> {
-    type Trace = glassbox_zoo::mlp::Trace;
+impl<N: Classifier> Targets for ClassifierTargets<'_, N>
+where
+    N::Trace: Send + Sync,
+{
+    type Trace = N::Trace;
     fn len(&self) -> usize {
         self.params.len()
     }
@@ -79,43 +84,7 @@ impl Targets for MlpTargets<'_> {
         self.net.forward(&self.params[m], self.activations[m], x)
     }
     fn input_grad(&self, m: usize, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32> {
-        self.net
-            .backward(
-                &self.params[m],
-                self.activations[m],
-                x,
-                trace,
-                d_out,
-                None,
-                true,
-            )
-            .expect("input gradient requested")
-    }
-}
-
-/// Small CNNs (zoo family "cnn"), each with its own activation.
-pub struct CnnTargets<'a> {
-    pub net: Cnn,
-    pub params: &'a [Vec<f32>],
-    pub activations: Vec<Activation>,
-}
-
-impl Targets for CnnTargets<'_> {
-    type Trace = glassbox_zoo::cnn::Trace;
-    fn len(&self) -> usize {
-        self.params.len()
-    }
-    fn input_dim(&self) -> usize {
-        self.net.input_dim()
-    }
-    fn output_dim(&self) -> usize {
-        self.net.classes
-    }
-    fn forward(&self, m: usize, x: &[f32]) -> (Vec<f32>, Self::Trace) {
-        self.net.forward(&self.params[m], self.activations[m], x)
-    }
-    fn input_grad(&self, m: usize, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32> {
-        self.net.backward(&self.params[m], self.activations[m], x, trace, d_out, None, true).expect("input gradient requested")
+        self.net.input_grad(&self.params[m], self.activations[m], x, trace, d_out)
     }
 }
 
@@ -130,8 +99,8 @@ fn activations(zoo: &Zoo) -> Result<Vec<Activation>> {
 /// The models of a loaded zoo, whichever family it holds.
 pub enum ZooTargets<'a> {
     Inr(InrTargets<'a>),
-    Mlp(MlpTargets<'a>),
-    Cnn(CnnTargets<'a>),
+    Mlp(ClassifierTargets<'a, Mlp>),
+    Cnn(ClassifierTargets<'a, Cnn>),
 }
 
 pub enum ZooTrace {
@@ -157,7 +126,7 @@ impl<'a> ZooTargets<'a> {
             "mlp" => {
                 let net = Mlp::from_tensors(&zoo.spec.tensors).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} are not an MLP's (layers.i.weight/bias …, head.weight/bias, widths chaining)", zoo.spec.tensors)))?;
                 let activations = activations(zoo)?;
-                Ok(ZooTargets::Mlp(MlpTargets {
+                Ok(ZooTargets::Mlp(ClassifierTargets {
                     net,
                     params: &zoo.params,
                     activations,
@@ -171,7 +140,7 @@ impl<'a> ZooTargets<'a> {
                     return Err(Error::format(zoo.dir.join("zoo.json"), format!("CNN readers need side 28, kernel 3, stride 2 and padding 1 in 'generation'; it records side {:?}, kernel {:?}, stride {:?}, padding {:?}", int("side"), int("kernel"), int("stride"), int("padding"))));
                 }
                 let net = Cnn::from_tensors(&zoo.spec.tensors, 28).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} are not a glassbox zoo CNN's (convs.l.weight/bias chaining from one channel into head.weight/bias)", zoo.spec.tensors)))?;
-                Ok(ZooTargets::Cnn(CnnTargets { net, params: &zoo.params, activations: activations(zoo)? }))
+                Ok(ZooTargets::Cnn(ClassifierTargets { net, params: &zoo.params, activations: activations(zoo)? }))
             }
             other => Err(Error::format(
                 zoo.dir.join("zoo.json"),

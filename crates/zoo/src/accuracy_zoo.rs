@@ -87,6 +87,8 @@ pub trait Classifier: Sync {
     fn forward(&self, p: &[f32], act: Activation, x: &[f32]) -> (Vec<f32>, Self::Trace);
     /// Add the gradient of Σ d_out ⊙ logits with respect to the parameters into `d_params`.
     fn param_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32], d_params: &mut [f32]);
+    /// The gradient of Σ d_out ⊙ logits with respect to the inputs (what a probe reader needs).
+    fn input_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32>;
 }
 
 impl Classifier for Mlp {
@@ -118,6 +120,9 @@ impl Classifier for Mlp {
     fn param_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32], d_params: &mut [f32]) {
         self.backward(p, act, x, trace, d_out, Some(d_params), false);
     }
+    fn input_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32> {
+        self.backward(p, act, x, trace, d_out, None, true).expect("input gradient requested")
+    }
 }
 
 impl Classifier for Cnn {
@@ -127,7 +132,7 @@ impl Classifier for Cnn {
     }
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
-            "side": self.side, "channels": self.channels, "classes": self.classes, "kernel": 3, "stride": 2, "padding": 1,
+            "side": self.side(), "channels": self.channels(), "classes": self.classes(), "kernel": 3, "stride": 2, "padding": 1,
             "architecture": "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]; spec/probegen.md 2.7 and 6 R3",
         })
     }
@@ -141,7 +146,7 @@ impl Classifier for Cnn {
         Cnn::input_dim(self)
     }
     fn output_dim(&self) -> usize {
-        self.classes
+        self.classes()
     }
     fn weights(&self) -> Vec<(std::ops::Range<usize>, usize)> {
         Cnn::weights(self)
@@ -151,6 +156,9 @@ impl Classifier for Cnn {
     }
     fn param_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32], d_params: &mut [f32]) {
         self.backward(p, act, x, trace, d_out, Some(d_params), false);
+    }
+    fn input_grad(&self, p: &[f32], act: Activation, x: &[f32], trace: &Self::Trace, d_out: &[f32]) -> Vec<f32> {
+        self.backward(p, act, x, trace, d_out, None, true).expect("input gradient requested")
     }
 }
 

@@ -4,9 +4,11 @@
 //! one Linear layer. Flat parameters: per convolution `convs.l.weight [out, in, 3, 3]` and
 //! `convs.l.bias [out]`, then `head.weight [classes, c]`, `head.bias [classes]` (PyTorch layouts).
 //! Convolutions are im2col gathers and faer matrix products over the whole batch; activations
-//! are kept channel-last. Grey (one-channel) inputs.
+//! are kept channel-last, one column per channel. Grey (one-channel) inputs. tanh is
+//! [`crate::vmath::tanh`] (within 2 ulp of the exact value, and vectorised).
 
 use crate::mlp::Activation;
+use crate::vmath;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
@@ -14,13 +16,30 @@ const K: usize = 3;
 const STRIDE: usize = 2;
 const PAD: usize = 1;
 
+/// The shape of a CNN, with the index tables its passes use (built once, in [`Cnn::new`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cnn {
-    /// Input height and width (one channel).
-    pub side: usize,
-    /// Channels, input first.
-    pub channels: Vec<usize>,
-    pub classes: usize,
+    side: usize,
+    channels: Vec<usize>,
+    classes: usize,
+    convs: Vec<Conv>,
+    /// Offsets of head.weight and head.bias in the flat parameters.
+    head: (usize, usize),
+}
+
+/// One convolution: sizes, parameter offsets and its im2col taps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Conv {
+    ci: usize,
+    co: usize,
+    /// Input and output side.
+    si: usize,
+    so: usize,
+    weight: usize,
+    bias: usize,
+    /// Per kernel tap ky·3 + kx: the (output position, input position) pairs that read inside
+    /// the image (the padding reads zeros and is left out), positions row-major in one image.
+    taps: Vec<Vec<(u32, u32)>>,
 }
 
 /// Post-activation outputs of every convolution, for the backward pass.
@@ -28,27 +47,117 @@ pub struct Trace {
     layers: Vec<Mat<f32>>,
 }
 
+impl Conv {
+    fn new(ci: usize, co: usize, si: usize, weight: usize) -> Conv {
+        let so = (si + 2 * PAD).saturating_sub(K) / STRIDE + 1;
+        let inside = |o: usize, k: usize| (o * STRIDE + k).checked_sub(PAD).filter(|&v| v < si);
+        let taps = (0..K * K)
+            .map(|tap| {
+                let (ky, kx) = (tap / K, tap % K);
+                (0..so * so)
+                    .filter_map(|pos| {
+                        let (iy, ix) = (inside(pos / so, ky)?, inside(pos % so, kx)?);
+                        Some((pos as u32, (iy * si + ix) as u32))
+                    })
+                    .collect()
+            })
+            .collect();
+        Conv { ci, co, si, so, weight, bias: weight + co * ci * K * K, taps }
+    }
+
+    fn width(&self) -> usize {
+        self.ci * K * K
+    }
+
+    /// The im2col matrix: rows (image, output position), columns (input channel, tap), so that
+    /// the convolution is one matrix product. `input[i]` is channel i of n images, image-major.
+    fn im2col(&self, n: usize, input: &[&[f32]]) -> Mat<f32> {
+        let (si2, so2) = (self.si * self.si, self.so * self.so);
+        let mut cols = Mat::<f32>::zeros(n * so2, self.width());
+        for (i, src) in input.iter().enumerate() {
+            for (tap, pairs) in self.taps.iter().enumerate() {
+                let dst = cols.col_as_slice_mut(i * K * K + tap);
+                for img in 0..n {
+                    let (d, s) = (&mut dst[img * so2..][..so2], &src[img * si2..][..si2]);
+                    for &(o, t) in pairs {
+                        d[o as usize] = s[t as usize];
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    /// The adjoint of [`Conv::im2col`]: every column's gradient added back to the input it read.
+    fn col2im(&self, n: usize, d_cols: &Mat<f32>) -> Mat<f32> {
+        let (si2, so2) = (self.si * self.si, self.so * self.so);
+        let mut back = Mat::<f32>::zeros(n * si2, self.ci);
+        for i in 0..self.ci {
+            let dst = back.col_as_slice_mut(i);
+            for (tap, pairs) in self.taps.iter().enumerate() {
+                let src = d_cols.col_as_slice(i * K * K + tap);
+                for img in 0..n {
+                    let (d, s) = (&mut dst[img * si2..][..si2], &src[img * so2..][..so2]);
+                    for &(o, t) in pairs {
+                        d[t as usize] += s[o as usize];
+                    }
+                }
+            }
+        }
+        back
+    }
+}
+
+/// Layer l's input, channel by channel: the images for l = 0, else layer l − 1's output columns.
+fn layer_input<'a>(x: &'a [f32], outputs: &'a [Mat<f32>], l: usize) -> Vec<&'a [f32]> {
+    match l.checked_sub(1) {
+        None => vec![x],
+        Some(prev) => (0..outputs[prev].ncols()).map(|i| outputs[prev].col_as_slice(i)).collect(),
+    }
+}
+
 impl Cnn {
+    /// A CNN on `side`×`side` inputs with these channels (input first) and classes.
+    pub fn new(side: usize, channels: Vec<usize>, classes: usize) -> Cnn {
+        let (mut convs, mut at, mut s) = (Vec::new(), 0, side);
+        for c in channels.windows(2) {
+            let conv = Conv::new(c[0], c[1], s, at);
+            (at, s) = (conv.bias + conv.co, conv.so);
+            convs.push(conv);
+        }
+        let last = *channels.last().unwrap_or(&0);
+        Cnn { side, channels, classes, convs, head: (at, at + classes * last) }
+    }
+
     pub fn mnist() -> Cnn {
-        Cnn { side: 28, channels: vec![1, 8, 8, 8], classes: 10 }
+        Cnn::new(28, vec![1, 8, 8, 8], 10)
+    }
+
+    pub fn side(&self) -> usize {
+        self.side
+    }
+
+    /// Channels, input first.
+    pub fn channels(&self) -> &[usize] {
+        &self.channels
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
     }
 
     /// Spatial side of the input of layer l (l = convolutions: the last conv's output).
     pub fn side_at(&self, l: usize) -> usize {
-        (0..l).fold(self.side, |s, _| (s + 2 * PAD - K) / STRIDE + 1)
-    }
-
-    fn convs(&self) -> usize {
-        self.channels.len() - 1
+        self.convs.get(l).map_or_else(|| self.convs.last().map_or(self.side, |c| c.so), |c| c.si)
     }
 
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
-        for (l, c) in self.channels.windows(2).enumerate() {
-            out.push((format!("convs.{l}.weight"), vec![c[1], c[0], K, K]));
-            out.push((format!("convs.{l}.bias"), vec![c[1]]));
+        for (l, c) in self.convs.iter().enumerate() {
+            out.push((format!("convs.{l}.weight"), vec![c.co, c.ci, K, K]));
+            out.push((format!("convs.{l}.bias"), vec![c.co]));
         }
-        let last = self.channels[self.convs()];
+        let last = self.channels[self.convs.len()];
         out.push(("head.weight".into(), vec![self.classes, last]));
         out.push(("head.bias".into(), vec![self.classes]));
         out
@@ -62,81 +171,59 @@ impl Cnn {
             channels.push(*tensors[2 * l].1.first()?);
         }
         let classes = *tensors.last()?.1.first()?;
-        let net = Cnn { side, channels, classes };
         // Grey images only: layer 0 reads its input as one channel.
-        let sizes_ok = convs >= 1 && classes > 0 && net.channels.iter().all(|&c| c > 0);
-        (sizes_ok && net.channels[0] == 1 && side > 0 && net.tensors() == tensors).then_some(net)
+        let sizes_ok = convs >= 1 && classes > 0 && channels.iter().all(|&c| c > 0) && channels[0] == 1 && side > 0;
+        let net = sizes_ok.then(|| Cnn::new(side, channels, classes))?;
+        (net.tensors() == tensors).then_some(net)
     }
 
     pub fn n_params(&self) -> usize {
-        self.tensors().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.head.1 + self.classes
     }
 
     pub fn input_dim(&self) -> usize {
         self.channels[0] * self.side * self.side
     }
 
-    /// (weight offset, bias offset) of layer l; l = convs() is the head.
+    /// (weight offset, bias offset) of layer l; l = the number of convolutions is the head.
     pub fn offsets(&self, l: usize) -> (usize, usize) {
-        let sizes: Vec<usize> = self.tensors().iter().map(|(_, s)| s.iter().product()).collect();
-        let w: usize = sizes[..2 * l].iter().sum();
-        (w, w + sizes[2 * l])
+        self.convs.get(l).map_or(self.head, |c| (c.weight, c.bias))
     }
 
     /// (range, fan-in) of every weight tensor: He init and the L2 penalty use them.
     pub fn weights(&self) -> Vec<(std::ops::Range<usize>, usize)> {
-        (0..=self.convs())
-            .map(|l| {
-                let (w, b) = self.offsets(l);
-                let fan_in = if l < self.convs() { self.channels[l] * K * K } else { self.channels[l] };
-                (w..b, fan_in)
-            })
-            .collect()
+        let convs = self.convs.iter().map(|c| (c.weight..c.bias, c.width()));
+        convs.chain([(self.head.0..self.head.1, self.channels[self.convs.len()])]).collect()
     }
 
-    /// For every output position of layer l and every (i, ky, kx) of its kernel, the input
-    /// value it reads in a channel-last image (position · channels + channel), or None in the
-    /// padding: the im2col gather, so that a convolution is one matrix product.
-    fn gather(&self, l: usize) -> Vec<Option<usize>> {
-        let (ci, si, so) = (self.channels[l], self.side_at(l), self.side_at(l + 1));
-        let mut idx = Vec::with_capacity(so * so * ci * K * K);
-        for oy in 0..so {
-            for ox in 0..so {
-                for i in 0..ci {
-                    for ky in 0..K {
-                        for kx in 0..K {
-                            let iy = (oy * STRIDE + ky).checked_sub(PAD).filter(|&v| v < si);
-                            let ix = (ox * STRIDE + kx).checked_sub(PAD).filter(|&v| v < si);
-                            idx.push(iy.zip(ix).map(|(iy, ix)| (iy * si + ix) * ci + i));
-                        }
-                    }
-                }
-            }
-        }
-        idx
+    /// The last convolution's channels and side.
+    fn pooled_shape(&self) -> (usize, usize) {
+        (self.channels[self.convs.len()], self.side_at(self.convs.len()))
     }
 
     /// Logits (n × classes) of the n images in `x` (n × side², row-major), and the trace.
-    /// Activations are kept channel-last: rows (image, position), columns channels.
     pub fn forward(&self, p: &[f32], act: Activation, x: &[f32]) -> (Vec<f32>, Trace) {
         let n = x.len() / self.input_dim();
-        let mut layers: Vec<Mat<f32>> = Vec::with_capacity(self.convs());
-        for l in 0..self.convs() {
-            let (ci, co, si, so) = (self.channels[l], self.channels[l + 1], self.side_at(l), self.side_at(l + 1));
-            let cols = self.im2col(l, n, |img, at| if l == 0 { x[img * si * si * ci + at] } else { let (pos, c) = (at / ci, at % ci); layers[l - 1][(img * si * si + pos, c)] });
-            let (wo, bo) = self.offsets(l);
-            let w = MatRef::from_row_major_slice(&p[wo..bo], co, ci * K * K);
-            let mut out = Mat::<f32>::zeros(n * so * so, co);
+        let mut layers: Vec<Mat<f32>> = Vec::with_capacity(self.convs.len());
+        for (l, conv) in self.convs.iter().enumerate() {
+            let cols = conv.im2col(n, &layer_input(x, &layers, l));
+            let w = MatRef::from_row_major_slice(&p[conv.weight..conv.bias], conv.co, conv.width());
+            let mut out = Mat::<f32>::zeros(n * conv.so * conv.so, conv.co);
             matmul(out.as_mut(), Accum::Replace, cols.as_ref(), w.transpose(), 1.0, Par::Seq);
-            for o in 0..co {
-                let b = p[bo + o];
-                out.col_as_slice_mut(o).iter_mut().for_each(|v| *v = act.apply(*v + b));
+            for o in 0..conv.co {
+                let (col, b) = (out.col_as_slice_mut(o), p[conv.bias + o]);
+                match act {
+                    Activation::Relu => col.iter_mut().for_each(|v| *v = (*v + b).max(0.0)),
+                    Activation::Tanh => {
+                        col.iter_mut().for_each(|v| *v += b);
+                        vmath::tanh(col);
+                    }
+                }
             }
             layers.push(out);
         }
-        let (c, s) = (self.channels[self.convs()], self.side_at(self.convs()));
-        let (wo, bo) = self.offsets(self.convs());
-        let last = &layers[self.convs() - 1];
+        let ((c, s), (wo, bo)) = (self.pooled_shape(), self.head);
+        let last = &layers[self.convs.len() - 1];
         let mut logits = vec![0f32; n * self.classes];
         for img in 0..n {
             let pooled: Vec<f32> = (0..c).map(|ch| last.col_as_slice(ch)[img * s * s..][..s * s].iter().sum::<f32>() / (s * s) as f32).collect();
@@ -147,34 +234,13 @@ impl Cnn {
         (logits, Trace { layers })
     }
 
-    /// The im2col matrix of layer l: rows (image, output position), columns (i, ky, kx);
-    /// `value(image, channel-last index)` reads the layer's input.
-    fn im2col(&self, l: usize, n: usize, value: impl Fn(usize, usize) -> f32) -> Mat<f32> {
-        let (ci, so) = (self.channels[l], self.side_at(l + 1));
-        let gather = self.gather(l);
-        let width = ci * K * K;
-        let mut cols = Mat::<f32>::zeros(n * so * so, width);
-        for j in 0..width {
-            let col = cols.col_as_slice_mut(j);
-            for img in 0..n {
-                for pos in 0..so * so {
-                    if let Some(at) = gather[pos * width + j] {
-                        col[img * so * so + pos] = value(img, at);
-                    }
-                }
-            }
-        }
-        cols
-    }
-
     /// Gradients of Σ d_out ⊙ logits: with respect to the parameters (added into `d_params` when
     /// given) and to the images (returned when `want_input`).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(&self, p: &[f32], act: Activation, x: &[f32], trace: &Trace, d_out: &[f32], mut d_params: Option<&mut [f32]>, want_input: bool) -> Option<Vec<f32>> {
         let n = x.len() / self.input_dim();
-        let (c, s) = (self.channels[self.convs()], self.side_at(self.convs()));
-        let (wo, bo) = self.offsets(self.convs());
-        let last = &trace.layers[self.convs() - 1];
+        let ((c, s), (wo, bo)) = (self.pooled_shape(), self.head);
+        let last = &trace.layers[self.convs.len() - 1];
         // Through the head and the average pool: dL/dh[(img, pos), c] = (W_hᵀ d_out)[c] / s².
         let mut g = Mat::<f32>::zeros(n * s * s, c);
         for img in 0..n {
@@ -195,48 +261,34 @@ impl Cnn {
                 }
             }
         }
-        for l in (0..self.convs()).rev() {
-            let (ci, co, si, so) = (self.channels[l], self.channels[l + 1], self.side_at(l), self.side_at(l + 1));
+        for (l, conv) in self.convs.iter().enumerate().rev() {
             // g is dL/d(output of layer l's activation): through the activation first.
-            for o in 0..co {
+            for o in 0..conv.co {
                 for (d, &h) in g.col_as_slice_mut(o).iter_mut().zip(trace.layers[l].col_as_slice(o)) {
                     *d *= act.slope_from_output(h);
                 }
             }
-            let (wo, bo) = self.offsets(l);
-            let width = ci * K * K;
+            let width = conv.width();
             if let Some(dp) = d_params.as_deref_mut() {
-                let cols = self.im2col(l, n, |img, at| if l == 0 { x[img * si * si * ci + at] } else { let (pos, ch) = (at / ci, at % ci); trace.layers[l - 1][(img * si * si + pos, ch)] });
+                let cols = conv.im2col(n, &layer_input(x, &trace.layers, l));
                 // dW = gᵀ cols is [co, ci·9]: W's own layout.
-                let mut dw = Mat::<f32>::zeros(co, width);
+                let mut dw = Mat::<f32>::zeros(conv.co, width);
                 matmul(dw.as_mut(), Accum::Replace, g.transpose(), cols.as_ref(), 1.0, Par::Seq);
-                for o in 0..co {
-                    dp[bo + o] += g.col_as_slice(o).iter().sum::<f32>();
+                for o in 0..conv.co {
+                    dp[conv.bias + o] += g.col_as_slice(o).iter().sum::<f32>();
                     for j in 0..width {
-                        dp[wo + o * width + j] += dw[(o, j)];
+                        dp[conv.weight + o * width + j] += dw[(o, j)];
                     }
                 }
             }
             if l == 0 && !want_input {
                 return None;
             }
-            // dL/d(cols) = g W, scattered back through the gather.
-            let w = MatRef::from_row_major_slice(&p[wo..bo], co, width);
-            let mut d_cols = Mat::<f32>::zeros(n * so * so, width);
+            // dL/d(cols) = g W, added back through the gather.
+            let w = MatRef::from_row_major_slice(&p[conv.weight..conv.bias], conv.co, width);
+            let mut d_cols = Mat::<f32>::zeros(n * conv.so * conv.so, width);
             matmul(d_cols.as_mut(), Accum::Replace, g.as_ref(), w, 1.0, Par::Seq);
-            let gather = self.gather(l);
-            let mut back = Mat::<f32>::zeros(n * si * si, ci);
-            for j in 0..width {
-                let col = d_cols.col_as_slice(j);
-                for img in 0..n {
-                    for pos in 0..so * so {
-                        if let Some(at) = gather[pos * width + j] {
-                            back[(img * si * si + at / ci, at % ci)] += col[img * so * so + pos];
-                        }
-                    }
-                }
-            }
-            g = back;
+            g = conv.col2im(n, &d_cols);
         }
         // Layer 0's input has one channel: column 0 is the image, row-major per image.
         Some(g.col_as_slice(0).to_vec())
@@ -246,6 +298,7 @@ impl Cnn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finite_differences::assert_gradient;
 
     #[test]
     fn the_mnist_cnn_maps_28_to_4_and_names_its_tensors() {
@@ -259,7 +312,7 @@ mod tests {
     fn rejects_layouts_it_cannot_run() {
         let head_only = vec![("head.weight".to_string(), vec![10, 1]), ("head.bias".to_string(), vec![10])];
         assert_eq!(Cnn::from_tensors(&head_only, 28), None);
-        let zero = Cnn { side: 28, channels: vec![1, 0, 8], classes: 10 };
+        let zero = Cnn::new(28, vec![1, 0, 8], 10);
         assert_eq!(Cnn::from_tensors(&zero.tensors(), 28), None);
         assert_eq!(Cnn::from_tensors(&Cnn::mnist().tensors(), 0), None);
     }
@@ -268,7 +321,7 @@ mod tests {
     /// pool and the head, one image at a time in [channel, y, x] layout.
     fn naive_logits(net: &Cnn, p: &[f32], act: Activation, image: &[f32]) -> Vec<f32> {
         let mut h = image.to_vec();
-        for l in 0..net.convs() {
+        for l in 0..net.convs.len() {
             let (ci, co, si, so) = (net.channels[l], net.channels[l + 1], net.side_at(l), net.side_at(l + 1));
             let (wo, bo) = net.offsets(l);
             let mut out = vec![0f32; co * so * so];
@@ -292,15 +345,15 @@ mod tests {
             }
             h = out;
         }
-        let (c, s) = (net.channels[net.convs()], net.side_at(net.convs()));
+        let (c, s) = (net.channels[net.convs.len()], net.side_at(net.convs.len()));
         let pooled: Vec<f32> = (0..c).map(|ch| h[ch * s * s..][..s * s].iter().sum::<f32>() / (s * s) as f32).collect();
-        let (wo, bo) = net.offsets(net.convs());
+        let (wo, bo) = net.offsets(net.convs.len());
         (0..net.classes).map(|k| p[bo + k] + (0..c).map(|ch| p[wo + k * c + ch] * pooled[ch]).sum::<f32>()).collect()
     }
 
     #[test]
     fn the_forward_pass_matches_the_definition() {
-        let net = Cnn { side: 9, channels: vec![1, 3, 4, 2], classes: 5 };
+        let net = Cnn::new(9, vec![1, 3, 4, 2], 5);
         let p: Vec<f32> = (0..net.n_params()).map(|i| ((i as f32) * 0.53).sin() * 0.6).collect();
         let x: Vec<f32> = (0..3 * 81).map(|i| ((i as f32) * 0.29).cos()).collect();
         for act in [Activation::Tanh, Activation::Relu] {
@@ -314,7 +367,7 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        let net = Cnn { side: 7, channels: vec![1, 3, 2], classes: 3 };
+        let net = Cnn::new(7, vec![1, 3, 2], 3);
         let p: Vec<f32> = (0..net.n_params()).map(|i| ((i as f32) * 0.37).sin() * 0.5).collect();
         let x: Vec<f32> = (0..2 * 49).map(|i| ((i as f32) * 0.61).cos()).collect();
         let d_out: Vec<f32> = (0..6).map(|i| (i as f32 - 2.5) * 0.4).collect();
@@ -323,21 +376,8 @@ mod tests {
             let (_, trace) = net.forward(&p, act, &x);
             let mut dp = vec![0f32; p.len()];
             let dx = net.backward(&p, act, &x, &trace, &d_out, Some(&mut dp), true).unwrap();
-            let h = 1e-3f32;
-            for i in 0..p.len() {
-                let (mut up, mut down) = (p.clone(), p.clone());
-                up[i] += h;
-                down[i] -= h;
-                let fd = (loss(&up, &x) - loss(&down, &x)) / (2.0 * h as f64);
-                assert!((fd - dp[i] as f64).abs() < 3e-3 * (1.0 + fd.abs()), "{act:?} parameter {i}: {} vs {fd}", dp[i]);
-            }
-            for i in 0..x.len() {
-                let (mut up, mut down) = (x.clone(), x.clone());
-                up[i] += h;
-                down[i] -= h;
-                let fd = (loss(&p, &up) - loss(&p, &down)) / (2.0 * h as f64);
-                assert!((fd - dx[i] as f64).abs() < 3e-3 * (1.0 + fd.abs()), "{act:?} input {i}: {} vs {fd}", dx[i]);
-            }
+            assert_gradient(&format!("{act:?} parameter"), &p, &dp, |p| loss(p, &x), 3e-3);
+            assert_gradient(&format!("{act:?} input"), &x, &dx, |x| loss(&p, x), 3e-3);
         }
     }
 }

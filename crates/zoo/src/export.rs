@@ -1,8 +1,8 @@
 //! `glassbox zoo export`: every model of a zoo as a standalone checkpoint `NAME.safetensors`
 //! (its tensors under their own names, unstacked), with its labels, split and measured values
 //! as safetensors metadata strings, the way Model-J ships its models (spec/probex.md 3.1).
-//! `zoo import` of the folder without a labels CSV gives back the same zoo for INR, MLP and
-//! weights zoos (a CNN zoo comes back as a weights zoo: import does not detect CNNs).
+//! `zoo import` of the folder without a labels CSV gives back the same models, labels and split
+//! for INR, MLP, CNN and weights zoos.
 
 use crate::store::Zoo;
 use crate::{Error, Result};

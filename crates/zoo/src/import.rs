@@ -7,6 +7,7 @@
 //! checked before anything is written.
 
 use crate::build::random_split;
+use crate::cnn::Cnn;
 use crate::mlp::{Activation, Mlp};
 use crate::store::{create, write_shard, Splits, Zoo, ZooSpec};
 use crate::{inr, Error, Result};
@@ -16,10 +17,14 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// The SIREN layout → "inr", the MLP layout → "mlp", anything else → "weights".
+    /// The SIREN layout → "inr", the MLP layout → "mlp", the CNN layout → "cnn", anything
+    /// else → "weights".
     Auto,
     Inr,
     Mlp,
+    /// The CNNs of `mnist-cnn-acc` zoos (`convs.i.*` 3×3 kernels, then `head.*`), read as
+    /// 28×28 grey-image classifiers with stride 2 and padding 1.
+    Cnn,
     /// Any checkpoints with the same tensors (for weight readers such as ProbeX).
     Weights,
 }
@@ -130,25 +135,35 @@ pub fn metadata_labels(file: &SafetensorsFile) -> Result<Labels> {
     Ok(labels)
 }
 
-/// Tensors in the order of the MLP layout (`layers.i.*`, then `head.*`), or None.
-fn mlp_layout(tensors: &BTreeMap<String, Vec<usize>>) -> Option<Mlp> {
+/// The tensors `{prefix}.i.weight`, `{prefix}.i.bias` for i = 0, 1, … then `head.weight`,
+/// `head.bias`, in that order, when they are all the checkpoint holds.
+fn chained_layout(tensors: &BTreeMap<String, Vec<usize>>, prefix: &str) -> Option<Vec<(String, Vec<usize>)>> {
     let mut ordered = Vec::new();
     let mut i = 0;
-    while let (Some(w), Some(b)) = (
-        tensors.get(&format!("layers.{i}.weight")),
-        tensors.get(&format!("layers.{i}.bias")),
-    ) {
-        ordered.push((format!("layers.{i}.weight"), w.clone()));
-        ordered.push((format!("layers.{i}.bias"), b.clone()));
+    while let (Some(w), Some(b)) = (tensors.get(&format!("{prefix}.{i}.weight")), tensors.get(&format!("{prefix}.{i}.bias"))) {
+        ordered.push((format!("{prefix}.{i}.weight"), w.clone()));
+        ordered.push((format!("{prefix}.{i}.bias"), b.clone()));
         i += 1;
     }
     ordered.push(("head.weight".into(), tensors.get("head.weight")?.clone()));
     ordered.push(("head.bias".into(), tensors.get("head.bias")?.clone()));
-    (ordered.len() == tensors.len()).then_some(())?;
-    Mlp::from_tensors(&ordered)
+    (ordered.len() == tensors.len()).then_some(ordered)
 }
 
-/// The activation of an MLP checkpoint: its labels' `activation`, else the file's metadata,
+/// The MLP whose tensors these are (`layers.i.*`, then `head.*`), or None.
+fn mlp_layout(tensors: &BTreeMap<String, Vec<usize>>) -> Option<Mlp> {
+    Mlp::from_tensors(&chained_layout(tensors, "layers")?)
+}
+
+/// The input side CNN checkpoints are read at: the readers probe with 28×28 images.
+const CNN_SIDE: usize = 28;
+
+/// The zoo CNN whose tensors these are (`convs.i.*` with 3×3 kernels, then `head.*`), or None.
+fn cnn_layout(tensors: &BTreeMap<String, Vec<usize>>) -> Option<Cnn> {
+    Cnn::from_tensors(&chained_layout(tensors, "convs")?, CNN_SIDE)
+}
+
+/// The activation of an MLP or CNN checkpoint: its labels' `activation`, else the file's metadata,
 /// else the model.json beside it.
 fn activation(
     labels: &serde_json::Map<String, serde_json::Value>,
@@ -175,7 +190,7 @@ fn activation(
         Some(a) => Activation::parse(&a).map(Some).ok_or_else(|| {
             Error::format(
                 &file.path,
-                format!("activation '{a}': readers handle relu and tanh MLPs"),
+                format!("activation '{a}': readers handle relu and tanh networks"),
             )
         }),
     }
@@ -254,10 +269,18 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
                 }
                 (Family::Inr, true) | (Family::Auto, true) => ("inr".into(), siren),
                 (Family::Weights, _) => ("weights".into(), shapes.clone().into_iter().collect()),
-                (Family::Auto, false) if mlp_layout(&shapes).is_none() => ("weights".into(), shapes.clone().into_iter().collect()),
-                _ => {
-                    let net = mlp_layout(&shapes).ok_or_else(|| Error::format(path, format!("not an MLP (layers.i.weight/bias chaining into head.weight/bias) nor the SIREN layout; it holds {shapes:?}")))?;
+                (Family::Auto, false) => match (mlp_layout(&shapes), cnn_layout(&shapes)) {
+                    (Some(net), _) => ("mlp".into(), net.tensors()),
+                    (None, Some(net)) => ("cnn".into(), net.tensors()),
+                    (None, None) => ("weights".into(), shapes.clone().into_iter().collect()),
+                },
+                (Family::Mlp, _) => {
+                    let net = mlp_layout(&shapes).ok_or_else(|| Error::format(path, format!("not an MLP (layers.i.weight/bias chaining into head.weight/bias); it holds {shapes:?}")))?;
                     ("mlp".into(), net.tensors())
+                }
+                (Family::Cnn, _) => {
+                    let net = cnn_layout(&shapes).ok_or_else(|| Error::format(path, format!("not a zoo CNN (convs.i.weight [out, in, 3, 3] and convs.i.bias chaining from one input channel into head.weight/bias); it holds {shapes:?}")))?;
+                    ("cnn".into(), net.tensors())
                 }
             };
         } else if shapes != layout.iter().cloned().collect::<BTreeMap<_, _>>() {
@@ -287,7 +310,7 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
             flat.extend(file.tensor_f32(tensor)?.data);
         }
         let mut row = rows.remove(name).expect("checked above");
-        if family == "mlp" {
+        if family == "mlp" || family == "cnn" {
             let act = activation(&row, &file)?.ok_or_else(|| Error::format(labels_source, format!("model '{name}' has no activation: add an 'activation' column (relu or tanh)")))?;
             row.insert("activation".into(), serde_json::json!(act.name()));
         }
@@ -342,7 +365,7 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
     };
     let spec = ZooSpec {
         family: family.clone(),
-        generation: serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.map_or_else(|| "safetensors metadata".to_string(), |p| p.display().to_string()), "seed": opts.seed }),
+        generation: generation(dir, labels_csv, opts.seed, &family),
         tensors: layout,
         count: params.len(),
         shard_size: 500,
@@ -351,4 +374,16 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
         measured: Vec::new(),
     };
     Ok(Zoo { dir: dir.to_path_buf(), spec, params, measured: BTreeMap::new(), labels })
+}
+
+/// zoo.json's `generation` of an imported zoo; for CNNs also how readers run them.
+fn generation(dir: &Path, labels_csv: Option<&Path>, seed: u64, family: &str) -> serde_json::Value {
+    let mut g = serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.map_or_else(|| "safetensors metadata".to_string(), |p| p.display().to_string()), "seed": seed });
+    if family == "cnn" {
+        g["side"] = serde_json::json!(CNN_SIDE);
+        g["kernel"] = serde_json::json!(3);
+        g["stride"] = serde_json::json!(2);
+        g["padding"] = serde_json::json!(1);
+    }
+    g
 }

@@ -7,6 +7,8 @@ pub mod build;
 pub mod cnn;
 pub mod dense;
 pub mod export;
+#[cfg(test)]
+mod finite_differences;
 pub mod import;
 pub mod inr;
 pub mod inr_zoo;
@@ -14,5 +16,6 @@ pub mod mlp;
 pub mod mnist_trees;
 pub mod store;
 pub mod tree_world;
+pub mod vmath;
 
 pub use glassbox_core::{Error, Result};

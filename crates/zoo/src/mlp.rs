@@ -238,6 +238,7 @@ pub fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finite_differences::assert_gradient;
 
     #[test]
     fn the_digits_mlp_has_spec_r2s_1482_parameters() {
@@ -285,29 +286,8 @@ mod tests {
             let dx = m
                 .backward(&p, act, &x, &trace, &d_out, Some(&mut dp), true)
                 .unwrap();
-            let h = 1e-3f32;
-            for i in 0..p.len() {
-                let (mut up, mut down) = (p.clone(), p.clone());
-                up[i] += h;
-                down[i] -= h;
-                let fd = (loss(&up, &x) - loss(&down, &x)) / (2.0 * h as f64);
-                assert!(
-                    (fd - dp[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "{act:?} parameter {i}: {} vs {fd}",
-                    dp[i]
-                );
-            }
-            for i in 0..x.len() {
-                let (mut up, mut down) = (x.clone(), x.clone());
-                up[i] += h;
-                down[i] -= h;
-                let fd = (loss(&p, &up) - loss(&p, &down)) / (2.0 * h as f64);
-                assert!(
-                    (fd - dx[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "{act:?} input {i}: {} vs {fd}",
-                    dx[i]
-                );
-            }
+            assert_gradient(&format!("{act:?} parameter"), &p, &dp, |p| loss(p, &x), 2e-3);
+            assert_gradient(&format!("{act:?} input"), &x, &dx, |x| loss(&p, x), 2e-3);
         }
     }
 

@@ -6,6 +6,7 @@ use glassbox_zoo::build::{build, random_split, ShardJob};
 use glassbox_zoo::import::{import, Family, ImportOptions};
 use glassbox_zoo::inr::FitOptions;
 use glassbox_zoo::inr_zoo::InrZoo;
+use glassbox_zoo::cnn::Cnn;
 use glassbox_zoo::mlp::Mlp;
 use glassbox_zoo::store;
 use std::collections::HashMap;
@@ -219,6 +220,33 @@ fn mlp_checkpoints_take_their_activation_from_the_csv_metadata_or_model_json() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("model 'a' has no activation"), "{err}");
+}
+
+#[test]
+fn cnn_checkpoints_become_a_cnn_zoo_that_readers_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, ckpts) = (Cnn::mnist(), dir.path().join("ckpts"));
+    std::fs::create_dir_all(&ckpts).unwrap();
+    let flat = |m: usize| -> Vec<f32> { (0..net.n_params()).map(|i| ((i * 7 + m) as f32 * 0.13).sin()).collect() };
+    for (m, act) in ["relu", "tanh", "relu"].iter().enumerate() {
+        let acc = format!("{}", 0.3 + 0.2 * m as f32);
+        save(&ckpts.join(format!("cnn{m}.safetensors")), &net.tensors(), &flat(m), &[("activation", act), ("test_accuracy", &acc)]);
+    }
+    let zoo = glassbox_zoo::import::read(&ckpts, None, &ImportOptions { target: Some("test_accuracy".into()), ..opts() }).unwrap();
+    assert_eq!((zoo.spec.family.as_str(), &zoo.spec.tensors), ("cnn", &net.tensors()));
+    assert_eq!(zoo.params, (0..3).map(flat).collect::<Vec<_>>());
+    assert_eq!(zoo.label_strings("activation").unwrap(), ["relu", "tanh", "relu"]);
+    // How readers run the CNNs, which the weights alone do not say.
+    let g = &zoo.spec.generation;
+    assert_eq!([&g["side"], &g["kernel"], &g["stride"], &g["padding"]], [28, 3, 2, 1].map(serde_json::Value::from).each_ref());
+    // Asking for a CNN zoo from MLP checkpoints names the file and what it holds.
+    let mlp_dir = dir.path().join("mlps");
+    std::fs::create_dir_all(&mlp_dir).unwrap();
+    let mlp = Mlp { dims: vec![4, 3, 2] };
+    save(&mlp_dir.join("a.safetensors"), &mlp.tensors(), &vec![0.1; mlp.n_params()], &[("activation", "relu")]);
+    let Err(err) = glassbox_zoo::import::read(&mlp_dir, None, &ImportOptions { family: Family::Cnn, ..opts() }) else { panic!("MLP checkpoints read as CNNs") };
+    let err = err.to_string();
+    assert!(err.contains("a.safetensors") && err.contains("not a zoo CNN"), "{err}");
 }
 
 #[test]

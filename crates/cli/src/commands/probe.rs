@@ -155,34 +155,23 @@ fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
             }
             Ok(inr::grid(side).into_iter().flatten().collect())
         }
-        (Method::Real, "mlp")
-            if generation.get("preset").and_then(|v| v.as_str()) == Some("digits-mlp-acc") =>
-        {
-            let seed = generation
-                .get("seed")
-                .and_then(|v| v.as_u64())
-                .with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()))?;
-            let digits = glassbox_core::data::digits::load_digits(
-                &glassbox_core::data::data_dir(cli.data.as_deref())?
-                    .join("sklearn-digits/digits.csv.gz"),
-            )?;
-            Ok(accuracy_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed)?
-                .train
-                .0)
-        }
-        (Method::Real, "cnn") if generation.get("preset").and_then(|v| v.as_str()) == Some("mnist-cnn-acc") => {
-            let seed = generation
-                .get("seed")
-                .and_then(|v| v.as_u64())
-                .with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()))?;
-            let mnist = glassbox_core::data::load_named("mnist", cli.data.as_deref(), seed)?;
-            Ok(accuracy_zoo::mnist_cnn_acc(&mnist, zoo.spec.count, seed)?.train.0)
+        (Method::Real, family) => {
+            let preset = generation.get("preset").and_then(|v| v.as_str()).unwrap_or("unknown");
+            let seed = || generation.get("seed").and_then(|v| v.as_u64()).with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()));
+            match (family, preset) {
+                ("mlp", "digits-mlp-acc") => {
+                    let digits = glassbox_core::data::digits::load_digits(&glassbox_core::data::data_dir(cli.data.as_deref())?.join("sklearn-digits/digits.csv.gz"))?;
+                    Ok(accuracy_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed()?)?.train.0)
+                }
+                ("cnn", "mnist-cnn-acc") => {
+                    let seed = seed()?;
+                    let mnist = glassbox_core::data::load_named("mnist", cli.data.as_deref(), seed)?;
+                    Ok(accuracy_zoo::mnist_cnn_acc(&mnist, zoo.spec.count, seed)?.train.0)
+                }
+                _ => bail!("--method real needs the inputs the models were trained on, which glassbox knows for digits-mlp-acc and mnist-cnn-acc zoos; this zoo's preset is '{preset}'"),
+            }
         }
         (Method::Grid, family) => bail!("--method grid is for INR zoos; this zoo's family is '{family}'"),
-        (Method::Real, _) => bail!(
-            "--method real needs the inputs the models were trained on, which glassbox knows for digits-mlp-acc and mnist-cnn-acc zoos; this zoo's preset is '{}'",
-            generation.get("preset").and_then(|v| v.as_str()).unwrap_or("unknown")
-        ),
         _ => Ok(Vec::new()),
     }
 }

@@ -63,10 +63,10 @@ pub enum Experiment {
     /// Fashion-MNIST again) × 240 fine-tunes on 5-of-10 MNIST digits, exported as checkpoints
     /// with Model-J metadata and read back; per-tree ProbeX and baselines (pass --seeds).
     ProbexMnistTrees,
-    /// Issue 6's mnist-cnn-acc: 2,000 small CNNs trained on MNIST with sampled recipes, labelled
+    /// Issue 6's mnist-cnn-acc: 10,000 small CNNs trained on MNIST with sampled recipes, labelled
     /// with their test accuracy; ProbeGen (transposed-convolution generator), vanilla, uniform and
     /// real-digit probes (P = 32, 60 epochs) and StatNN, Kendall tau; ProbeGen must beat vanilla
-    /// and StatNN (pass --seeds; about 30 minutes to build the zoo, 10 per seed).
+    /// and StatNN (pass --seeds; about 25 minutes to build the zoo, 12 per seed).
     ProbegenMnistCnn,
 }
 

@@ -41,8 +41,11 @@ pub struct ZooExportArgs {
 ///
 /// Checkpoints: `NAME.safetensors` files or `NAME/model.safetensors` run folders, all with the
 /// same tensors. SIREN 2-32-32-1 INRs (`layers.0.weight [32, 2]` … `head.bias [1]`) become an
-/// INR zoo; MLPs (`layers.i.weight/bias`, `head.weight/bias`) an MLP zoo, whose activation
-/// (relu or tanh) comes from an `activation` column, the file's metadata or a model.json.
+/// INR zoo; MLPs (`layers.i.weight/bias`, `head.weight/bias`) an MLP zoo, and CNNs
+/// (`convs.i.weight [out, in, 3, 3]` and `convs.i.bias` from one input channel, then
+/// `head.weight/bias`: the mnist-cnn-acc layout) a CNN zoo read as 28×28 grey-image
+/// classifiers with stride 2 and padding 1. Their activation (relu or tanh) comes from an
+/// `activation` column, the file's metadata or a model.json.
 /// Any other set of identical tensors becomes a `weights` zoo (for ProbeX and `glassbox trees`).
 /// labels.csv: a header, then one row per model: its NAME first, then its labels (numbers
 /// where they parse). Without --labels every metadata entry of a file is a label (Model-J's
@@ -61,8 +64,8 @@ pub struct ZooImportArgs {
     /// dataset_chosen_targets).
     #[arg(long)]
     pub target: Option<String>,
-    /// Model family: auto (the SIREN layout is an INR, the MLP layout an MLP, anything else
-    /// plain weights), inr, mlp or weights.
+    /// Model family: auto (the SIREN layout is an INR, the MLP layout an MLP, the CNN layout a
+    /// CNN, anything else plain weights), inr, mlp, cnn or weights.
     #[arg(long, default_value = "auto")]
     pub family: String,
 }
@@ -82,7 +85,7 @@ pub struct ZooImportArgs {
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
 ///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
-/// - `mnist-cnn-acc`: `--count` (2,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
+/// - `mnist-cnn-acc`: `--count` (10,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
 ///   Linear 8→10), each trained like digits-mlp-acc on a 6,000-image MNIST pool; label = test
 ///   accuracy on the first 1,000 test images.
 ///
@@ -116,7 +119,7 @@ pub struct ZooBuildArgs {
     /// mnist-inr / fmnist-inr: full-batch Adam steps per INR (lr 1e-3).
     #[arg(long, default_value_t = 300)]
     pub fit_steps: usize,
-    /// digits-mlp-acc, mnist-cnn-acc and glyph-inr: number of models (default 1,200; 2,000 for
+    /// digits-mlp-acc, mnist-cnn-acc and glyph-inr: number of models (default 1,200; 10,000 for
     /// mnist-cnn-acc).
     #[arg(long)]
     pub count: Option<usize>,
@@ -148,17 +151,9 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
             }
             Box::new(glyph_inr(count / 8, cli.seed)?)
         }
-        "digits-mlp-acc" | "mnist-cnn-acc" => {
-            let count = b.count.unwrap_or(if b.preset == "mnist-cnn-acc" { 2000 } else { 1200 });
-            if count < 10 {
-                bail!("--count must be at least 10 for a train / val / test split");
-            }
-            if b.preset == "mnist-cnn-acc" {
-                Box::new(mnist_cnn_acc(&glassbox_core::data::load_named("mnist", cli.data.as_deref(), cli.seed)?, count, cli.seed)?)
-            } else {
-                Box::new(digits_mlp_acc(&digits()?, count, cli.seed)?)
-            }
-        }
+        "digits-mlp-acc" | "mnist-cnn-acc" if b.count.is_some_and(|c| c < 10) => bail!("--count must be at least 10 for a train / val / test split"),
+        "digits-mlp-acc" => Box::new(digits_mlp_acc(&digits()?, b.count.unwrap_or(1200), cli.seed)?),
+        "mnist-cnn-acc" => Box::new(mnist_cnn_acc(&glassbox_core::data::load_named("mnist", cli.data.as_deref(), cli.seed)?, b.count.unwrap_or(10_000), cli.seed)?),
         name @ ("mnist-inr" | "fmnist-inr") => {
             let per_class = match &b.per_class {
                 None => None,
@@ -235,8 +230,9 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 "auto" => Family::Auto,
                 "inr" => Family::Inr,
                 "mlp" => Family::Mlp,
+                "cnn" => Family::Cnn,
                 "weights" => Family::Weights,
-                other => bail!("--family takes auto, inr, mlp or weights, not '{other}'"),
+                other => bail!("--family takes auto, inr, mlp, cnn or weights, not '{other}'"),
             };
             let r = import(
                 &i.dir,

@@ -1,4 +1,4 @@
-//! `mnist-cnn-acc`: how good is a CNN? A zoo of 2,000 small CNNs trained on MNIST with sampled
+//! `mnist-cnn-acc`: how good is a CNN? A zoo of 10,000 small CNNs trained on MNIST with sampled
 //! hyper-parameters (spec/probegen.md 6 R3 made for 28×28, mirroring CIFAR10-GS), label = test
 //! accuracy; readers with P = 32 image probes (uniform, vanilla, ProbeGen's transposed-convolution
 //! generator, real digits) and StatNN, scored by Kendall's τ-b on the test models. Checks:
@@ -25,8 +25,10 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The issue's 2,000 CNNs; R2's 60 reader epochs (spec 6 R3 is "the same as R2").
-    pub const FULL: Scale = Scale { count: 2_000, epochs: 60 };
+    /// 10,000 CNNs (the issue asks for at least 2,000; ProbeGen's learned probes need the
+    /// bigger zoo, 6,000 training CNNs against CIFAR10-GS's 12,000, to overtake StatNN); R2's 60
+    /// reader epochs (spec 6 R3 is "the same as R2").
+    pub const FULL: Scale = Scale { count: 10_000, epochs: 60 };
 }
 
 /// Each reader's test τ (mean over seeds) and StatNN's, as the outcome's "methods" row holds them.

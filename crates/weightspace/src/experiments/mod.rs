@@ -1,6 +1,6 @@
 //! The reproductions of spec/probegen.md section 6, each with the spec's thresholds as named
 //! checks: `glassbox repro probegen-digits-inr --check` runs R1, `probegen-digits-mlp` R2,
-//! `probegen-mnist-inr` the 12k MNIST-INR zoo of issue 6, `probegen-mnist-cnn` its 2,000-CNN accuracy zoo; `probex-tree-world` spec/probex.md 6 (A1-A7), `probex-zeroshot` its A8, `probex-mnist-trees` the real-data tree zoo.
+//! `probegen-mnist-inr` the 12k MNIST-INR zoo of issue 6, `probegen-mnist-cnn` its 10,000-CNN accuracy zoo; `probex-tree-world` spec/probex.md 6 (A1-A7), `probex-zeroshot` its A8, `probex-mnist-trees` the real-data tree zoo.
 
 pub mod accuracy;
 pub mod digits_inr;
