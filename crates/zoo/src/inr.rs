@@ -7,8 +7,9 @@
 //! where a tensor library's per-op overhead pays off, and a zoo fits thousands of them.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
+use multiversion::multiversion;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -80,31 +81,37 @@ pub struct Trace {
     c1: Mat<f32>,
     s2: Mat<f32>,
     c2: Mat<f32>,
-    /// The points' coordinates by column, and scratch for pre-activations (kept so that a fit
-    /// allocates nothing per step).
-    xs: Vec<f32>,
-    ys: Vec<f32>,
+    /// The points as columns [x y 1] (P × 3: the ones sum over points in the backward pass),
+    /// and scratch for pre-activations (kept so that a fit allocates nothing per step).
+    coords: Mat<f32>,
     a1: Vec<f32>,
     a2: Mat<f32>,
 }
 
 /// The backward pass's own buffers, reused by every step of a fit.
 pub struct Scratch {
-    d1: Mat<f32>,
-    d2: Mat<f32>,
-    dw2: Mat<f32>,
+    /// [d2 | d1]: the gradients at the second and first layers' pre-activations, n × 64.
+    d: Mat<f32>,
+    /// [d2 | d1]ᵀ [x y 1], 64 × 3: the sums over points the bias and first-layer gradients need.
+    sums: Mat<f32>,
 }
 
 impl Scratch {
     pub fn new(n: usize) -> Scratch {
-        Scratch { d1: Mat::zeros(n, HIDDEN), d2: Mat::zeros(n, HIDDEN), dw2: Mat::zeros(HIDDEN, HIDDEN) }
+        Scratch { d: Mat::zeros(n, 2 * HIDDEN), sums: Mat::zeros(2 * HIDDEN, 3) }
     }
 }
 
 impl Trace {
     fn zeros(n: usize) -> Trace {
         let z = || Mat::zeros(n, HIDDEN);
-        Trace { s1: z(), c1: z(), s2: z(), c2: z(), xs: vec![0.0; n], ys: vec![0.0; n], a1: vec![0.0; n], a2: z() }
+        Trace { s1: z(), c1: z(), s2: z(), c2: z(), coords: Mat::ones(n, 3), a1: vec![0.0; n], a2: z() }
+    }
+
+    fn set_points(&mut self, points: &[[f32; 2]]) {
+        for (k, xy) in points.iter().enumerate() {
+            (self.coords[(k, 0)], self.coords[(k, 1)]) = (xy[0], xy[1]);
+        }
     }
 }
 
@@ -123,38 +130,17 @@ pub fn forward(p: &[f32], points: &[[f32; 2]]) -> (Vec<f32>, Trace) {
     (out, trace)
 }
 
-/// [`forward`] into buffers of the right size (a fit reuses them for every step).
+/// [`forward`] into buffers of the right size (a fit reuses them for every step). Compiled for
+/// AVX-512 and AVX2 as well and picked at run time.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub fn forward_into(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { forward_avx2(p, points, trace, out) };
-        return;
-    }
-    forward_impl(p, points, trace, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
-    forward_impl(p, points, trace, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-#[inline(always)]
-fn forward_impl(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f32]) {
-    let Trace { s1, c1, s2, c2, xs, ys, a1: a, a2 } = trace;
-    for ((x, y), point) in xs.iter_mut().zip(ys.iter_mut()).zip(points) {
-        (*x, *y) = (point[0], point[1]);
-    }
+    trace.set_points(points);
+    let Trace { s1, c1, s2, c2, coords, a1: a, a2 } = trace;
+    let (xs, ys) = (coords.col_as_slice(0), coords.col_as_slice(1));
     for j in 0..HIDDEN {
         let (wx, wy, b) = (W0 * p[W1 + 2 * j], W0 * p[W1 + 2 * j + 1], W0 * p[B1 + j]);
         for ((a, x), y) in a.iter_mut().zip(xs.iter()).zip(ys.iter()) {
-            *a = wx * x + wy * y + b;
+            *a = wx.mul_add(*x, wy.mul_add(*y, b));
         }
         sin_cos_portable(a, s1.col_as_slice_mut(j), c1.col_as_slice_mut(j));
     }
@@ -174,7 +160,7 @@ fn forward_impl(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut [f3
         sin_cos_portable(col, s2.col_as_slice_mut(j), c2.col_as_slice_mut(j));
         let w = p[W3 + j];
         for (y, s) in out.iter_mut().zip(s2.col_as_slice(j)) {
-            *y += w * s;
+            *y = w.mul_add(*s, *y);
         }
     }
 }
@@ -193,136 +179,63 @@ pub fn backward(
 }
 
 /// [`backward`] with buffers of the right size. `trace` knows the points (from [`forward`]).
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub fn backward_with(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: as in forward_into.
-        unsafe { backward_avx2(p, trace, d_out, d_params, d_points, scratch) };
-        return;
-    }
-    backward_impl(p, trace, d_out, d_params, d_points, scratch);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
-    backward_impl(p, trace, d_out, d_params, d_points, scratch);
-}
-
-#[inline(always)]
-fn backward_impl(p: &[f32], trace: &Trace, d_out: &[f32], d_params: Option<&mut [f32]>, d_points: Option<&mut [[f32; 2]]>, scratch: &mut Scratch) {
-    let Scratch { d1, d2, dw2 } = scratch;
+    let Scratch { d, sums } = scratch;
     // Through the head and the second sine: dL/d(W2 h1 + b2)[k, j] = g_k·w3_j·30·cos.
     for j in 0..HIDDEN {
         let w = W0 * p[W3 + j];
-        for ((d, g), c) in d2
-            .col_as_slice_mut(j)
-            .iter_mut()
-            .zip(d_out)
-            .zip(trace.c2.col_as_slice(j))
-        {
+        for ((d, g), c) in d.col_as_slice_mut(j).iter_mut().zip(d_out).zip(trace.c2.col_as_slice(j)) {
             *d = g * w * c;
         }
     }
     // dL/d(W1 x + b1) = (d2 W2)·30·cos.
-    matmul(
-        d1.as_mut(),
-        Accum::Replace,
-        d2.as_ref(),
-        weight(p, W2, HIDDEN, HIDDEN),
-        W0,
-        Par::Seq,
-    );
+    let (d2, d1) = d.as_mut().split_at_col_mut(HIDDEN);
+    matmul(d1, Accum::Replace, d2.as_ref(), weight(p, W2, HIDDEN, HIDDEN), W0, Par::Seq);
     for j in 0..HIDDEN {
-        for (d, c) in d1
-            .col_as_slice_mut(j)
-            .iter_mut()
-            .zip(trace.c1.col_as_slice(j))
-        {
+        for (d, c) in d.col_as_slice_mut(HIDDEN + j).iter_mut().zip(trace.c1.col_as_slice(j)) {
             *d *= c;
         }
     }
-    if let Some(d) = d_params {
-        let (xs, ys) = (&trace.xs, &trace.ys);
-        d[B3] += sum(d_out);
-        // dW2 = d2ᵀ s1, already in W2's [out, in] layout.
-        matmul(
-            dw2.as_mut(),
-            Accum::Replace,
-            d2.transpose(),
-            trace.s1.as_ref(),
-            1.0,
-            Par::Seq,
-        );
+    let d2 = d.as_ref().subcols(0, HIDDEN);
+    if let Some(dp) = d_params {
+        dp[B3] += d_out.iter().sum::<f32>();
+        // dW2 = d2ᵀ s1 in W2's row-major [out, in] layout is s1ᵀ d2 column-major: added in place.
+        let dw2 = MatMut::from_column_major_slice_mut(&mut dp[W2..B2], HIDDEN, HIDDEN);
+        matmul(dw2, Accum::Add, trace.s1.transpose(), d2, 1.0, Par::Seq);
+        // dW3 = gᵀ s2 (a row), in place.
+        let dw3 = MatMut::from_row_major_slice_mut(&mut dp[W3..B3], 1, HIDDEN);
+        matmul(dw3, Accum::Add, MatRef::from_row_major_slice(d_out, 1, d_out.len()), trace.s2.as_ref(), 1.0, Par::Seq);
+        // Sums over the points as one product (a sum per column, one after another, cost a
+        // sixth of a fitting step in horizontal additions).
+        matmul(sums.as_mut(), Accum::Replace, d.transpose(), trace.coords.as_ref(), 1.0, Par::Seq);
         for j in 0..HIDDEN {
-            d[W3 + j] += dot(d_out, trace.s2.col_as_slice(j));
-            d[B2 + j] += sum(d2.col_as_slice(j));
-            for i in 0..HIDDEN {
-                d[W2 + j * HIDDEN + i] += dw2[(j, i)];
-            }
-            let col = d1.col_as_slice(j);
-            d[W1 + 2 * j] += dot(col, xs);
-            d[W1 + 2 * j + 1] += dot(col, ys);
-            d[B1 + j] += sum(col);
+            dp[B2 + j] += sums[(j, 2)];
+            dp[W1 + 2 * j] += sums[(HIDDEN + j, 0)];
+            dp[W1 + 2 * j + 1] += sums[(HIDDEN + j, 1)];
+            dp[B1 + j] += sums[(HIDDEN + j, 2)];
         }
     }
     if let Some(dx) = d_points {
         for j in 0..HIDDEN {
             let (wx, wy) = (p[W1 + 2 * j], p[W1 + 2 * j + 1]);
-            for (x, d) in dx.iter_mut().zip(d1.col_as_slice(j)) {
-                x[0] += d * wx;
-                x[1] += d * wy;
+            for (x, d) in dx.iter_mut().zip(d.col_as_slice(HIDDEN + j)) {
+                x[0] = d.mul_add(wx, x[0]);
+                x[1] = d.mul_add(wy, x[1]);
             }
         }
     }
 }
 
-/// Σ a·b with 16 running sums, so the compiler vectorises it (a single running sum must be
-/// added in order).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..16 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline(always)]
-fn sum(a: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let chunks = a.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for x in chunks {
-        for k in 0..16 {
-            acc[k] += x[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// sin and cos of every value, to within ~2e-7 of the true values (plus f32 rounding of the
-/// argument's reduction, ~|x|·6e-8). Written branch-free so the compiler vectorises it, with a
-/// version compiled for AVX2+FMA picked at run time: the scalar library calls were most of an
-/// INR fit's time. Cephes' sinf/cosf: reduce by multiples of π/2 (Cody-Waite, three parts),
-/// then minimax polynomials on [−π/4, π/4] and the quadrant's swap and signs.
+/// argument's reduction, ~|x|·6e-8). Written branch-free so the compiler vectorises it, with
+/// versions compiled for AVX-512 and AVX2 picked at run time: the scalar library calls were
+/// most of an INR fit's time. Cephes' sinf/cosf: reduce by multiples of π/2 (Cody-Waite, three
+/// parts), then minimax polynomials on [−π/4, π/4] and the quadrant's swap and signs. Fused
+/// multiply-adds throughout: one instruction each where the CPU has FMA, and, being exactly
+/// rounded, the same bits where it does not.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub fn sin_cos(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
-        unsafe { sin_cos_avx2(x, sin, cos) };
-        return;
-    }
-    sin_cos_portable(x, sin, cos);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sin_cos_avx2(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     sin_cos_portable(x, sin, cos);
 }
 
@@ -336,13 +249,12 @@ fn sin_cos_portable(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer, without a library call.
     const ROUND: f32 = 12_582_912.0;
     for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
-        let shifted = v * TWO_OVER_PI + ROUND;
+        let shifted = v.mul_add(TWO_OVER_PI, ROUND);
         let k = shifted - ROUND;
-        let r = ((v - k * P1) - k * P2) - k * P3;
+        let r = (-k).mul_add(P3, (-k).mul_add(P2, (-k).mul_add(P1, v)));
         let z = r * r;
-        let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
-        let cr =
-            1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
+        let sr = (r * z).mul_add(z.mul_add(z.mul_add(-1.951_529_6e-4, 8.332_161e-3), -1.666_665_5e-1), r);
+        let cr = (z * z).mul_add(z.mul_add(z.mul_add(2.443_315_7e-5, -1.388_731_6e-3), 4.166_664_6e-2), (-0.5f32).mul_add(z, 1.0));
         // The quadrant k mod 4 sits in the low mantissa bits of `shifted` (a bit cast, where
         // `k as i32` would saturate element by element and stop vectorisation).
         let q = shifted.to_bits();
