@@ -6,6 +6,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
+use glassbox_zoo::cnn::tap_pairs;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -93,31 +94,14 @@ impl Deconv {
         (x, w)
     }
 
-    /// Per kernel tap ky·k + kx of layer l: the (input pixel, output pixel) pairs, row-major
-    /// within one image, where y = iy·s − p + ky and x = ix·s − p + kx land inside the output.
-    fn tap_pairs(&self, li: usize) -> Vec<Vec<(u32, u32)>> {
-        let l = self.layers[li];
-        let (si, so) = (self.sides[li], self.sides[li + 1]);
-        let inside = |i: usize, k: usize| (i * l.stride + k).checked_sub(l.pad).filter(|&v| v < so);
-        (0..l.k * l.k)
-            .map(|tap| {
-                (0..si * si)
-                    .filter_map(|at| {
-                        let (y, x) = (inside(at / si, tap / l.k)?, inside(at % si, tap % l.k)?);
-                        Some((at as u32, (y * so + x) as u32))
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
     /// Calls f(column of taps for one image, output plane, pairs) for every image, output
     /// channel o and kernel tap: the tap matrix's column (o, ky, kx) holds, for rows (image, iy,
     /// ix), what input pixel (iy, ix) sends to output plane o at the pairs' positions.
     fn for_each_tap(&self, li: usize, n: usize, mut f: impl FnMut(usize, usize, usize, &[(u32, u32)])) {
         let l = self.layers[li];
         let (si2, so2) = (self.sides[li] * self.sides[li], self.sides[li + 1] * self.sides[li + 1]);
-        let pairs = self.tap_pairs(li);
+        // Input pixel (iy, ix) meets output (iy·s − p + ky, ix·s − p + kx) at tap (ky, kx).
+        let pairs = tap_pairs(l.k, l.stride, l.pad, self.sides[li], self.sides[li + 1]);
         for img in 0..n {
             for o in 0..l.cout {
                 for (tap, pairs) in pairs.iter().enumerate() {

@@ -135,8 +135,9 @@ impl<'a> ZooTargets<'a> {
             "cnn" => {
                 let g = &zoo.spec.generation;
                 let int = |key: &str| g.get(key).and_then(|v| v.as_u64());
-                // Readers probe with 28×28 images, and the network is run with 3×3 kernels, stride 2, padding 1.
-                if (int("side"), int("kernel"), int("stride"), int("padding")) != (Some(28), Some(3), Some(2), Some(1)) {
+                // Readers probe with 28×28 images, and the network runs with the zoo CNN's kernel, stride and padding.
+                let want = glassbox_zoo::cnn::geometry(28);
+                if ["side", "kernel", "stride", "padding"].iter().any(|&key| int(key) != want[key].as_u64()) {
                     return Err(Error::format(zoo.dir.join("zoo.json"), format!("CNN readers need side 28, kernel 3, stride 2 and padding 1 in 'generation'; it records side {:?}, kernel {:?}, stride {:?}, padding {:?}", int("side"), int("kernel"), int("stride"), int("padding"))));
                 }
                 let net = Cnn::from_tensors(&zoo.spec.tensors, 28).ok_or_else(|| Error::format(zoo.dir.join("zoo.json"), format!("the tensors {:?} are not a glassbox zoo CNN's (convs.l.weight/bias chaining from one channel into head.weight/bias)", zoo.spec.tensors)))?;

@@ -131,10 +131,11 @@ impl Classifier for Cnn {
         "cnn"
     }
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "side": self.side(), "channels": self.channels(), "classes": self.classes(), "kernel": 3, "stride": 2, "padding": 1,
-            "architecture": "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]; spec/probegen.md 2.7 and 6 R3",
-        })
+        let mut d = crate::cnn::geometry(self.side());
+        d["channels"] = serde_json::json!(self.channels());
+        d["classes"] = serde_json::json!(self.classes());
+        d["architecture"] = "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]; spec/probegen.md 2.7 and 6 R3".into();
+        d
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         Cnn::tensors(self)

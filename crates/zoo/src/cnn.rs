@@ -12,9 +12,16 @@ use crate::vmath;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 
-const K: usize = 3;
-const STRIDE: usize = 2;
-const PAD: usize = 1;
+/// Every zoo CNN's convolutions: 3×3 kernels, stride 2, padding 1.
+pub const KERNEL: usize = 3;
+pub const STRIDE: usize = 2;
+pub const PADDING: usize = 1;
+
+/// How a zoo CNN on side×side images runs, as zoo.json's `generation` records it (readers
+/// refuse CNN zoos that record anything else).
+pub fn geometry(side: usize) -> serde_json::Value {
+    serde_json::json!({ "side": side, "kernel": KERNEL, "stride": STRIDE, "padding": PADDING })
+}
 
 /// The shape of a CNN, with the index tables its passes use (built once, in [`Cnn::new`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,24 +56,13 @@ pub struct Trace {
 
 impl Conv {
     fn new(ci: usize, co: usize, si: usize, weight: usize) -> Conv {
-        let so = (si + 2 * PAD).saturating_sub(K) / STRIDE + 1;
-        let inside = |o: usize, k: usize| (o * STRIDE + k).checked_sub(PAD).filter(|&v| v < si);
-        let taps = (0..K * K)
-            .map(|tap| {
-                let (ky, kx) = (tap / K, tap % K);
-                (0..so * so)
-                    .filter_map(|pos| {
-                        let (iy, ix) = (inside(pos / so, ky)?, inside(pos % so, kx)?);
-                        Some((pos as u32, (iy * si + ix) as u32))
-                    })
-                    .collect()
-            })
-            .collect();
-        Conv { ci, co, si, so, weight, bias: weight + co * ci * K * K, taps }
+        let so = (si + 2 * PADDING).saturating_sub(KERNEL) / STRIDE + 1;
+        let taps = tap_pairs(KERNEL, STRIDE, PADDING, so, si);
+        Conv { ci, co, si, so, weight, bias: weight + co * ci * KERNEL * KERNEL, taps }
     }
 
     fn width(&self) -> usize {
-        self.ci * K * K
+        self.ci * KERNEL * KERNEL
     }
 
     /// The im2col matrix: rows (image, output position), columns (input channel, tap), so that
@@ -76,7 +72,7 @@ impl Conv {
         let mut cols = Mat::<f32>::zeros(n * so2, self.width());
         for (i, src) in input.iter().enumerate() {
             for (tap, pairs) in self.taps.iter().enumerate() {
-                let dst = cols.col_as_slice_mut(i * K * K + tap);
+                let dst = cols.col_as_slice_mut(i * KERNEL * KERNEL + tap);
                 for img in 0..n {
                     let (d, s) = (&mut dst[img * so2..][..so2], &src[img * si2..][..si2]);
                     for &(o, t) in pairs {
@@ -95,7 +91,7 @@ impl Conv {
         for i in 0..self.ci {
             let dst = back.col_as_slice_mut(i);
             for (tap, pairs) in self.taps.iter().enumerate() {
-                let src = d_cols.col_as_slice(i * K * K + tap);
+                let src = d_cols.col_as_slice(i * KERNEL * KERNEL + tap);
                 for img in 0..n {
                     let (d, s) = (&mut dst[img * si2..][..si2], &src[img * so2..][..so2]);
                     for &(o, t) in pairs {
@@ -106,6 +102,24 @@ impl Conv {
         }
         back
     }
+}
+
+/// Per kernel tap ky·kernel + kx: the pairs (a, b) of a position a in a `from`×`from` grid and
+/// the position b = (ay·stride − pad + ky, ax·stride − pad + kx) it meets in a `to`×`to` grid,
+/// where b falls inside (the padding is left out); positions row-major, a in order. A convolution
+/// reads input b for output a; a transposed convolution writes input a to output b.
+pub fn tap_pairs(kernel: usize, stride: usize, pad: usize, from: usize, to: usize) -> Vec<Vec<(u32, u32)>> {
+    let inside = |a: usize, k: usize| (a * stride + k).checked_sub(pad).filter(|&v| v < to);
+    (0..kernel * kernel)
+        .map(|tap| {
+            (0..from * from)
+                .filter_map(|a| {
+                    let (by, bx) = (inside(a / from, tap / kernel)?, inside(a % from, tap % kernel)?);
+                    Some((a as u32, (by * to + bx) as u32))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Layer l's input, channel by channel: the images for l = 0, else layer l − 1's output columns.
@@ -154,7 +168,7 @@ impl Cnn {
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
         for (l, c) in self.convs.iter().enumerate() {
-            out.push((format!("convs.{l}.weight"), vec![c.co, c.ci, K, K]));
+            out.push((format!("convs.{l}.weight"), vec![c.co, c.ci, KERNEL, KERNEL]));
             out.push((format!("convs.{l}.bias"), vec![c.co]));
         }
         let last = self.channels[self.convs.len()];
@@ -330,11 +344,11 @@ mod tests {
                     for x in 0..so {
                         let mut acc = p[bo + o];
                         for i in 0..ci {
-                            for ky in 0..K {
-                                for kx in 0..K {
-                                    let (iy, ix) = ((y * STRIDE + ky) as isize - PAD as isize, (x * STRIDE + kx) as isize - PAD as isize);
+                            for ky in 0..KERNEL {
+                                for kx in 0..KERNEL {
+                                    let (iy, ix) = ((y * STRIDE + ky) as isize - PADDING as isize, (x * STRIDE + kx) as isize - PADDING as isize);
                                     if (0..si as isize).contains(&iy) && (0..si as isize).contains(&ix) {
-                                        acc += p[wo + ((o * ci + i) * K + ky) * K + kx] * h[(i * si + iy as usize) * si + ix as usize];
+                                        acc += p[wo + ((o * ci + i) * KERNEL + ky) * KERNEL + kx] * h[(i * si + iy as usize) * si + ix as usize];
                                     }
                                 }
                             }

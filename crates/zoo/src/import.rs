@@ -380,10 +380,9 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
 fn generation(dir: &Path, labels_csv: Option<&Path>, seed: u64, family: &str) -> serde_json::Value {
     let mut g = serde_json::json!({ "preset": "import", "source": dir.display().to_string(), "labels": labels_csv.map_or_else(|| "safetensors metadata".to_string(), |p| p.display().to_string()), "seed": seed });
     if family == "cnn" {
-        g["side"] = serde_json::json!(CNN_SIDE);
-        g["kernel"] = serde_json::json!(3);
-        g["stride"] = serde_json::json!(2);
-        g["padding"] = serde_json::json!(1);
+        for (key, value) in crate::cnn::geometry(CNN_SIDE).as_object().expect("an object") {
+            g[key] = value.clone();
+        }
     }
     g
 }
