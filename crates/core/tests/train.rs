@@ -1,14 +1,14 @@
 //! Losses, gradients, optimiser steps, resume and divergence handling.
 
 mod common;
-use common::random_split;
+use common::{random_classes, random_split};
 use glassbox_core::checkpoint;
 use glassbox_core::data::Split;
 use glassbox_core::dataspec::DataSpec;
-use glassbox_core::model::{Architecture, Model};
+use glassbox_core::model::{Activation, Architecture, Model};
 use glassbox_core::tensor::{from_vec, infer_device, to_vec, train_device};
 use glassbox_core::train::loss::{bce_with_logits, cross_entropy};
-use glassbox_core::train::optim::{clip_grad_norm, Adam, OptimConfig, OptimKind};
+use glassbox_core::train::optim::{clip_grad_norm, weighted_sum, Adam, OptimConfig, OptimKind, Weighted};
 use glassbox_core::train::{self, RunOptions, TrainConfig};
 
 #[test]
@@ -74,6 +74,54 @@ fn clipping_scales_to_the_max_norm() {
     // Below the limit nothing changes.
     let norm = clip_grad_norm(&mut g, 10.0);
     assert!((norm - 1.0).abs() < 1e-5 && (g[0][0] as f64 - 3.0 * c).abs() < 1e-6);
+}
+
+/// The row blocks' weighted gradients sum to the gradient of the whole batch, for any number of
+/// shards, and their weighted losses to its mean loss.
+#[test]
+fn sharded_gradients_sum_to_the_batch_gradient() {
+    let dev = train_device();
+    let data = random_classes(200, 12, 3, 5);
+    let idx: Vec<usize> = (0..200).collect();
+    let arch = Architecture::Mlp { dims: vec![12, 16, 3], activation: Activation::Relu, bias: true, embed: None };
+    let model = Model::init(arch, 1, &dev).unwrap();
+    let (x, y) = train::batch(&data, &idx, &dev);
+    let (loss, whole) = train::block_gradients(&model, &data, x.clone(), y.clone(), 1);
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].weight, 1.0);
+    let whole = weighted_sum(&whole);
+    for shards in [2, 3, 4] {
+        let (l, blocks) = train::block_gradients(&model, &data, x.clone(), y.clone(), shards);
+        assert_eq!(blocks.len(), shards);
+        assert!((blocks.iter().map(|b| b.weight as f64).sum::<f64>() - 1.0).abs() < 1e-6);
+        assert!((l - loss).abs() < 1e-6 * loss, "{shards} shards: loss {l} vs {loss}");
+        for (a, b) in weighted_sum(&blocks).iter().zip(&whole) {
+            common::assert_close(a, b, 1e-5, &format!("{shards} shards"));
+        }
+    }
+}
+
+/// Adam on blocks summed as it reads them is bit for bit Adam on the summed gradient, for two
+/// blocks (the fused pair kernel) and three (the general path), on tensors above and below the
+/// parallel chunk size.
+#[test]
+fn weighted_update_equals_the_update_on_the_summed_gradient() {
+    let sizes = [40_000, 7];
+    let values = |seed: u32| -> Vec<Vec<f32>> {
+        sizes.iter().map(|&n| (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()).collect()
+    };
+    for count in [2, 3] {
+        let blocks: Vec<Weighted<Vec<f32>>> = (0..count).map(|b| Weighted { weight: [0.3, 0.5, 0.2][b], grads: values(b as u32 + 1) }).collect();
+        let cfg = OptimConfig { kind: OptimKind::AdamW, weight_decay: 0.1, ..Default::default() };
+        let (mut fused, mut plain) = (Adam::new(cfg.clone(), &sizes), Adam::new(cfg, &sizes));
+        let (mut p_fused, mut p_plain) = (values(0), values(0));
+        for _ in 0..3 {
+            fused.update_weighted(&mut p_fused, &blocks, 1e-2);
+            plain.update(&mut p_plain, &weighted_sum(&blocks), 1e-2);
+        }
+        assert_eq!(p_fused, p_plain, "{count} blocks");
+        assert_eq!((fused.m, fused.v), (plain.m, plain.v), "{count} blocks");
+    }
 }
 
 /// Autodiff gradients of the bilinear model against central finite differences in f64.

@@ -13,10 +13,9 @@ use crate::data::{Dataset, Split, Targets};
 use crate::dataspec::DataSpec;
 use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
 use crate::model::{Architecture, Model};
-use crate::tensor::{from_vec, infer_device, scalar, to_vec, train_device, Device, Tensor};
+use crate::tensor::{from_vec, infer_device, scalar, to_vec, train_device, Device, HostValues, Tensor};
 use crate::{Error, Result};
-use optim::{Adam, OptimConfig};
-use rayon::prelude::*;
+use optim::{weighted_sum, Adam, OptimConfig, Weighted};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -178,13 +177,29 @@ fn batch_from_inputs(data: &Dataset, idx: &[usize], x: Vec<f32>, device: &Device
 /// Batches smaller than this per shard are not split: the split would cost more than it saves.
 const MIN_SHARD_ROWS: usize = 32;
 
-/// Mean loss of a batch and its gradient per parameter, as host vectors. The batch is cut
-/// into `shards` row blocks whose forward and backward passes run in parallel (rayon::join),
-/// and the block gradients are averaged weighted by block size, which is the gradient of the
-/// mean loss. This is how one training step uses several cores: burn's matmuls barely scale
-/// at small batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never
-/// on the thread count, so results are identical at any --threads.
+/// Mean loss of a batch and its gradient per parameter, as host vectors (see
+/// [`block_gradients`], whose block gradients this sums).
 pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize) -> (f64, Vec<Vec<f32>>) {
+    let (loss, blocks) = block_gradients(model, data, x, y, shards);
+    (loss, weighted_sum(&blocks))
+}
+
+/// Mean loss of a batch and the gradients of its row blocks. The batch is cut into `shards`
+/// row blocks whose forward and backward passes run in parallel (rayon::join); each block's
+/// gradient is weighted by its share of the rows, so their sum is the gradient of the mean
+/// loss. This is how one training step uses several cores: burn's matmuls barely scale at
+/// small batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never on
+/// the thread count, so results are identical at any --threads. The blocks are returned
+/// unsummed so that Adam can sum them as it reads them ([`Adam::update_weighted`]).
+pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize) -> (f64, Vec<Weighted<HostValues>>) {
+    let n = x.dims()[0];
+    let blocks = split_blocks(model, data, x, y, shards, n);
+    let loss = blocks.iter().map(|(loss, b)| loss * b.weight as f64).sum();
+    (loss, blocks.into_iter().map(|(_, b)| b).collect())
+}
+
+/// The blocks of [`block_gradients`] with their mean losses; `total` is the batch's row count.
+fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, total: usize) -> Vec<(f64, Weighted<HostValues>)> {
     let n = x.dims()[0];
     if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
         // Fresh parameter leaves per shard: concurrent backward passes must not share
@@ -193,26 +208,18 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
         let loss = loss_fn(data, local.forward(x), y);
         let value = scalar(loss.clone());
         let mut grads = loss.backward();
-        // grad_remove hands over the only reference, so to_vec takes the buffer without a copy.
-        let g = local
-            .params
-            .values
-            .iter()
-            .map(|p| p.grad_remove(&mut grads).map_or_else(|| vec![0.0; p.dims()[0]], to_vec))
-            .collect();
-        return (value, g);
+        // grad_remove hands over the only reference, so HostValues keeps the buffer uncopied.
+        let g = local.params.values.iter().map(|p| p.grad_remove(&mut grads).map_or_else(|| HostValues::zeros(p.dims()[0]), HostValues::new)).collect();
+        return vec![(value, Weighted { weight: (n as f64 / total as f64) as f32, grads: g })];
     }
     let (left, right) = (shards / 2, shards - shards / 2);
     let h = n * left / shards;
-    let ((la, mut ga), (lb, gb)) = rayon::join(
-        || loss_and_grads(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left),
-        || loss_and_grads(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right),
+    let (mut a, b) = rayon::join(
+        || split_blocks(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, total),
+        || split_blocks(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, total),
     );
-    let (wa, wb) = (h as f64 / n as f64, (n - h) as f64 / n as f64);
-    for (a, b) in ga.iter_mut().zip(&gb) {
-        a.par_iter_mut().zip(b.par_iter()).for_each(|(a, b)| *a = *a * wa as f32 + *b * wb as f32);
-    }
-    (wa * la + wb * lb, ga)
+    a.extend(b);
+    a
 }
 
 pub fn loss_fn(data: &Dataset, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
@@ -314,17 +321,21 @@ fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall:
 /// clipping, then Adam. Returns the batch loss; when it is not finite the weights are left
 /// untouched so the caller can stop on the last good state.
 pub fn train_step(model: &mut Model, adam: &mut Adam, data: &Dataset, x: Tensor<2>, y: Tensor<2>, cfg: &TrainConfig, lr: f64) -> f64 {
-    let (loss_value, mut g) = loss_and_grads(model, data, x, y, cfg.shards);
+    let (loss_value, blocks) = block_gradients(model, data, x, y, cfg.shards);
     if !loss_value.is_finite() {
         return loss_value;
     }
-    if let Some(max) = cfg.clip_grad_norm {
-        optim::clip_grad_norm(&mut g, max);
-    }
     let device = model.params.values[0].device();
-    // Taking the tensors out leaves their buffers unshared, so to_vec moves rather than copies.
+    // Taking the tensors out leaves their buffers unshared, and from_vec made them with f32's
+    // alignment, so to_vec moves rather than copies.
     let mut host: Vec<Vec<f32>> = std::mem::take(&mut model.params.values).into_iter().map(to_vec).collect();
-    adam.update(&mut host, &g, lr);
+    if let Some(max) = cfg.clip_grad_norm {
+        let mut g = weighted_sum(&blocks);
+        optim::clip_grad_norm(&mut g, max);
+        adam.update(&mut host, &g, lr);
+    } else {
+        adam.update_weighted(&mut host, &blocks, lr);
+    }
     model.params.values = host.into_iter().map(|h| {
         let n = h.len();
         from_vec(h, [n], &device).require_grad()

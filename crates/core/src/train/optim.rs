@@ -51,6 +51,45 @@ impl Adam {
 
     /// One update of `params` in place, with torch.optim.Adam / AdamW's arithmetic in f32.
     pub fn update(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>], lr: f64) {
+        self.update_unweighted(params, grads, lr)
+    }
+
+    fn update_unweighted<G: AsRef<[f32]> + Sync>(&mut self, params: &mut [Vec<f32>], grads: &[G], lr: f64) {
+        debug_assert_eq!(params.len(), grads.len(), "one gradient per parameter");
+        self.apply(params, lr, |i, start, p, m, v, k| update_chunk(p, &grads[i].as_ref()[start..start + p.len()], m, v, k));
+    }
+
+    /// One update with the gradient of one or more row blocks of a batch, Σ_b w_b g_b formed as
+    /// [`weighted_sum`] forms it (bit for bit), but chunk by chunk in cache as the update
+    /// reads it rather than in a pass over memory of its own.
+    pub fn update_weighted<G: AsRef<[f32]> + Sync>(&mut self, params: &mut [Vec<f32>], blocks: &[Weighted<G>], lr: f64) {
+        debug_assert!(blocks.iter().all(|b| b.grads.len() == params.len()), "one gradient per parameter");
+        if let [one] = blocks {
+            if one.weight == 1.0 {
+                return self.update_unweighted(params, &one.grads, lr);
+            }
+        }
+        if let [a, b] = blocks {
+            // The common case (two shards) without a scratch buffer.
+            let w = [a.weight, b.weight];
+            return self.apply(params, lr, |i, start, p, m, v, k| {
+                let range = start..start + p.len();
+                update_chunk_pair(p, &a.grads[i].as_ref()[range.clone()], &b.grads[i].as_ref()[range], w, m, v, k)
+            });
+        }
+        self.apply(params, lr, |i, start, p, m, v, k| {
+            let mut g = Vec::with_capacity(p.len());
+            weighted_sum_into(&mut g, blocks, i, start..start + p.len());
+            update_chunk(p, &g, m, v, k)
+        });
+    }
+
+    /// Run `chunk(parameter index, start, p, m, v, constants)` over every parameter in chunks,
+    /// in parallel for tensors larger than one chunk.
+    fn apply<F>(&mut self, params: &mut [Vec<f32>], lr: f64, chunk: F)
+    where
+        F: Fn(usize, usize, &mut [f32], &mut [f32], &mut [f32], [f32; 7]) + Sync,
+    {
         let c = &self.config;
         self.step += 1;
         let t = self.step as i32;
@@ -60,17 +99,48 @@ impl Adam {
         let l2 = if c.kind == OptimKind::Adam { c.weight_decay as f32 } else { 0.0 };
         let shrink = if c.kind == OptimKind::AdamW { (1.0 - lr * c.weight_decay) as f32 } else { 1.0 };
         let k = [b1, b2, eps, l2, shrink, step_size, bc2_sqrt];
-        for (((p, g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+        for (i, ((p, m), v)) in params.iter_mut().zip(&mut self.m).zip(&mut self.v).enumerate() {
             if p.len() <= CHUNK {
                 // One chunk: no rayon task (a small model's step, e.g. an INR fit, is a few µs).
-                update_chunk(p, g, m, v, k);
+                chunk(i, 0, p, m, v, k);
                 continue;
             }
             p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
                 .zip(m.par_chunks_mut(CHUNK))
                 .zip(v.par_chunks_mut(CHUNK))
-                .for_each(|(((p, g), m), v)| update_chunk(p, g, m, v, k));
+                .enumerate()
+                .for_each(|(n, ((p, m), v))| chunk(i, n * CHUNK, p, m, v, k));
+        }
+    }
+}
+
+/// The gradients of all parameters from one row block of a batch, and the block's weight
+/// (its share of the rows) in the batch mean.
+pub struct Weighted<G> {
+    pub weight: f32,
+    pub grads: Vec<G>,
+}
+
+/// The batch gradient Σ_b w_b g_b of every parameter, as host vectors.
+pub fn weighted_sum<G: AsRef<[f32]>>(blocks: &[Weighted<G>]) -> Vec<Vec<f32>> {
+    (0..blocks[0].grads.len())
+        .map(|i| {
+            let n = blocks[0].grads[i].as_ref().len();
+            let mut g = Vec::with_capacity(n);
+            weighted_sum_into(&mut g, blocks, i, 0..n);
+            g
+        })
+        .collect()
+}
+
+/// Append Σ_b w_b g_b[range] of parameter `i` to `out`, summed in block order, so two blocks
+/// give exactly a·w_a + b·w_b in f32.
+fn weighted_sum_into<G: AsRef<[f32]>>(out: &mut Vec<f32>, blocks: &[Weighted<G>], i: usize, range: std::ops::Range<usize>) {
+    let (first, rest) = blocks.split_first().expect("at least one block");
+    out.extend(first.grads[i].as_ref()[range.clone()].iter().map(|&x| x * first.weight));
+    for b in rest {
+        for (o, &x) in out.iter_mut().zip(&b.grads[i].as_ref()[range.clone()]) {
+            *o += x * b.weight;
         }
     }
 }
@@ -80,14 +150,27 @@ impl Adam {
 /// order either way (no fused multiply-adds), so results are bit-identical on every CPU.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
-    let [b1, b2, eps, l2, shrink, step_size, bc2_sqrt] = k;
     // Zipped iterators (no bounds checks) let the compiler vectorise the loop.
     for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let gi = g + l2 * *p;
-        *m = b1 * *m + (1.0 - b1) * gi;
-        *v = b2 * *v + (1.0 - b2) * gi * gi;
-        *p = *p * shrink - step_size * *m / (v.sqrt() / bc2_sqrt + eps);
+        adam_element(p, *g, m, v, k);
     }
+}
+
+/// [`update_chunk`] on the gradient w_a·a + w_b·b of two row blocks.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn update_chunk_pair(p: &mut [f32], a: &[f32], b: &[f32], w: [f32; 2], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
+    for ((((p, a), b), m), v) in p.iter_mut().zip(a).zip(b).zip(m.iter_mut()).zip(v.iter_mut()) {
+        adam_element(p, a * w[0] + b * w[1], m, v, k);
+    }
+}
+
+#[inline(always)]
+fn adam_element(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, k: [f32; 7]) {
+    let [b1, b2, eps, l2, shrink, step_size, bc2_sqrt] = k;
+    let gi = g + l2 * *p;
+    *m = b1 * *m + (1.0 - b1) * gi;
+    *v = b2 * *v + (1.0 - b2) * gi * gi;
+    *p = *p * shrink - step_size * *m / (v.sqrt() / bc2_sqrt + eps);
 }
 
 /// torch.nn.utils.clip_grad_norm_: scale all gradients by max_norm / (norm + 1e-6) when the
