@@ -45,7 +45,7 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Stop early once test accuracy reaches this value (e.g. 1.0 for grokking runs).
     pub target_accuracy: Option<f64>,
-    /// Row blocks per batch whose gradients are computed in parallel (see [`loss_and_grads`]).
+    /// Row blocks per batch whose gradients are computed in parallel (see [`block_gradients`]).
     #[serde(default = "default_shards")]
     pub shards: usize,
 }
