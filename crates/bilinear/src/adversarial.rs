@@ -89,6 +89,7 @@ pub enum Baseline {
 
 /// Attack every row of `x` with every mask at `strength` (x' = x + m, no clipping) and average
 /// accuracy and target misclassification over the masks, against the baseline.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_masks(
     model: &BilinearModel,
     masks: &[Mask],

@@ -1,5 +1,8 @@
 //! The exact-math tests of spec/bilinear.md 6.2, in f64 to 1e-10 unless stated.
 
+// Index loops here mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
+
 use faer::Mat;
 use glassbox_bilinear::decompose::{decompose, model_logits};
 use glassbox_bilinear::eigen::{effective_count, eigh, lanczos_top_k};

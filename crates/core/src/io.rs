@@ -74,7 +74,7 @@ pub fn write_f32(path: &Path, tensors: &[HostTensor], metadata: HashMap<String, 
     header.extend(entries);
     let mut json = serde_json::to_string(&header).expect("serialisable");
     // Pad so that the data starts 8-byte aligned, as the safetensors format recommends.
-    while (8 + json.len()) % 8 != 0 {
+    while !(8 + json.len()).is_multiple_of(8) {
         json.push(' ');
     }
     let mut buf = Vec::with_capacity(8 + json.len() + offset);

@@ -36,7 +36,7 @@ fn adam_and_adamw_follow_pytorch_updates() {
     for kind in [OptimKind::Adam, OptimKind::AdamW] {
         let cfg = OptimConfig { kind, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
         let mut adam = Adam::new(cfg, &[2]);
-        let mut p = vec![0.5f64, -1.0];
+        let mut p = [0.5f64, -1.0];
         let grads = [[0.2f64, -0.4], [0.1, 0.3]];
         let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
         let lr = 0.01;

@@ -139,6 +139,7 @@ pub struct EdgeAblation {
     pub needed: Option<usize>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn edge_ablation(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &Mat<f64>, labels: &[usize], baseline: f64, tolerance: f64) -> EdgeAblation {
     let first = basis.layers[l].const_first as usize;
     let total = edges.nrows() * (edges.ncols() - first);

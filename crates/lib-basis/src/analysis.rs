@@ -225,8 +225,8 @@ pub fn write_fourier(dir: &Path, net: &Network, analysis: &Analysis, all_pairs: 
     let acts = net.node_activations(net.fold_input(all_pairs, p * p));
     let mut out = serde_json::Map::new();
     for r in &analysis.results {
-        for l in 1..acts.len() - 1 {
-            let spectra = crate::fourier::layer_spectra(&acts[l], &r.basis.layers[l], p, 20);
+        for (l, acts_l) in acts.iter().enumerate().take(acts.len() - 1).skip(1) {
+            let spectra = crate::fourier::layer_spectra(acts_l, &r.basis.layers[l], p, 20);
             let layer = &analysis.node_names[l];
             let purity: Vec<f64> = spectra.iter().map(|s| s.0).collect();
             out.insert(format!("{}.{layer}", r.variant.name()), serde_json::json!({

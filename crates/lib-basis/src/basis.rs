@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
-    /// Whitened PCA rotated by the eigenvectors of E[JᵀJ] and scaled by √Λ (the paper's LIB).
+    /// Whitened PCA rotated by the eigenvectors of E\[JᵀJ] and scaled by √Λ (the paper's LIB).
     Lib,
     /// C = Y U: centred, unwhitened PCA, constant first (the paper's baseline).
     Pca,
@@ -162,8 +162,8 @@ fn pca(f: &Mat<f64>, center: bool, threshold: Threshold, what: &str) -> Result<P
     Ok(Pca { values, w, w_plus })
 }
 
-/// E[JᵀJ] (D × D) of f ↦ section(f) · C_out over the samples, in closed form (spec 5):
-/// J(x) = Kᵀ diag(s(x)) Wᵀ with K = T C_out, so E[JᵀJ] = W ((K Kᵀ) ⊙ E[s sᵀ]) Wᵀ.
+/// E\[JᵀJ] (D × D) of f ↦ section(f) · C_out over the samples, in closed form (spec 5):
+/// J(x) = Kᵀ diag(s(x)) Wᵀ with K = T C_out, so E\[JᵀJ] = W ((K Kᵀ) ⊙ E[s sᵀ]) Wᵀ.
 pub fn jacobian_moment(net: &Network, l: usize, f: &Mat<f64>, c_out: &Mat<f64>, rule: &Integration) -> Mat<f64> {
     let s = &net.sections[l];
     let gates = s.gates(&s.pre(f), rule);

@@ -1,5 +1,8 @@
 //! Node and edge ablation against naive computations (spec section 6).
 
+// Index loops here mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
+
 use faer::Mat;
 use glassbox_core::model::{Activation, Architecture, Model};
 use glassbox_core::tensor::infer_device;

@@ -1,6 +1,9 @@
 //! Exact maths of spec/lib.md 2.7 and section 5: invariants to 1e-9 relative in f64, and the
 //! closed forms against brute-force per-sample Jacobians (central finite differences).
 
+// Index loops here mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
+
 use faer::Mat;
 use glassbox_core::model::{Activation, Architecture, Model};
 use glassbox_core::tensor::{from_vec, infer_device, to_vec};
@@ -247,7 +250,7 @@ fn lib_is_invariant_to_an_invertible_reparametrisation_of_the_embedding() {
     let inv = |i: usize, j: usize| {
         let (r0, r1) = ([0, 1, 2].into_iter().filter(|&r| r != j).collect::<Vec<_>>(), [0, 1, 2].into_iter().filter(|&c| c != i).collect::<Vec<_>>());
         let minor = a_mat[r0[0]][r1[0]] * a_mat[r0[1]][r1[1]] - a_mat[r0[0]][r1[1]] * a_mat[r0[1]][r1[0]];
-        if (i + j) % 2 == 0 { minor / det } else { -minor / det }
+        if (i + j).is_multiple_of(2) { minor / det } else { -minor / det }
     };
     let mut host = model.params.to_host();
     let e = model.params.index("embed.weight").unwrap();

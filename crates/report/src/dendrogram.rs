@@ -60,7 +60,7 @@ pub fn dendrogram_svg(title: &str, y_label: &str, merges: &[DendrogramMerge], gr
             let path = vec![(x[m.a] as i32, y[m.a] as i32), (x[m.a] as i32, yc), (x[m.b] as i32, yc), (x[m.b] as i32, y[m.b] as i32)];
             root.draw(&PathElement::new(path, grey.stroke_width(1))).map_err(|e| fig(&e))?;
         }
-        let base = (height - bottom) as i32;
+        let base = height - bottom;
         for (leaf, &g) in groups.iter().enumerate() {
             let colour = palette[g % palette.len()];
             root.draw(&Rectangle::new([(x[leaf] as i32 - 1, base + 2), (x[leaf] as i32 + 1, base + 14)], colour.filled())).map_err(|e| fig(&e))?;

@@ -265,7 +265,7 @@ fn notes_are_shown_escaped_under_the_command() {
     std::fs::create_dir_all(&dir).unwrap();
     let run = json!({"name": "n", "command": "glassbox lib x", "notes": ["LIB ≈ PCA <here>", 3]});
     std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
-    render_report(&[dir.clone()], &dir.join("r.html"), "t").unwrap();
+    render_report(std::slice::from_ref(&dir), &dir.join("r.html"), "t").unwrap();
     let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
     assert!(html.contains("<p class=\"note\">LIB ≈ PCA &lt;here&gt;</p>"));
 }

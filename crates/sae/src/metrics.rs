@@ -8,13 +8,13 @@
 //!   threshold uses) and [`r2_scalar`] (the paper's, one scalar mean over all entries; more lenient).
 //! * Firing (§2.2): F_k^(i) = { x : z_k^(i)(x) > tau }, C_k = { x : min_i z_k^(i)(x) > tau };
 //!   [`firing_entropy`], [`cofire_proportion`] = |C_k| / |F_k^(i)|, [`cofire_iou`] = |C_k| / Σ_i |F_k^(i)|.
-//! * Energy (§2.2, Eq. 9): the code's un-squared ||E_x[z_k] D_k||₂ ([`energy`]) and the paper's square.
+//! * Energy (§2.2, Eq. 9): the code's un-squared ||E_x\[z_k] D_k||₂ ([`energy`]) and the paper's square.
 //! * Consistency (§2.3): [`hungarian_match`] maximises the total cosine similarity of matched rows.
 //!
 //! The metrics never panic. Inputs whose shapes disagree (or that are empty where a mean is needed)
 //! give NaN, or an empty / `None` result where NaN cannot be expressed, as each function documents;
 //! NaN fails every threshold comparison, so a mistake cannot pass a check. [`hungarian_match`] and
-//! [`cosine_matrix`] return [`Error::Invalid`](crate::Error::Invalid) instead.
+//! [`cosine_matrix`] return [`Error::Invalid`] instead.
 
 use crate::{Error, Result};
 use faer::prelude::Solve;
@@ -27,7 +27,7 @@ fn same_nonempty_shape(a: &Mat<f32>, b: &Mat<f32>) -> bool {
     a.nrows() == b.nrows() && a.ncols() == b.ncols() && a.nrows() > 0
 }
 
-/// Per-dimension (FVU) R² = 1 - SSE / Σ_c Σ_t (A[t,c] - mean_t A[:,c])², the form every acceptance test uses.
+/// Per-dimension (FVU) R² = 1 - SSE / Σ_c Σ_t (A\[t,c] - mean_t A\[:,c])², the form every acceptance test uses.
 ///
 /// A predictor that outputs each channel's mean scores exactly 0 (spec §2.1). NaN when the shapes
 /// differ or there are no rows; a constant target gives -inf (or NaN for a perfect fit).
@@ -112,7 +112,7 @@ pub fn cofire_counts(codes_per_model: &[&Mat<f32>], tau: f32) -> Vec<usize> {
     (0..first.ncols()).map(|k| (0..first.nrows()).filter(|&t| fires_everywhere(t, k)).count()).collect()
 }
 
-/// Co-fire proportion CFP_k^(i) = |C_k| / |F_k^(i)|, indexed [model][latent]; 0 where model i never fires k.
+/// Co-fire proportion CFP_k^(i) = |C_k| / |F_k^(i)|, indexed `[model][latent]`; 0 where model i never fires k.
 ///
 /// One entry per latent of `cofire`; NaN where model i has no count for that latent.
 pub fn cofire_proportion(cofire: &[usize], counts: &[Vec<usize>]) -> Vec<Vec<f64>> {
@@ -163,7 +163,7 @@ pub fn energy(codes: &Mat<f32>, dictionary: &Mat<f32>) -> Vec<f64> {
     (0..codes.ncols()).map(|k| mean(k).abs() * norm(k)).collect()
 }
 
-/// The paper's squared energy ||E_x[z_k] D_k||₂² (Eq. 9): the square of [`energy`].
+/// The paper's squared energy ||E_x\[z_k] D_k||₂² (Eq. 9): the square of [`energy`].
 pub fn energy_squared(codes: &Mat<f32>, dictionary: &Mat<f32>) -> Vec<f64> {
     energy(codes, dictionary).into_iter().map(|e| e * e).collect()
 }

@@ -152,9 +152,9 @@ fn dictionary_latents(planted: &Planted, dictionaries: &[&Mat<f32>]) -> Option<u
 }
 
 /// Index-consistent recovery (spec §5.1): fraction of shared concepts c with one latent l such that
-/// cos(G_i^sh[c], D_i[l]) > `threshold` in EVERY model i, and that latent per concept.
+/// cos(G_i^sh\[c], D_i\[l]) > `threshold` in EVERY model i, and that latent per concept.
 ///
-/// The latent reported for c is argmax_l min_i cos(G_i^sh[c], D_i[l]); `None` when that score is not
+/// The latent reported for c is argmax_l min_i cos(G_i^sh\[c], D_i\[l]); `None` when that score is not
 /// above the threshold. `dictionaries[i]` is model i's (m x d_i); when they do not fit the planted
 /// models (count, widths, or different m) the fraction is NaN and no concept is matched.
 pub fn index_consistent_recovery(
@@ -190,7 +190,7 @@ pub fn private_latents(planted: &Planted, dictionaries: &[&Mat<f32>], threshold:
     (0..planted.n_models()).map(of_model).collect()
 }
 
-/// Mean max cosine per model: over all S + P planted concepts c of model i, the mean of max_l cos(G_i[c], D_i[l]).
+/// Mean max cosine per model: over all S + P planted concepts c of model i, the mean of max_l cos(G_i\[c], D_i\[l]).
 ///
 /// NaN for every model when the dictionaries do not fit the planted models.
 pub fn mmcs(planted: &Planted, dictionaries: &[&Mat<f32>]) -> Vec<f64> {

@@ -2,7 +2,7 @@
 //! does (spec/probex.md 2.3 / 2.5): BCE-with-logits averaged over models × classes, Adam with
 //! L2 added to the gradient, shuffled mini-batches, validation every `val_every` epochs
 //! (epochs 0, k, 2k, … counted from zero), and the checkpoint with strictly better validation
-//! accuracy kept. Metric: mean over (model, class) entries of [logit > 0] == target.
+//! accuracy kept. Metric: mean over (model, class) entries of \[logit > 0] == target.
 
 use crate::layers::{LayerSet, MultiHot};
 use crate::probex::Expert;

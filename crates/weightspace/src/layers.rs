@@ -204,7 +204,7 @@ pub fn resolve_layer(names: &[String], choice: &str, source: &str) -> Result<Lay
     Err(Error::invalid(format!("{source} has no layer '{choice}'; its tensors are: {}", names.join(", "))))
 }
 
-/// A tensor shape as spec 2.1's matrix: 1-D → [d, 1], ≥2-D → [shape[0], the rest] (a 1×1
+/// A tensor shape as spec 2.1's matrix: 1-D → [d, 1], ≥2-D → [shape\[0], the rest] (a 1×1
 /// convolution [out, in, 1, 1] reads as [out, in]; a 3×3 one as [out, in·9], where the
 /// reference code reinterprets its memory as [in·9, out]).
 pub fn matrix_shape(shape: &[usize]) -> (usize, usize) {

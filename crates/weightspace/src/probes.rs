@@ -243,7 +243,7 @@ impl Probes {
         })
     }
 
-    /// The learned parameters, moved out for the optimiser: [free] + the generator's; none
+    /// The learned parameters, moved out for the optimiser: \[free] + the generator's; none
     /// for fixed probes.
     pub fn take_params(&mut self) -> Vec<Vec<f32>> {
         if !self.kind.learned() {

@@ -64,7 +64,7 @@ pub struct Routing {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StudyResult {
     pub per_tree: Vec<TreeResult>,
-    /// cross[a][b]: the expert of tree a on the test models of tree b.
+    /// `cross[a][b]`: the expert of tree a on the test models of tree b.
     pub cross: Vec<Vec<f64>>,
     pub routing: Routing,
     /// Routed mixture of experts on all test models (each routed to the expert of its

@@ -313,10 +313,10 @@ mod tests {
         let (_, cache) = model.forward(&data, &idx, &texts);
         let grads = model.backward(&data, &idx, &texts, cache, &g);
         let h = 2e-3f32;
-        let n_tensors = model.probex.params.len() + model.text.len();
-        for t in 0..n_tensors {
+        assert_eq!(grads.len(), model.probex.params.len() + model.text.len());
+        for (t, grad) in grads.iter().enumerate() {
             let len = if t < 6 { model.probex.params[t].len() } else { model.text[t - 6].len() };
-            assert_eq!(grads[t].len(), len, "tensor {t}");
+            assert_eq!(grad.len(), len, "tensor {t}");
             for i in (0..len).step_by((len / 3).max(1)) {
                 let bump = |d: f32| {
                     let mut m = model.clone();
@@ -324,7 +324,7 @@ mod tests {
                     scalar(&m)
                 };
                 let fd = (bump(h) - bump(-h)) / (2.0 * h as f64);
-                assert!((fd - grads[t][i] as f64).abs() < 2e-3 + 2e-2 * fd.abs(), "relu {relu} tensor {t} entry {i}: {} vs {fd}", grads[t][i]);
+                assert!((fd - grad[i] as f64).abs() < 2e-3 + 2e-2 * fd.abs(), "relu {relu} tensor {t} entry {i}: {} vs {fd}", grad[i]);
             }
         }
         }

@@ -60,7 +60,7 @@ pub fn init(seed: u64) -> Vec<f32> {
     p
 }
 
-/// The image grid: pixel (row r, column c) sits at (x, y) = (lin[c], lin[r]).
+/// The image grid: pixel (row r, column c) sits at (x, y) = (lin\[c], lin\[r]).
 pub fn grid(side: usize) -> Vec<[f32; 2]> {
     let lin = |i: usize| {
         if side > 1 {
@@ -165,7 +165,7 @@ pub fn forward_into(p: &[f32], points: &[[f32; 2]], trace: &mut Trace, out: &mut
     }
 }
 
-/// Gradients of Σ_k d_out[k]·f(x_k): with respect to the parameters (added into `d_params`
+/// Gradients of Σ_k d_out\[k]·f(x_k): with respect to the parameters (added into `d_params`
 /// when given) and to the points (added into `d_points` when given).
 pub fn backward(
     p: &[f32],

@@ -87,15 +87,15 @@ pub fn train(op: Op, seed: u64) -> (BilinearLayer, f64) {
     for step in 0..STEPS {
         let (xs, ys) = sample(&mut rng, op, BATCH);
         let layer = layer_of(&params);
-        let mut grads = vec![vec![0f64; HIDDEN * BITS], vec![0f64; HIDDEN * BITS], vec![0f64; outputs * HIDDEN]];
+        let mut grads = [vec![0f64; HIDDEN * BITS], vec![0f64; HIDDEN * BITS], vec![0f64; outputs * HIDDEN]];
         // MSE averaged over batch and outputs (torch MSELoss), backward by hand.
         let scale = 2.0 / (BATCH * outputs) as f64;
         for (x, y) in xs.iter().zip(&ys) {
             let wx: Vec<f64> = (0..HIDDEN).map(|h| (0..BITS).map(|i| layer.w[(h, i)] * x[i]).sum()).collect();
             let vx: Vec<f64> = (0..HIDDEN).map(|h| (0..BITS).map(|i| layer.v[(h, i)] * x[i]).sum()).collect();
             let out = layer.forward(x);
-            for c in 0..outputs {
-                let dy = scale * (out[c] - y[c]);
+            for (c, (&o, &t)) in out.iter().zip(y.iter()).enumerate() {
+                let dy = scale * (o - t);
                 for h in 0..HIDDEN {
                     grads[2][c * HIDDEN + h] += dy * wx[h] * vx[h];
                     let dg = dy * layer.p[(c, h)];

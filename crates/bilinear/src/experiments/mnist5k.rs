@@ -201,7 +201,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     checks.push(Check::new("A5", cos >= 0.5, format!("rank-1 cross-seed |cos| {cos:.3} >= 0.5 (s0.5 wd1, {} seed pairs x 10 classes)", cosines.len() / 10)));
 
     // Experiment C: masks from the weights of the A models.
-    let attack = |t: &Trained, support: Option<&[bool]>, baseline: Baseline| -> Result<Vec<(f64, f64, f64, f64, f64, f64)>> {
+    // Per mask strength: clean, adversarial and random-mask accuracy, misclassified to the target
+    // (adversarial, random), strength.
+    type AttackRow = (f64, f64, f64, f64, f64, f64);
+    let attack = |t: &Trained, support: Option<&[bool]>, baseline: Baseline| -> Result<Vec<AttackRow>> {
         let mut out = Vec::new();
         for &s in &MASK_STD {
             let mut acc = [0.0; 6];

@@ -16,7 +16,7 @@ use std::time::Instant;
 ///
 /// For each node layer (the input, then every hidden activation, then the logits) of an MLP or
 /// bilinear checkpoint, with biases folded in as a constant coordinate: centres and whitens the
-/// activations (PCA), rotates them by the eigenvectors of E[JᵀJ], the Jacobian into the next
+/// activations (PCA), rotates them by the eigenvectors of E\[JᵀJ], the Jacobian into the next
 /// layer's LIB features, and scales feature i by √Λ_i, so its second moment is its squared
 /// downstream Jacobian norm. Built backwards from the logits, in f64, with closed-form
 /// Jacobians. Then the interaction graph between adjacent layers (squared gradient × activation

@@ -48,7 +48,7 @@ impl std::str::FromStr for Activation {
 pub enum Architecture {
     /// `dims[0] -> dims[1] -> ... -> dims[n]`, activation after every layer but the last.
     /// With `embed: Some(d)` a linear embedding without bias or activation maps the input to
-    /// width d first (the modular-addition MLP of spec/lib.md 10.2: E_a[a] + E_b[b]).
+    /// width d first (the modular-addition MLP of spec/lib.md 10.2: `E_a[a] + E_b[b]`).
     Mlp {
         dims: Vec<usize>,
         activation: Activation,

@@ -77,7 +77,8 @@ impl TrainConfig {
         if self.epochs == 0 || self.batch_size == 0 || self.eval_every == 0 || self.shards == 0 {
             return Err(Error::invalid("epochs, batch size, eval interval and shards must be at least 1"));
         }
-        if !(self.lr > 0.0) || !self.lr.is_finite() {
+        // NaN is not finite, so it is refused here too.
+        if !self.lr.is_finite() || self.lr <= 0.0 {
             return Err(Error::invalid(format!("learning rate must be positive, got {}", self.lr)));
         }
         if self.input_noise < 0.0 {
