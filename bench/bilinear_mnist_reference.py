@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bilinear_decompose import decompose
+
 KS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30]
 D_H, SIGMA, WD, LR, BATCH = 512, 0.5, 1.0, 1e-3, 2048
 
@@ -47,18 +49,12 @@ class Model(nn.Module):
 
 
 def truncation(model, x, y):
-    E = model.embed.weight.double()
+    """The decomposition of bench/bilinear_decompose.py (per class, sorted by |lambda|, pixel
+    vectors E^T v), the accuracy for each k in KS and the effective rank (L1/L2)^2 per class."""
     W, V = model.bilinear.weight.double().chunk(2, dim=0)
-    U = model.head.weight.double()
-    xd = x.double()
-    terms, ranks = [], []
-    for c in range(10):
-        q = W.T @ (U[c][:, None] * V)
-        lam, vec = torch.linalg.eigh(0.5 * (q + q.T))
-        order = torch.argsort(-lam.abs())
-        lam, vec = lam[order], vec[:, order]
-        ranks.append(float(lam.abs().sum() ** 2 / (lam**2).sum()))
-        terms.append(lam[: max(KS)] * (xd @ (E.T @ vec[:, : max(KS)])) ** 2)
+    vals, pix = decompose(torch, model.embed.weight.double(), W, V, model.head.weight.double())
+    ranks = [float(lam.abs().sum() ** 2 / (lam**2).sum()) for lam in vals]
+    terms = [lam[: max(KS)] * (x.double() @ p[:, : max(KS)]) ** 2 for lam, p in zip(vals, pix)]
     curve = {}
     for k in KS:
         logits = torch.stack([t[:, :k].sum(1) for t in terms], 1)
