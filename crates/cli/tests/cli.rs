@@ -1,5 +1,7 @@
 //! The glassbox binary end to end: help, bad flags, train -> eval -> acts -> inspect -> report.
 
+use glassbox_core::io::{write_f32, HostTensor};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -118,6 +120,40 @@ fn bilinear_analysis_of_a_trained_glyph_model() {
     // A file that is not a checkpoint and has no weight map is refused by name.
     let o = glassbox(&["bilinear", s(&out.join("tensors.safetensors"))]);
     assert!(!o.status.success() && text(&o).contains("--weights-map"), "{}", text(&o));
+}
+
+#[test]
+fn bilinear_evaluates_a_pytorch_layer_on_the_data_set_named() {
+    // The reference code's layout (W and V stacked in one [2 d_h, d_in] Linear) for modular
+    // addition with the built-in p = 113: one-hot inputs of width 2p, p outputs.
+    let dir = tempfile::tempdir().unwrap();
+    let (p, d_h) = (113, 8);
+    let tensor = |name: &str, shape: &[usize]| HostTensor {
+        name: name.into(),
+        shape: shape.to_vec(),
+        data: (0..shape.iter().product::<usize>()).map(|i| (i * 7919 % 1000) as f32 / 1000.0 - 0.5).collect(),
+    };
+    let (layer, map, out) = (dir.path().join("layer.safetensors"), dir.path().join("map.json"), dir.path().join("run"));
+    write_f32(&layer, &[tensor("mlp.W.weight", &[2 * d_h, 2 * p]), tensor("head.weight", &[p, d_h])], HashMap::new()).unwrap();
+    std::fs::write(&map, r#"{"wv": "mlp.W.weight", "p": "head.weight"}"#).unwrap();
+    let base = ["bilinear", s(&layer), "--weights-map", s(&map), "--no-masks", "--ks", "0,1,8", "--out", s(&out)];
+
+    let o = glassbox(&[&base[..], &["--dataset", "modadd"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let b = &run["bilinear"];
+    assert!(b["accuracy"].is_f64() && b["truncation"].as_array().unwrap().len() == 3, "{b}");
+    // Full rank reproduces the layer's own logits.
+    assert!(b["full_rank_max_error"].as_f64().unwrap() < 1e-9, "{b}");
+
+    // Without a data set the analysis is weights-only and says how to add one.
+    let o = glassbox(&base);
+    assert!(o.status.success() && text(&o).contains("--dataset NAME"), "{}", text(&o));
+    // A data set the layer does not fit is refused, naming the file.
+    let o = glassbox(&[&base[..], &["--dataset", "glyphs"]].concat());
+    assert!(!o.status.success() && text(&o).contains("layer.safetensors: the model has 113 outputs"), "{}", text(&o));
+    let o = glassbox(&[&base[..], &["--dataset", "modadd", "--no-data"]].concat());
+    assert!(!o.status.success() && text(&o).contains("cannot be used with"), "{}", text(&o));
 }
 
 #[test]

@@ -3,6 +3,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use glassbox_bilinear::analysis::{analyze, write_run, AnalysisOptions, EvalData};
 use glassbox_bilinear::load;
+use glassbox_core::dataspec::DataSpec;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use std::time::Instant;
 /// a JSON file naming its tensors, e.g. for the reference PyTorch code, which keeps W and V
 /// as one Linear of 2*d_h rows: {"wv": "mlp.W.weight", "p": "head.weight", "embed": "embed.weight"}
 /// (other keys: "w", "v", "b1", "b2", "wv_bias"; all weights in PyTorch [out, in] layout).
+/// --dataset names the data set such a file was trained on.
 #[derive(Args, Debug)]
 pub struct BilinearArgs {
     /// Checkpoint folder, or a safetensors file with --weights-map.
@@ -59,8 +61,12 @@ pub struct BilinearArgs {
     #[arg(long)]
     pub direction: Vec<String>,
     /// Weights only: skip everything that needs data.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dataset")]
     pub no_data: bool,
+    /// Data set for the accuracy, truncation curve and masks of a safetensors MODEL (mnist,
+    /// fashion-mnist, digits, ...); a checkpoint's own data set is used otherwise.
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Image height and width for a safetensors MODEL (checkpoints know theirs), e.g. 28,28.
     #[arg(long, value_delimiter = ',')]
     pub image: Option<Vec<usize>>,
@@ -76,13 +82,27 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         }
         None => bail!("{}: not a checkpoint folder; for a safetensors file pass --weights-map", a.model.display()),
     };
-    let split = match (&card, a.no_data) {
-        (Some(card), false) => match &card.task {
-            Some(task) => Some(task.data.load(cli.data.as_deref()).with_context(|| "loading the model's data set (use --no-data for a weights-only analysis)")?),
-            None => None,
-        },
+    let spec = match (&a.dataset, &card) {
+        (Some(name), _) => Some(DataSpec::from_name(name, cli.seed, None, None)?),
+        (None, Some(card)) => card.task.as_ref().map(|t| t.data.clone()),
+        (None, None) => None,
+    };
+    let split = match spec {
+        Some(spec) if !a.no_data => Some(spec.load(cli.data.as_deref()).with_context(|| "loading the model's data set (use --no-data for a weights-only analysis)")?),
         _ => None,
     };
+    if split.is_none() && !a.no_data && !cli.quiet {
+        eprintln!("{}: no data set known, so a weights-only analysis; --dataset NAME adds the accuracy, the truncation curve and the masks", a.model.display());
+    }
+    if let Some(s) = &split {
+        let (outputs, classes) = (model.layer.d_out(), s.test.n_outputs());
+        if outputs != classes {
+            bail!("{}: the model has {outputs} outputs but data set {} has {classes} classes", a.model.display(), s.test.name);
+        }
+        if model.d_raw() != s.test.input_dim {
+            bail!("{}: the model reads inputs of width {} but data set {} has width {}", a.model.display(), model.d_raw(), s.test.name, s.test.input_dim);
+        }
+    }
     let image_shape = match (&a.image, &split) {
         (Some(v), _) if v.len() == 2 => Some((v[0], v[1])),
         (Some(v), _) => bail!("--image takes height,width (got {} numbers)", v.len()),
