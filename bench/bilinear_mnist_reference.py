@@ -8,11 +8,15 @@ Gaussian noise sigma 0.5 on every training batch, clean test set. Then the trunc
 per class the top-k eigenpairs of sym(W^T diag(U_c) V) by |lambda| (eigh in f64), logits
 sum_i lambda_i ((E^T v_i) . x)^2, accuracy on the 10k test images.
 
-python bench/bilinear_mnist_reference.py DATA_DIR SEED [EPOCHS] [THREADS]
-prints one JSON line with the test accuracy, the truncation curve and the effective ranks.
+python bench/bilinear_mnist_reference.py DATA_DIR SEED [--epochs 50] [--threads 1] [--save DIR]
+prints one JSON line with the test accuracy, the truncation curve and the effective ranks. --save
+writes the weights as DIR/model.safetensors with DIR/map.json, for
+`glassbox bilinear DIR/model.safetensors --weights-map DIR/map.json --dataset mnist --samples 0`.
 """
+import argparse
 import gzip
 import json
+import os
 import sys
 
 import numpy as np
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 from bilinear_decompose import decompose
+from safetensors.torch import save_file
 
 KS = [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30]
 D_H, SIGMA, WD, LR, BATCH = 512, 0.5, 1.0, 1e-3, 2048
@@ -63,9 +68,15 @@ def truncation(model, x, y):
 
 
 def main():
-    root, seed = sys.argv[1], int(sys.argv[2])
-    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 50
-    torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", help="folder holding mnist/")
+    ap.add_argument("seed", type=int)
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--save", help="write the trained weights here, with a glassbox weight map")
+    a = ap.parse_args()
+    root, seed, epochs = a.data, a.seed, a.epochs
+    torch.set_num_threads(a.threads)
     xtr, ytr = mnist(root, "train")
     xte, yte = mnist(root, "t10k")
 
@@ -95,6 +106,11 @@ def main():
         curve, ranks = truncation(model, xte, yte)
     print(json.dumps({"seed": seed, "epochs": epochs, "accuracy": full, "truncation": curve,
                       "effective_rank": [round(r, 1) for r in ranks]}))
+    if a.save:
+        os.makedirs(a.save, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(a.save, "model.safetensors"))
+        with open(os.path.join(a.save, "map.json"), "w") as f:
+            json.dump({"wv": "bilinear.weight", "p": "head.weight", "embed": "embed.weight"}, f)
 
 
 if __name__ == "__main__":
