@@ -99,9 +99,6 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         if outputs != classes {
             bail!("{}: the model has {outputs} outputs but data set {} has {classes} classes", a.model.display(), s.test.name);
         }
-        if model.d_raw() != s.test.input_dim {
-            bail!("{}: the model reads inputs of width {} but data set {} has width {}", a.model.display(), model.d_raw(), s.test.name, s.test.input_dim);
-        }
     }
     let image_shape = match (&a.image, &split) {
         (Some(v), _) if v.len() == 2 => Some((v[0], v[1])),
@@ -134,7 +131,8 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         directions,
         seed: cli.seed,
     };
-    let analysis = analyze(&model, data.as_ref(), &opts)?;
+    // analyze checks the data's width against the model; the context names the file.
+    let analysis = analyze(&model, data.as_ref(), &opts).with_context(|| a.model.display().to_string())?;
     let command = super::command_line();
     let name = format!("bilinear {}", a.model.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string()));
     write_run(&a.out, &name, &command, &model, &analysis, &opts, start.elapsed().as_secs_f64())?;
