@@ -1,0 +1,279 @@
+//! The forward pass's building blocks on row-major f32 buffers: linear maps through faer's GEMM,
+//! norms, activations, rotary embeddings and attention. Rows are tokens; every op works on
+//! `[rows, width]` slices so that all prompts of a batch go through one GEMM, unpadded.
+
+use crate::config::Activation;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a GEMM runs on one thread: forking costs more than it gains.
+const PARALLEL_GEMM_WORK: usize = 1 << 21;
+
+/// A matrix operand: a slice with its row and column strides (in elements).
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    pub fn rows(data: &'a [f32], row_stride: usize) -> Self {
+        Strided { data, row_stride, col_stride: 1 }
+    }
+    /// The transpose of a row-major matrix with this row stride.
+    pub fn transposed(data: &'a [f32], row_stride: usize) -> Self {
+        Strided { data, row_stride: 1, col_stride: row_stride }
+    }
+    fn check(&self, rows: usize, cols: usize, what: &str) {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
+            assert!(last < self.data.len(), "{what}: a {rows}x{cols} view needs index {last} of {}", self.data.len());
+        }
+    }
+}
+
+/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`, through the `gemm`
+/// crate (the kernels burn uses). Every view is bounds-checked before the unchecked kernel runs.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
+    Strided::rows(c, c_stride).check(m, n, "output");
+    a.check(m, k, "left operand");
+    b.check(k, n, "right operand");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.chunks_mut(c_stride).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v = 0.0));
+        return;
+    }
+    let par = if threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three views were checked to lie inside their slices, and `c` is borrowed
+    // mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_stride as isize,
+            false,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// A linear map stored as PyTorch stores `nn.Linear`: weight `[d_out, d_in]`, optional bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl Linear {
+    /// y = x Wᵀ + b for `x` of `[rows, d_in]`.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * self.d_out];
+        self.forward_into(x, rows, &mut y);
+        y
+    }
+
+    pub fn forward_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        debug_assert_eq!(x.len(), rows * self.d_in);
+        debug_assert_eq!(y.len(), rows * self.d_out);
+        if rows == 0 {
+            return;
+        }
+        let (x, w) = (Strided::rows(x, self.d_in), Strided::transposed(&self.weight, self.d_in));
+        matmul(y, self.d_out, x, w, rows, self.d_out, self.d_in, true);
+        if let Some(b) = &self.bias {
+            y.par_chunks_mut(self.d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
+        }
+    }
+}
+
+/// A LayerNorm or RMSNorm's parameters; RMSNorm has no bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Norm {
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Normalise each row without its weights: returns (scale `[rows]`, normalised `[rows, d]`).
+/// LayerNorm centres the row first; RMSNorm does not. Sums run in f64 so that the statistic is
+/// exact to f32 rounding.
+pub fn normalize(x: &[f32], d: usize, layer_norm: bool, eps: f64) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / d;
+    let mut scale = vec![0f32; rows];
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(d).zip(scale.par_iter_mut()).zip(x.par_chunks(d)).for_each(|((o, s), row)| {
+        let mean = if layer_norm { row.iter().map(|&v| v as f64).sum::<f64>() / d as f64 } else { 0.0 };
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let sc = (var + eps).sqrt();
+        *s = sc as f32;
+        let inv = 1.0 / sc;
+        o.iter_mut().zip(row).for_each(|(o, &v)| *o = ((v as f64 - mean) * inv) as f32);
+    });
+    (scale, out)
+}
+
+/// Apply a norm's weight (and bias) to normalised rows in place.
+pub fn affine(x: &mut [f32], p: &Norm) {
+    let d = p.weight.len();
+    x.par_chunks_mut(d).for_each(|row| {
+        row.iter_mut().zip(&p.weight).for_each(|(v, w)| *v *= w);
+        if let Some(b) = &p.bias {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+    });
+}
+
+pub fn activate(act: Activation, x: f32) -> f32 {
+    match act {
+        Activation::GeluTanh => {
+            const C: f32 = 0.797_884_6; // sqrt(2/pi)
+            0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+        }
+        Activation::GeluErf => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Relu => x.max(0.0),
+    }
+}
+
+pub fn activate_all(act: Activation, x: &mut [f32]) {
+    x.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = activate(act, *v)));
+}
+
+/// Rotary tables for positions `0..n` as Hugging Face's Llama builds them: inverse frequencies
+/// θ^(−2i/d) in f32, angles position·freq, then cos and sin (halves repeated).
+pub struct Rotary {
+    pub d_head: usize,
+    inv_freq: Vec<f32>,
+}
+
+impl Rotary {
+    pub fn new(d_head: usize, theta: f64) -> Self {
+        let inv_freq = (0..d_head / 2)
+            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / d_head as f32))
+            .collect();
+        Rotary { d_head, inv_freq }
+    }
+
+    /// Rotate one head vector at `pos` in place: x·cos + rotate_half(x)·sin.
+    pub fn apply(&self, x: &mut [f32], pos: usize) {
+        let half = self.d_head / 2;
+        for i in 0..half {
+            let angle = pos as f32 * self.inv_freq[i];
+            let (sin, cos) = angle.sin_cos();
+            let (a, b) = (x[i], x[i + half]);
+            x[i] = a * cos - b * sin;
+            x[i + half] = b * cos + a * sin;
+        }
+    }
+}
+
+/// Softmax of a row in place; `-inf` entries get probability 0.
+pub fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// log Σ exp(row), stably.
+pub fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln()
+}
+
+/// C = A·Bᵀ for row-major A `[m, k]` and B `[n, k]` with the given row strides; C is `[m, n]`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, a_stride: usize, b_stride: usize) {
+    matmul(c, n, Strided::rows(a, a_stride), Strided::transposed(b, b_stride), m, n, k, false);
+}
+
+/// C = A·B for A `[m, k]` (contiguous) and B `[k, n]` with row stride `b_stride`; C has row
+/// stride `c_stride`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ab(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, b_stride: usize, c_stride: usize) {
+    matmul(c, c_stride, Strided::rows(a, k), Strided::rows(b, b_stride), m, n, k, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_matches_a_hand_computed_product() {
+        let lin = Linear { weight: vec![1., 2., 3., 4., 5., 6.], bias: Some(vec![0.5, -1.0]), d_in: 3, d_out: 2 };
+        // x = [[1, 0, -1], [2, 1, 0]]
+        let y = lin.forward(&[1., 0., -1., 2., 1., 0.], 2);
+        assert_eq!(y, vec![1. - 3. + 0.5, 4. - 6. - 1.0, 2. + 2. + 0.5, 8. + 5. - 1.0]);
+    }
+
+    #[test]
+    fn layer_norm_and_rms_norm_match_their_definitions() {
+        let p = Norm { weight: vec![1., 2., 3., 4.], bias: Some(vec![0., 0., 0., 1.]) };
+        let x = [1f32, 2., 3., 6.];
+        let (s, mut y) = normalize(&x, 4, true, 0.0);
+        affine(&mut y, &p);
+        let var: f32 = [-2f32, -1., 0., 3.].iter().map(|v| v * v).sum::<f32>() / 4.0;
+        assert!((s[0] - var.sqrt()).abs() < 1e-6);
+        assert!((y[3] - (3.0 / var.sqrt() * 4.0 + 1.0)).abs() < 1e-5);
+        let (s, y) = normalize(&x, 4, false, 0.0);
+        let rms = (50f32 / 4.0).sqrt();
+        assert!((s[0] - rms).abs() < 1e-6 && (y[0] - 1.0 / rms).abs() < 1e-6);
+    }
+
+    #[test]
+    fn activations_match_reference_values() {
+        // torch.nn.functional.gelu(torch.tensor(1.0)) and approximate="tanh"; silu(1.0).
+        assert!((activate(Activation::GeluErf, 1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((activate(Activation::GeluTanh, 1.0) - 0.841_191_9).abs() < 1e-6);
+        assert!((activate(Activation::Silu, 1.0) - 0.731_058_6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rotary_rotates_pairs_of_halves() {
+        let rot = Rotary::new(4, 10_000.0);
+        let mut x = [1f32, 0., 0., 0.];
+        rot.apply(&mut x, 1);
+        // i = 0: freq 1, angle 1 -> (cos 1, ., sin 1, .)
+        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
+        let mut y = [0f32, 1., 0., 0.];
+        rot.apply(&mut y, 3); // i = 1: freq 1e-2, angle 0.03
+        assert!((y[1] - 0.03f32.cos()).abs() < 1e-6 && (y[3] - 0.03f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_ignores_masked_entries() {
+        let mut r = [0f32, f32::NEG_INFINITY, 0.0];
+        softmax(&mut r);
+        assert_eq!(r, [0.5, 0.0, 0.5]);
+    }
+}
