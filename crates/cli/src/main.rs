@@ -38,6 +38,7 @@ pub struct Cli {
 pub enum Command {
     Train(commands::train::TrainArgs),
     Eval(commands::eval::EvalArgs),
+    Lm(commands::lm::LmArgs),
     Acts(commands::acts::ActsArgs),
     Inspect(commands::inspect::InspectArgs),
     Bilinear(commands::bilinear::BilinearArgs),

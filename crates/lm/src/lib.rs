@@ -6,11 +6,13 @@ pub mod config;
 pub mod generate;
 pub mod error;
 pub mod gguf;
+pub mod hookfile;
 pub mod hooks;
 pub mod loader;
 pub mod model;
 pub mod ops;
 pub mod score;
+pub mod store;
 pub mod tokenizer;
 pub mod weights;
 

@@ -5,21 +5,30 @@ use glassbox_core::{acts, checkpoint, io, tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Capture activations at named sites for a data set into one safetensors file.
+/// Capture activations: of a glassbox checkpoint on its data set, or of a language model on a
+/// text corpus.
 ///
-/// Writes one tensor per site, shaped [samples, ...] (conv maps keep [C, H, W]), plus the
-/// inputs under `input` if asked. Site names follow TransformerLens style: `layers.0.pre`,
-/// `layers.0.post`, `embed`, `logits`, ...; run with an unknown name to see the valid ones.
+/// A glassbox checkpoint folder: writes one safetensors file with one tensor per site, shaped
+/// [samples, ...] (conv maps keep [C, H, W]). Site names follow TransformerLens style:
+/// `layers.0.pre`, `layers.0.post`, `embed`, `logits`, ...; run with an unknown name to see the
+/// valid ones.
+///
+/// A language model (Hugging Face folder, cache id or GGUF file) with --text: streams the corpus
+/// through the model in fixed-length contexts and writes an activation store (a folder; see
+/// --text). Kill it at any time and run the same command again: it resumes at the first
+/// unfinished shard.
 #[derive(Args, Debug)]
 pub struct ActsArgs {
-    /// Checkpoint folder.
+    /// Checkpoint folder, or a language model (with --text).
     pub checkpoint: PathBuf,
     /// Sites to capture, comma separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub sites: Vec<String>,
-    /// Output safetensors file.
+    /// Output: a safetensors file for a checkpoint; a store folder for a language model.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lm: super::lm_acts::LmActsArgs,
     /// Use the training split instead of the test split.
     #[arg(long)]
     pub train_split: bool,
@@ -31,6 +40,9 @@ pub struct ActsArgs {
 }
 
 pub fn run(cli: &Cli, a: &ActsArgs) -> Result<()> {
+    if a.lm.text.is_some() {
+        return super::lm_acts::run(cli, &a.checkpoint, &a.out, &a.lm);
+    }
     let (model, card) = checkpoint::load(&a.checkpoint, &tensor::infer_device())?;
     let sites = if a.sites.is_empty() { model.site_names() } else { a.sites.clone() };
     model.check_sites(&sites)?;

@@ -3,6 +3,8 @@ pub mod bilinear;
 pub mod eval;
 pub mod inspect;
 pub mod lib;
+pub mod lm;
+pub mod lm_acts;
 pub mod probe;
 pub mod probex;
 pub mod report;
@@ -26,6 +28,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Probe(a) => probe::run(cli, a),
         Command::Probex(a) => probex::run(cli, a),
         Command::Trees(a) => probex::trees(cli, a),
+        Command::Lm(a) => lm::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

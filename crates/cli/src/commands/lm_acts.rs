@@ -1,0 +1,130 @@
+//! `glassbox acts MODEL --text FILE`: a language model's activations over a corpus, into a
+//! resumable activation store.
+
+use crate::Cli;
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use glassbox_lm::store::{pack, StoreDtype, StoreSpec, StoreWriter};
+use glassbox_lm::tokenizer::read_utf8_text;
+use glassbox_lm::{score, Batch, Hooks, Logits};
+use std::path::Path;
+
+#[derive(Args, Debug, Default)]
+pub struct LmActsArgs {
+    /// Language models: a UTF-8 corpus; blank lines separate documents. Each document is
+    /// tokenized with the model's default special tokens; documents are joined (with the
+    /// end-of-text token between them when the tokenizer adds no BOS of its own) and cut into
+    /// contexts of --context tokens (the tail that does not fill a context is left out). The
+    /// store folder holds index.json and shard-NNNNN.safetensors files: per hook a tensor
+    /// [tokens, ...] named by the hook, and `tokens`, `doc`, `pos`, `context` (I64 [tokens]).
+    #[arg(long)]
+    pub text: Option<std::path::PathBuf>,
+    /// Language models: hooks to store, comma separated (see `glassbox lm info MODEL`).
+    #[arg(long, value_delimiter = ',')]
+    pub hooks: Vec<String>,
+    /// Language models: tokens per context.
+    #[arg(long, default_value_t = 128)]
+    pub context: usize,
+    /// Language models: contexts per shard file.
+    #[arg(long, default_value_t = 256)]
+    pub contexts_per_shard: usize,
+    /// Language models: contexts per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_contexts: usize,
+    /// Language models: store values as f32 or bf16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    pub dtype: String,
+}
+
+pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
+    let text_path = a.text.as_deref().expect("called with --text");
+    if a.hooks.is_empty() {
+        bail!("--hooks is required with --text (see `glassbox lm info {}`)", model.display());
+    }
+    let spec_str = model.to_str().with_context(|| format!("{}: not a UTF-8 path", model.display()))?;
+    let m = glassbox_lm::load(spec_str).with_context(|| format!("cannot open model {spec_str}"))?;
+    let config = &m.model.config;
+    if a.context == 0 || a.context > config.max_positions {
+        bail!("--context must be between 1 and the model's context of {} tokens (got {})", config.max_positions, a.context);
+    }
+    let mut hooks = Hooks::capture(config, &a.hooks)?;
+    let text = read_utf8_text(text_path)?;
+    let documents = score::split_documents(&text);
+    let ids = documents.iter().map(|d| m.tokenizer.encode(d)).collect::<glassbox_lm::error::Result<Vec<_>>>()?;
+    let separator = if m.tokenizer.adds_bos() { None } else { m.tokenizer.eos_id() };
+    let packed = pack(&ids, a.context, separator);
+    if packed.contexts.is_empty() {
+        bail!("{}: {} tokens do not fill one context of {}", text_path.display(), packed.dropped_tokens, a.context);
+    }
+    // Per-token shapes, from one forward pass of a short context.
+    let probe = m.model.forward(&Batch::new(&[packed.contexts[0].tokens[..1].to_vec()]), &mut hooks, Logits::None);
+    probe?;
+    let shapes: Vec<(String, Vec<usize>)> = a
+        .hooks
+        .iter()
+        .map(|h| {
+            let t = &hooks.cache[h];
+            let mut shape = t.shape[1..].to_vec();
+            if h.ends_with("hook_pattern") || h.ends_with("hook_attn_scores") {
+                shape[1] = a.context; // keys of a full context
+            }
+            (h.clone(), shape)
+        })
+        .collect();
+    hooks.take_cache();
+    let spec = StoreSpec {
+        model: m.source.path().display().to_string(),
+        hooks: shapes,
+        dtype: if a.dtype == "bf16" { StoreDtype::Bf16 } else { StoreDtype::F32 },
+        context: a.context,
+        contexts_per_shard: a.contexts_per_shard,
+        source: serde_json::json!({
+            "text": text_path.display().to_string(),
+            "bytes": text.len(),
+            "documents": documents.len(),
+            "tokens": ids.iter().map(Vec::len).sum::<usize>(),
+            "separator": separator,
+        }),
+    };
+    let mut writer = StoreWriter::create_or_resume(out, spec)?;
+    for f in writer.removed_files() {
+        eprintln!("removed the unfinished {}", f.display());
+    }
+    let start = writer.contexts_done();
+    if start > 0 && !cli.quiet {
+        eprintln!("resuming after {start} of {} contexts", packed.contexts.len());
+    }
+    let bar = glassbox_core::train::progress_bar(!cli.quiet, (packed.contexts.len() * a.context) as u64, (start * a.context) as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens  {per_sec}  ETA {eta}")?);
+    for first in (start..packed.contexts.len()).step_by(a.batch_contexts.max(1)) {
+        let group = &packed.contexts[first..(first + a.batch_contexts.max(1)).min(packed.contexts.len())];
+        let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
+        m.model.forward(&Batch::new(&seqs), &mut hooks, Logits::None)?;
+        let cache = hooks.take_cache();
+        for (j, ctx) in group.iter().enumerate() {
+            let rows: Vec<(&str, &[f32])> = a
+                .hooks
+                .iter()
+                .map(|h| {
+                    let t = &cache[h];
+                    let row = t.row_len();
+                    (h.as_str(), &t.data[j * a.context * row..(j + 1) * a.context * row])
+                })
+                .collect();
+            writer.push(first + j, ctx, &rows)?;
+        }
+        bar.inc((group.len() * a.context) as u64);
+    }
+    bar.finish_and_clear();
+    let summary = writer.finish()?;
+    println!(
+        "{} contexts of {} tokens ({} tokens, {} left over) in {} shards -> {}",
+        summary.contexts,
+        a.context,
+        summary.total_tokens,
+        packed.dropped_tokens,
+        summary.shards,
+        summary.dir.display()
+    );
+    Ok(())
+}

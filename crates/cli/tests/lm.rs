@@ -1,0 +1,148 @@
+//! `glassbox lm` and `glassbox acts --text` end to end on the tiny GPT-2 fixture: info, run
+//! (checked against the transformers reference), score, generate, a resumed activation store,
+//! and the bad inputs a user meets (non-UTF-8 prompts, unknown hooks, a prompt too long).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn glassbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = glassbox(args);
+    assert!(o.status.success(), "glassbox {}: {}", args.join(" "), text(&o));
+    text(&o)
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = glassbox(args);
+    assert!(!o.status.success(), "glassbox {} succeeded", args.join(" "));
+    text(&o)
+}
+
+fn tiny() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/tiny-gpt2").display().to_string()
+}
+
+fn prompts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/lm_prompts.txt")
+}
+
+fn tensors(path: &Path) -> safetensors::SafeTensors<'static> {
+    let bytes: &'static [u8] = Box::leak(std::fs::read(path).unwrap().into_boxed_slice());
+    safetensors::SafeTensors::deserialize(bytes).unwrap()
+}
+
+fn f32s(st: &safetensors::SafeTensors, name: &str) -> Vec<f32> {
+    st.tensor(name).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+#[test]
+fn info_lists_sizes_and_hooks() {
+    let t = ok(&["lm", "info", &tiny()]);
+    assert!(t.contains("gpt2 (GPT2LMHeadModel)") && t.contains("blocks.1.attn.hook_pattern") && t.contains("ln_final.hook_scale"), "{t}");
+    let o = glassbox(&["lm", "run", "--help"]);
+    assert!(text(&o).contains("[total_query_tokens, heads, longest_prompt]"), "{}", text(&o));
+}
+
+#[test]
+fn run_writes_the_hooks_transformers_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hooks.safetensors");
+    let hooks = "blocks.1.hook_resid_post,blocks.0.attn.hook_pattern,logits";
+    // A small batch budget splits the prompts over several forward passes.
+    ok(&["--quiet", "lm", "run", &tiny(), "--prompts", prompts().to_str().unwrap(), "--hooks", hooks, "--out", out.to_str().unwrap(), "--batch-tokens", "40"]);
+    let got = tensors(&out);
+    let reference = tensors(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/reference/tiny-gpt2.safetensors"));
+    for name in hooks.split(',').chain(["tokens", "offsets"]) {
+        let (g, r) = (got.tensor(name).unwrap(), reference.tensor(name).unwrap());
+        assert_eq!(g.shape(), r.shape(), "{name}");
+        if name == "tokens" || name == "offsets" {
+            assert_eq!(g.data(), r.data(), "{name}");
+            continue;
+        }
+        let (g, r) = (f32s(&got, name), f32s(&reference, name));
+        let scale = r.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+        let diff = g.iter().zip(&r).filter(|(_, r)| r.is_finite()).fold(0f32, |m, (g, r)| m.max((g - r).abs()));
+        assert!(diff <= 1e-4 * scale, "{name}: {diff} vs scale {scale}");
+    }
+}
+
+#[test]
+fn score_and_generate_run_and_ablation_costs_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("text.txt");
+    std::fs::write(&corpus, "First citizen speaks.\nThe people listen.\n\nSecond document here.\n").unwrap();
+    let json = dir.path().join("score.json");
+    let t = ok(&["--quiet", "lm", "score", &tiny(), "--text", corpus.to_str().unwrap(), "--json", json.to_str().unwrap(), "--per-document"]);
+    assert!(t.contains("2 documents") && t.contains("perplexity"), "{t}");
+    let clean: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    ok(&["--quiet", "lm", "score", &tiny(), "--text", corpus.to_str().unwrap(), "--json", json.to_str().unwrap(), "--ablate", "blocks.0.hook_mlp_out"]);
+    let ablated: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_ne!(clean["loss"], ablated["loss"]);
+    let t = ok(&["--quiet", "lm", "generate", &tiny(), "--prompt", "The quick", "--max-new-tokens", "5"]);
+    assert!(t.starts_with("The quick"), "{t}");
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let bad = dir.path().join("prompts.txt");
+    std::fs::write(&bad, b"fine line\nbroken \xff line\n").unwrap();
+    let t = fails(&["lm", "run", &tiny(), "--prompts", bad.to_str().unwrap(), "--hooks", "logits", "--out", out.to_str().unwrap()]);
+    assert!(t.contains("prompts.txt") && t.contains("byte offset 17"), "{t}");
+    let t = fails(&["lm", "run", &tiny(), "--prompts", prompts().to_str().unwrap(), "--hooks", "blocks.9.hook_resid_post", "--out", out.to_str().unwrap()]);
+    assert!(t.contains("unknown hook 'blocks.9.hook_resid_post'") && t.contains("blocks.{0..1}.hook_resid_post"), "{t}");
+    let long = dir.path().join("long.txt");
+    std::fs::write(&long, "word ".repeat(200)).unwrap();
+    let t = fails(&["lm", "run", &tiny(), "--prompts", long.to_str().unwrap(), "--hooks", "logits", "--out", out.to_str().unwrap()]);
+    assert!(t.contains("long.txt: line 1 has") && t.contains("context of 64 tokens"), "{t}");
+    assert!(!out.exists(), "nothing is written on error");
+}
+
+/// A store cut short after two shards (as by a kill) is finished by running the same command
+/// again, and ends identical to a store written in one go.
+#[test]
+fn acts_store_resumes_after_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "To be or not to be, that is the question.\n\n".repeat(40)).unwrap();
+    let run = |out: &Path| {
+        ok(&[
+            "--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", "blocks.0.hook_resid_post,blocks.1.mlp.hook_post",
+            "--context", "16", "--contexts-per-shard", "4", "--out", out.to_str().unwrap(),
+        ])
+    };
+    let whole = dir.path().join("whole");
+    run(&whole);
+    let cut = dir.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    let mut index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(whole.join("index.json")).unwrap()).unwrap();
+    let shards = index["shards"].as_array().unwrap().len();
+    assert!(shards > 3, "{shards} shards");
+    for s in 0..2 {
+        let f = format!("shard-{s:05}.safetensors");
+        std::fs::copy(whole.join(&f), cut.join(&f)).unwrap();
+    }
+    // The third shard was being written when the run died.
+    std::fs::write(cut.join("shard-00002.safetensors.tmp"), b"partial").unwrap();
+    index["shards"].as_array_mut().unwrap().truncate(2);
+    index["total_tokens"] = serde_json::json!(2 * 4 * 16);
+    index["complete"] = serde_json::json!(false);
+    std::fs::write(cut.join("index.json"), serde_json::to_string_pretty(&index).unwrap()).unwrap();
+    run(&cut);
+    let mut names: Vec<_> = std::fs::read_dir(&whole).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    let mut resumed: Vec<_> = std::fs::read_dir(&cut).unwrap().map(|e| e.unwrap().file_name()).collect();
+    resumed.sort();
+    assert_eq!(names, resumed);
+    for n in names {
+        assert_eq!(std::fs::read(whole.join(&n)).unwrap(), std::fs::read(cut.join(&n)).unwrap(), "{n:?}");
+    }
+}
