@@ -34,6 +34,14 @@ pub struct LoadedModel {
     pub dtypes: BTreeMap<String, usize>,
 }
 
+impl LoadedModel {
+    /// Fold the norms' weights into the maps that read them (TransformerLens's `fold_ln`).
+    pub fn fold_layer_norms(&mut self) -> Result<()> {
+        let config = self.model.config.clone();
+        weights::fold_layer_norms(&config, &mut self.model.weights)
+    }
+}
+
 /// Open `spec`: a folder, a `.gguf` file, or a Hugging Face id (`ORG/NAME`) in the local cache.
 pub fn load(spec: &str) -> Result<LoadedModel> {
     let path = resolve(spec)?;
@@ -287,4 +295,42 @@ impl TensorSource for GgufSource<'_> {
         let cols = shape.get(1).copied().unwrap_or(1);
         Ok(unpermute_qk(&data, rows, cols, heads))
     }
+}
+
+/// A GGUF file in `glassbox inspect`'s terms: metadata as text (long arrays shortened) and every
+/// tensor's stored type, shape and value statistics after dequantisation.
+pub fn summarize_gguf(path: &Path) -> Result<glassbox_core::inspect::FileSummary> {
+    let file = GgufFile::open(path)?;
+    let metadata = file.metadata.iter().map(|(k, v)| (k.clone(), describe_value(v))).collect();
+    let tensors = file
+        .tensors
+        .iter()
+        .map(|t| {
+            let values = file.dequantize(&t.name).ok();
+            glassbox_core::inspect::summarize_values(&t.name, &t.ggml_type.name(), &t.shape(), values.as_deref())
+        })
+        .collect();
+    Ok(glassbox_core::inspect::FileSummary { path: path.display().to_string(), metadata, tensors })
+}
+
+fn describe_value(v: &crate::gguf::GgufValue) -> String {
+    use crate::gguf::GgufValue as V;
+    match v {
+        V::String(s) if s.chars().count() > 120 => format!("{}... ({} characters)", s.chars().take(120).collect::<String>(), s.chars().count()),
+        V::String(s) => s.clone(),
+        V::Array(items) => {
+            let shown: Vec<String> = items.iter().take(8).map(describe_value).collect();
+            let more = if items.len() > 8 { format!(", ... ({} items)", items.len()) } else { String::new() };
+            format!("[{}{more}]", shown.join(", "))
+        }
+        V::Bool(b) => b.to_string(),
+        other => other.as_f64().map_or_else(|| format!("{other:?}"), |x| x.to_string()),
+    }
+}
+
+/// Does the file start with the GGUF magic?
+pub fn is_gguf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
 }

@@ -360,3 +360,43 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(shards.into_iter().map(|s| dir.join(s)).collect())
 }
+
+/// Fold each pre-norm's weight and bias into the linear map that reads it, as TransformerLens's
+/// `fold_ln` does: `W (n ⊙ w + b) + c = (W diag w) n + (W b + c)`. The norms are left with unit
+/// weight and no bias, so their `hook_normalized` is the bare normalised stream; outputs are
+/// unchanged up to rounding. Post-norm models (BERT) cannot be folded: their norm's output is
+/// also the residual stream.
+pub fn fold_layer_norms(config: &ModelConfig, w: &mut Weights) -> Result<()> {
+    if config.family == Family::Bert {
+        return Err(Error::invalid("--fold-ln applies to pre-norm models (GPT-2, Llama); BERT's norms sit on the residual stream"));
+    }
+    for b in &mut w.blocks {
+        fold_into(&mut b.ln1, &mut b.qkv);
+        fold_into(&mut b.ln2, &mut b.mlp_in);
+    }
+    if let Some(norm) = w.final_norm.as_mut() {
+        let unembed = w.unembed.get_or_insert_with(|| Linear {
+            weight: w.token_embed.clone(),
+            bias: None,
+            d_in: config.d_model,
+            d_out: config.vocab_size,
+        });
+        fold_into(norm, unembed);
+    }
+    Ok(())
+}
+
+fn fold_into(norm: &mut Norm, lin: &mut Linear) {
+    let d_in = lin.d_in;
+    if let Some(b) = norm.bias.take() {
+        let bias = lin.bias.get_or_insert_with(|| vec![0.0; lin.d_out]);
+        for (o, c) in bias.iter_mut().enumerate() {
+            let row = &lin.weight[o * d_in..(o + 1) * d_in];
+            *c += row.iter().zip(&b).map(|(wi, bi)| (*wi as f64) * (*bi as f64)).sum::<f64>() as f32;
+        }
+    }
+    for row in lin.weight.chunks_mut(d_in) {
+        row.iter_mut().zip(&norm.weight).for_each(|(wi, g)| *wi *= g);
+    }
+    norm.weight.iter_mut().for_each(|g| *g = 1.0);
+}

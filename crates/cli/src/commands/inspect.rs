@@ -3,13 +3,15 @@ use clap::Args;
 use glassbox_core::inspect;
 use std::path::PathBuf;
 
-/// Summarise any safetensors file or checkpoint folder.
+/// Summarise any safetensors or GGUF file, or a checkpoint folder.
 ///
 /// Lists every tensor with dtype, shape, min/max/mean/std over finite values and NaN/Inf
-/// counts, plus the file's metadata. Works on files from PyTorch, SAELens or glassbox.
+/// counts, plus the file's metadata. Works on files from PyTorch, SAELens or glassbox, and on
+/// GGUF files from llama.cpp (statistics of the dequantised values; the dtype is the stored
+/// quantisation type).
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A .safetensors file or a checkpoint folder.
+    /// A .safetensors or .gguf file, or a checkpoint folder.
     pub path: PathBuf,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -21,7 +23,11 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 pub fn run(a: &InspectArgs) -> Result<()> {
-    let s = inspect::summarize(&a.path)?;
+    let s = if glassbox_lm::loader::is_gguf(&a.path) {
+        glassbox_lm::loader::summarize_gguf(&a.path)?
+    } else {
+        inspect::summarize(&a.path)?
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());

@@ -86,6 +86,11 @@ pub struct RunArgs {
     /// Prompts run together, up to about this many tokens per forward pass.
     #[arg(long, default_value_t = 4096)]
     pub batch_tokens: usize,
+    /// Fold each norm's weight and bias into the next linear map, as TransformerLens's
+    /// fold_ln: outputs are unchanged, and hook_normalized becomes the bare normalised stream.
+    /// Pre-norm models only.
+    #[arg(long)]
+    pub fold_ln: bool,
     #[command(flatten)]
     pub interventions: InterventionArgs,
 }
@@ -300,7 +305,10 @@ fn token_bar(cli: &Cli, total: u64) -> indicatif::ProgressBar {
 }
 
 fn run_prompts(cli: &Cli, a: &RunArgs) -> Result<()> {
-    let m = open(&a.model)?;
+    let mut m = open(&a.model)?;
+    if a.fold_ln {
+        m.fold_layer_norms()?;
+    }
     let prompts = read_prompts(&m, &a.prompts)?;
     let mut hooks = hooks_for(&m, &a.hooks, &a.interventions)?;
     let total: usize = prompts.iter().map(Vec::len).sum();
@@ -317,6 +325,7 @@ fn run_prompts(cli: &Cli, a: &RunArgs) -> Result<()> {
         ("format".to_string(), "glassbox-lm-hooks".to_string()),
         ("model".to_string(), m.source.path().display().to_string()),
         ("prompts".to_string(), a.prompts.display().to_string()),
+        ("fold_ln".to_string(), a.fold_ln.to_string()),
         ("glassbox_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ]);
     file.write(&a.out, meta)?;

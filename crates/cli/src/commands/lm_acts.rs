@@ -31,6 +31,9 @@ pub struct LmActsArgs {
     /// Language models: contexts per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch_contexts: usize,
+    /// Language models: fold the norms into the next linear maps (TransformerLens's fold_ln).
+    #[arg(long)]
+    pub fold_ln: bool,
     /// Language models: store values as f32 or bf16.
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
     pub dtype: String,
@@ -42,7 +45,10 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         bail!("--hooks is required with --text (see `glassbox lm info {}`)", model.display());
     }
     let spec_str = model.to_str().with_context(|| format!("{}: not a UTF-8 path", model.display()))?;
-    let m = glassbox_lm::load(spec_str).with_context(|| format!("cannot open model {spec_str}"))?;
+    let mut m = glassbox_lm::load(spec_str).with_context(|| format!("cannot open model {spec_str}"))?;
+    if a.fold_ln {
+        m.fold_layer_norms()?;
+    }
     let config = &m.model.config;
     if a.context == 0 || a.context > config.max_positions {
         bail!("--context must be between 1 and the model's context of {} tokens (got {})", config.max_positions, a.context);
@@ -84,6 +90,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
             "documents": documents.len(),
             "tokens": ids.iter().map(Vec::len).sum::<usize>(),
             "separator": separator,
+            "fold_ln": a.fold_ln,
         }),
     };
     let mut writer = StoreWriter::create_or_resume(out, spec)?;
