@@ -7,31 +7,16 @@
 //!   python bench/gguf_dequant_reference.py MODEL.gguf /tmp/ref.safetensors
 //!   GLASSBOX_GGUF_REFERENCE=/tmp/ref.safetensors cargo test --release -p glassbox-lm --test gguf_real -- --ignored
 
-use std::path::PathBuf;
+mod common;
 
 use glassbox_lm::gguf::{GgmlType, GgufFile};
+use std::path::PathBuf;
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GLASSBOX_MODELS") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".cache/glassbox/models")
-}
-
 /// The model, or None (with a note) when it is absent; absence fails under GLASSBOX_REQUIRE_DATA=1.
 fn open_model() -> Option<GgufFile> {
-    let path = models_dir().join(MODEL);
-    if !path.is_file() {
-        let msg = format!("{} not found (set GLASSBOX_MODELS to the folder holding {MODEL})", path.display());
-        if std::env::var("GLASSBOX_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-            panic!("GLASSBOX_REQUIRE_DATA=1 but {msg}");
-        }
-        eprintln!("note: skipping, {msg}");
-        return None;
-    }
+    let path = common::real_model(MODEL)?;
     Some(GgufFile::open(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 

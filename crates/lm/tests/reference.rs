@@ -103,3 +103,23 @@ fn smollm2_gguf_matches_transformers_gguf_path() {
     assert!(diff <= 1e-3 * max, "logits differ by {diff} (max |logit| {max})");
     check_greedy(&model, &reference, "all_greedy", "all_tokens", "all_offsets");
 }
+
+/// Every hook of every block on all five prompts, against the full references that
+/// bench/lm_reference.py --hooks all writes (too large to commit; see tests/fixtures/README.md).
+#[test]
+#[ignore = "needs {minilm,smollm2}-all.safetensors from bench/lm_reference.py --hooks all in $GLASSBOX_LM_REFERENCE (default ~/.cache/glassbox/reference)"]
+fn full_references_match_on_every_hook() {
+    let dir = std::env::var_os("GLASSBOX_LM_REFERENCE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/glassbox/reference")
+    });
+    for (model, file, tolerance) in [
+        ("all-MiniLM-L6-v2", "minilm-all.safetensors", 1e-4),
+        ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-all.safetensors", 1e-3),
+    ] {
+        let Some(path) = real_model(model) else { continue };
+        let loaded = load(path.to_str().unwrap()).unwrap();
+        let reference = Reference::open(&dir.join(file));
+        eprintln!("{model}:");
+        check_hooks(&loaded, &reference, |_| tolerance);
+    }
+}

@@ -4,40 +4,15 @@
 //! ~/.cache/glassbox/models). Without it the tests print a note and pass, unless
 //! GLASSBOX_REQUIRE_DATA=1 makes a missing model a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use glassbox_lm::tokenizer::{read_utf8_text, Tokenizer};
-
-/// The models folder, as the loaders find it.
-fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GLASSBOX_MODELS") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    Path::new(&home).join(".cache/glassbox/models")
-}
+use common::bench_prompts;
+use glassbox_lm::tokenizer::Tokenizer;
+use std::path::PathBuf;
 
 /// MiniLM's tokenizer.json, or None (after a note) when it is absent and not required.
 fn minilm_tokenizer_json() -> Option<PathBuf> {
-    let path = models_dir().join("all-MiniLM-L6-v2/tokenizer.json");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("GLASSBOX_REQUIRE_DATA").as_deref() == Ok("1") {
-        panic!("GLASSBOX_REQUIRE_DATA=1 but {} is missing", path.display());
-    }
-    eprintln!(
-        "note: {} not found; skipping the real-tokenizer test",
-        path.display()
-    );
-    None
-}
-
-/// The benchmark prompts, one per line.
-fn bench_prompts() -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/lm_prompts.txt");
-    let text = read_utf8_text(&path).expect("bench/lm_prompts.txt readable");
-    text.lines().map(str::to_string).collect()
+    common::real_model("all-MiniLM-L6-v2/tokenizer.json")
 }
 
 /// Produced by `transformers.AutoTokenizer.from_pretrained(".../all-MiniLM-L6-v2")(text)["input_ids"]`
