@@ -32,8 +32,14 @@ impl<'a> Strided<'a> {
     }
 }
 
-/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`, through the `gemm`
-/// crate (the kernels burn uses). Every view is bounds-checked before the unchecked kernel runs.
+/// Products smaller than this (m·n·k) go to the `gemm` crate: faer 0.24 sends them to its
+/// nano-kernels, one of which wrote past the end of a strided output (seen with valgrind).
+const FAER_MIN_WORK: usize = 16 * 16 * 16;
+
+/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`. Large products run
+/// on faer's kernels (AVX-512 where the CPU has it: 1.6x the `gemm` crate's AVX2 kernels on
+/// the linear maps here); small or degenerate ones on the `gemm` crate. Every view is
+/// bounds-checked before an unchecked kernel runs.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
     Strided::rows(c, c_stride).check(m, n, "output");
@@ -46,13 +52,24 @@ pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, 
         c.chunks_mut(c_stride).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v = 0.0));
         return;
     }
-    let par = if threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the three views were checked to lie inside their slices, and `c` is borrowed
-    // mutably, so it cannot alias `a` or `b`.
+    let parallel = threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1;
+    if m * n * k > FAER_MIN_WORK && m > 1 && n > 1 && k > 1 {
+        use faer::{Accum, MatMut, MatRef, Par};
+        // SAFETY: the views were checked to lie inside their slices; `c` is borrowed mutably,
+        // so it aliases neither operand.
+        let (am, bm, cm) = unsafe {
+            (
+                MatRef::from_raw_parts(a.data.as_ptr(), m, k, a.row_stride as isize, a.col_stride as isize),
+                MatRef::from_raw_parts(b.data.as_ptr(), k, n, b.row_stride as isize, b.col_stride as isize),
+                MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, c_stride as isize, 1),
+            )
+        };
+        let par = if parallel { Par::rayon(0) } else { Par::Seq };
+        faer::linalg::matmul::matmul(cm, Accum::Replace, am, bm, 1.0, par);
+        return;
+    }
+    let par = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: as above.
     unsafe {
         gemm::gemm(
             m,

@@ -99,9 +99,9 @@ fn score_batch(model: &Transformer, windows: &[(usize, Vec<u32>)], hooks: &mut H
     let d = model.config.d_model;
     // Rows that predict a next token: every position but each window's last.
     let mut rows: Vec<(usize, usize, u32)> = Vec::new();
-    for s in 0..batch.n_sequences() {
+    for (s, (doc, _)) in windows.iter().enumerate() {
         let r = batch.range(s);
-        rows.extend((r.start..r.end - 1).map(|i| (windows[s].0, i, batch.tokens[i + 1])));
+        rows.extend((r.start..r.end - 1).map(|i| (*doc, i, batch.tokens[i + 1])));
     }
     const ROWS_PER_UNEMBED: usize = 256;
     let nll: Vec<f64> = rows
