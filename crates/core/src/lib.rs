@@ -14,5 +14,6 @@ pub mod matrix;
 pub mod model;
 pub mod tensor;
 pub mod train;
+pub mod vmath;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use crate::weights::{Block, Weights};
 use rayon::prelude::*;
 
 /// Queries per attention block: the scores block `[QUERY_BLOCK, keys]` stays in cache.
-const QUERY_BLOCK: usize = 64;
+const QUERY_BLOCK: usize = 256;
 
 /// Prompts packed end to end.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -247,10 +247,12 @@ impl Transformer {
         } else {
             Some(self.norm_hooked(&x, &b.ln1, &format!("blocks.{i}.ln1"), hooks)?)
         };
-        let qkv = b.qkv.forward(attn_in.as_deref().unwrap_or(&x), t);
+        let input = attn_in.as_deref().unwrap_or(&x);
+        let (qw, kvw) = (h * dh, kv * dh);
+        let mut q = b.qkv.forward_part(input, t, 0..qw);
+        let mut k = b.qkv.forward_part(input, t, qw..qw + kvw);
+        let mut v = b.qkv.forward_part(input, t, qw + kvw..qw + 2 * kvw);
         drop(attn_in);
-        let (mut q, mut k, mut v) = split_qkv(&qkv, t, h * dh, kv * dh);
-        drop(qkv);
         hook!(hooks, &mut q, &[t, h, dh], "blocks.{i}.attn.hook_q");
         hook!(hooks, &mut k, &[t, kv, dh], "blocks.{i}.attn.hook_k");
         hook!(hooks, &mut v, &[t, kv, dh], "blocks.{i}.attn.hook_v");
@@ -336,20 +338,20 @@ impl Transformer {
     /// `hook_pre_linear`) on the way.
     fn mlp_hidden(&self, i: usize, b: &Block, x: &[f32], t: usize, hooks: &mut Hooks) -> Result<Vec<f32>> {
         let (m, act) = (self.config.d_mlp, self.config.activation);
-        let hidden = b.mlp_in.forward(x, t);
         if !self.config.gated_mlp {
-            let mut pre = hidden;
+            let mut pre = b.mlp_in.forward(x, t);
             hook!(hooks, &mut pre, &[t, m], "blocks.{i}.mlp.hook_pre");
             ops::activate_all(act, &mut pre);
             return Ok(pre);
         }
-        // Rows of `hidden` are [gate | up].
-        let (mut gate, mut up) = split_columns(&hidden, t, m, m);
-        drop(hidden);
+        // The stacked map's first d_mlp outputs are the gate, the rest the up projection.
+        let mut gate = b.mlp_in.forward_part(x, t, 0..m);
+        let mut up = b.mlp_in.forward_part(x, t, m..2 * m);
         hook!(hooks, &mut gate, &[t, m], "blocks.{i}.mlp.hook_pre");
         hook!(hooks, &mut up, &[t, m], "blocks.{i}.mlp.hook_pre_linear");
+        ops::activate_all(act, &mut gate);
         gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
-            g.iter_mut().zip(u).for_each(|(g, &u)| *g = ops::activate(act, *g) * u);
+            g.iter_mut().zip(u).for_each(|(g, &u)| *g *= u);
         });
         Ok(gate)
     }
@@ -385,27 +387,6 @@ fn gather_rows(table: &[f32], d: usize, rows: impl Iterator<Item = usize>) -> Ve
 
 fn add_into(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
-}
-
-fn split_columns(m: &[f32], rows: usize, a: usize, b: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut left = Vec::with_capacity(rows * a);
-    let mut right = Vec::with_capacity(rows * b);
-    for row in m.chunks(a + b) {
-        left.extend_from_slice(&row[..a]);
-        right.extend_from_slice(&row[a..]);
-    }
-    (left, right)
-}
-
-fn split_qkv(qkv: &[f32], t: usize, q_width: usize, kv_width: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (mut q, mut k, mut v) =
-        (Vec::with_capacity(t * q_width), Vec::with_capacity(t * kv_width), Vec::with_capacity(t * kv_width));
-    for row in qkv.chunks(q_width + 2 * kv_width) {
-        q.extend_from_slice(&row[..q_width]);
-        k.extend_from_slice(&row[q_width..q_width + kv_width]);
-        v.extend_from_slice(&row[q_width + kv_width..]);
-    }
-    (q, k, v)
 }
 
 fn rotate(rot: &Rotary, x: &mut [f32], positions: &[usize], heads: usize, dh: usize) {
@@ -449,6 +430,14 @@ fn attention(q: &[f32], keys: &[f32], values: &[f32], batch: &Batch, a: Attentio
             let kr = a.key_range(batch, s);
             let g = hh / group;
             let n_q = qr.len();
+            // This head's queries, keys and values, packed so that both products run on dense
+            // matrices.
+            let gather = |m: &[f32], rows: std::ops::Range<usize>, stride: usize, col: usize| -> Vec<f32> {
+                rows.flat_map(|r| m[r * stride + col..r * stride + col + dh].iter().copied()).collect()
+            };
+            let qh = gather(q, qr.clone(), h * dh, hh * dh);
+            let kh = gather(keys, kr.clone(), kv * dh, g * dh);
+            let vh = gather(values, kr.clone(), kv * dh, g * dh);
             let mut z = vec![0f32; n_q * dh];
             let mut scores = vec![0f32; QUERY_BLOCK * kr.len()];
             for start in (0..n_q).step_by(QUERY_BLOCK) {
@@ -456,16 +445,12 @@ fn attention(q: &[f32], keys: &[f32], values: &[f32], batch: &Batch, a: Attentio
                 // Keys visible to the block's last query.
                 let n_k = if a.causal { a.past + start + rows } else { kr.len() };
                 let sc = &mut scores[..rows * n_k];
-                let q0 = (qr.start + start) * h * dh + hh * dh;
-                let k0 = kr.start * kv * dh + g * dh;
-                ops::gemm_abt(sc, &q[q0..], &keys[k0..], rows, n_k, dh, h * dh, kv * dh);
+                ops::gemm_abt(sc, &qh[start * dh..], &kh, rows, n_k, dh, dh, dh);
                 for (r, row) in sc.chunks_mut(n_k).enumerate() {
                     let visible = if a.causal { a.past + start + r + 1 } else { n_k };
-                    row[..visible].iter_mut().for_each(|v| *v *= scale);
-                    row[visible..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
-                    ops::softmax(row);
+                    ops::softmax_scaled(row, scale, visible);
                 }
-                ops::gemm_ab(&mut z[start * dh..], sc, &values[k0..], rows, dh, n_k, kv * dh, dh);
+                ops::gemm_ab(&mut z[start * dh..], sc, &vh, rows, dh, n_k, dh, dh);
             }
             z
         })

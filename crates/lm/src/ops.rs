@@ -3,6 +3,7 @@
 //! `[rows, width]` slices so that all prompts of a batch go through one GEMM, unpadded.
 
 use crate::config::Activation;
+use glassbox_core::vmath;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a GEMM runs on one thread: forking costs more than it gains.
@@ -24,6 +25,10 @@ impl<'a> Strided<'a> {
     pub fn transposed(data: &'a [f32], row_stride: usize) -> Self {
         Strided { data, row_stride: 1, col_stride: row_stride }
     }
+    /// Rows or columns packed one after the other, with no gaps.
+    fn dense(&self, rows: usize, cols: usize) -> bool {
+        (self.col_stride == 1 && self.row_stride == cols) || (self.row_stride == 1 && self.col_stride == rows)
+    }
     fn check(&self, rows: usize, cols: usize, what: &str) {
         if rows > 0 && cols > 0 {
             let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
@@ -36,10 +41,11 @@ impl<'a> Strided<'a> {
 /// nano-kernels, one of which wrote past the end of a strided output (seen with valgrind).
 const FAER_MIN_WORK: usize = 16 * 16 * 16;
 
-/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`. Large products run
-/// on faer's kernels (AVX-512 where the CPU has it: 1.6x the `gemm` crate's AVX2 kernels on
-/// the linear maps here); small or degenerate ones on the `gemm` crate. Every view is
-/// bounds-checked before an unchecked kernel runs.
+/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`. Large products of
+/// dense matrices (the linear maps) run on faer's kernels: AVX-512 where the CPU has it, 1.6x
+/// the `gemm` crate's AVX2 kernels here. Strided views (attention's per-head blocks), small and
+/// degenerate products run on the `gemm` crate, which is 7x faster than faer on those blocks.
+/// Every view is bounds-checked before an unchecked kernel runs.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
     Strided::rows(c, c_stride).check(m, n, "output");
@@ -53,7 +59,8 @@ pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, 
         return;
     }
     let parallel = threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1;
-    if m * n * k > FAER_MIN_WORK && m > 1 && n > 1 && k > 1 {
+    let dense = a.dense(m, k) && b.dense(k, n) && c_stride == n;
+    if dense && m * n * k > FAER_MIN_WORK && m > 1 && n > 1 && k > 1 {
         use faer::{Accum, MatMut, MatRef, Par};
         // SAFETY: the views were checked to lie inside their slices; `c` is borrowed mutably,
         // so it aliases neither operand.
@@ -112,6 +119,27 @@ impl Linear {
         y
     }
 
+    /// The outputs `outs` only (a range of the weight's rows): how one stacked map (Q/K/V,
+    /// gate/up) yields its parts without a copy.
+    pub fn forward_part(&self, x: &[f32], rows: usize, outs: std::ops::Range<usize>) -> Vec<f32> {
+        let part = Linear {
+            weight: Vec::new(),
+            bias: None,
+            d_in: self.d_in,
+            d_out: outs.len(),
+        };
+        let mut y = vec![0f32; rows * part.d_out];
+        if rows > 0 && !outs.is_empty() {
+            let w = &self.weight[outs.start * self.d_in..outs.end * self.d_in];
+            matmul(&mut y, part.d_out, Strided::rows(x, self.d_in), Strided::transposed(w, self.d_in), rows, part.d_out, self.d_in, true);
+            if let Some(b) = &self.bias {
+                let b = &b[outs];
+                y.par_chunks_mut(part.d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
+            }
+        }
+        y
+    }
+
     pub fn forward_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
         debug_assert_eq!(x.len(), rows * self.d_in);
         debug_assert_eq!(y.len(), rows * self.d_out);
@@ -162,20 +190,14 @@ pub fn affine(x: &mut [f32], p: &Norm) {
     });
 }
 
-pub fn activate(act: Activation, x: f32) -> f32 {
-    match act {
-        Activation::GeluTanh => {
-            const C: f32 = 0.797_884_6; // sqrt(2/pi)
-            0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
-        }
-        Activation::GeluErf => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
-        Activation::Silu => x / (1.0 + (-x).exp()),
-        Activation::Relu => x.max(0.0),
-    }
-}
-
+/// Apply an activation to every element, in place, with vectorised kernels.
 pub fn activate_all(act: Activation, x: &mut [f32]) {
-    x.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = activate(act, *v)));
+    x.par_chunks_mut(4096).for_each(|c| match act {
+        Activation::GeluTanh => vmath::gelu_tanh(c),
+        Activation::GeluErf => vmath::gelu_erf(c),
+        Activation::Silu => vmath::silu(c),
+        Activation::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),
+    });
 }
 
 /// Rotary tables for positions `0..n` as Hugging Face's Llama builds them: inverse frequencies
@@ -208,18 +230,52 @@ impl Rotary {
 
 /// Softmax of a row in place; `-inf` entries get probability 0.
 pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let n = row.len();
+    softmax_scaled(row, 1.0, n);
+}
+
+/// Lanes of the vectorised reductions: partial maxima and sums are kept per lane so that the
+/// loops vectorise (a single f32 accumulator forces one element at a time).
+const LANES: usize = 16;
+
+/// Softmax of `scale · row[..visible]` in place, with the entries from `visible` on given
+/// probability 0 (a causal mask). One pass scales and finds the maximum, one exponentiates and
+/// sums, one normalises.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+pub fn softmax_scaled(row: &mut [f32], scale: f32, visible: usize) {
+    let (live, masked) = row.split_at_mut(visible);
+    masked.fill(0.0);
+    let mut lane_max = [f32::NEG_INFINITY; LANES];
+    let mut chunks = live.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (m, v) in lane_max.iter_mut().zip(chunk.iter_mut()) {
+            *v *= scale;
+            *m = if *v > *m { *v } else { *m };
+        }
+    }
+    for v in chunks.into_remainder() {
+        *v *= scale;
+        lane_max[0] = if *v > lane_max[0] { *v } else { lane_max[0] };
+    }
+    let max = lane_max.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
     if max == f32::NEG_INFINITY {
-        row.iter_mut().for_each(|v| *v = 0.0);
+        live.fill(0.0);
         return;
     }
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    let mut lane_sum = [0f32; LANES];
+    let mut chunks = live.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in lane_sum.iter_mut().zip(chunk.iter_mut()) {
+            *v = vmath::exp1(*v - max);
+            *s += *v;
+        }
     }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
+    for v in chunks.into_remainder() {
+        *v = vmath::exp1(*v - max);
+        lane_sum[0] += *v;
+    }
+    let inv = 1.0 / lane_sum.iter().sum::<f32>();
+    live.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// log Σ exp(row), stably.
@@ -269,10 +325,18 @@ mod tests {
 
     #[test]
     fn activations_match_reference_values() {
-        // torch.nn.functional.gelu(torch.tensor(1.0)) and approximate="tanh"; silu(1.0).
-        assert!((activate(Activation::GeluErf, 1.0) - 0.841_344_7).abs() < 1e-6);
-        assert!((activate(Activation::GeluTanh, 1.0) - 0.841_191_9).abs() < 1e-6);
-        assert!((activate(Activation::Silu, 1.0) - 0.731_058_6).abs() < 1e-6);
+        // torch.nn.functional.gelu(torch.tensor(1.0)) and approximate="tanh"; silu(1.0); relu.
+        let expected = [
+            (Activation::GeluErf, 0.841_344_7),
+            (Activation::GeluTanh, 0.841_191_9),
+            (Activation::Silu, 0.731_058_6),
+            (Activation::Relu, 1.0),
+        ];
+        for (act, want) in expected {
+            let mut x = [1.0f32, -0.0];
+            activate_all(act, &mut x);
+            assert!((x[0] - want).abs() < 1e-6 && x[1] == 0.0, "{act:?}: {x:?}");
+        }
     }
 
     #[test]
@@ -292,5 +356,15 @@ mod tests {
         let mut r = [0f32, f32::NEG_INFINITY, 0.0];
         softmax(&mut r);
         assert_eq!(r, [0.5, 0.0, 0.5]);
+        // Scaled, with the tail masked, against the f64 definition over 37 entries.
+        let x: Vec<f32> = (0..40).map(|i| ((i * 17 % 23) as f32 - 11.0) * 0.7).collect();
+        let mut y = x.clone();
+        softmax_scaled(&mut y, 0.5, 37);
+        let max = x[..37].iter().fold(f64::MIN, |m, &v| m.max(0.5 * v as f64));
+        let total: f64 = x[..37].iter().map(|&v| (0.5 * v as f64 - max).exp()).sum();
+        for (i, &v) in x.iter().enumerate() {
+            let want = if i < 37 { (0.5 * v as f64 - max).exp() / total } else { 0.0 };
+            assert!((y[i] as f64 - want).abs() < 1e-7, "{i}: {} vs {want}", y[i]);
+        }
     }
 }

@@ -5,10 +5,10 @@
 //! `convs.l.bias [out]`, then `head.weight [classes, c]`, `head.bias [classes]` (PyTorch layouts).
 //! Convolutions are im2col gathers and faer matrix products over the whole batch; activations
 //! are kept channel-last, one column per channel. Grey (one-channel) inputs. tanh is
-//! [`crate::vmath::tanh`] (within 2 ulp of the exact value, and vectorised).
+//! [`glassbox_core::vmath::tanh`] (within 2 ulp of the exact value, and vectorised).
 
 use crate::mlp::Activation;
-use crate::vmath;
+use glassbox_core::vmath;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 

@@ -16,6 +16,5 @@ pub mod mlp;
 pub mod mnist_trees;
 pub mod store;
 pub mod tree_world;
-pub mod vmath;
 
 pub use glassbox_core::{Error, Result};
