@@ -7,7 +7,7 @@
 //! JSON line per (model, workload, variant).
 //!
 //!     lm_forward_bench run TOKENS.json THREADS
-//!     lm_forward_bench breakdown TOKENS.json   # where SmolLM2 ctx512's time goes, 1 thread
+//!     lm_forward_bench breakdown TOKENS.json [THREADS]  # where SmolLM2 ctx512's time goes (default 1 thread)
 //!     lm_forward_bench memory TOKENS.json THREADS  # peak RSS (VmHWM) around SmolLM2 ctx512
 //!
 //! The thread count is rayon's global pool, built before anything else runs.
@@ -18,6 +18,11 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+// The allocator the glassbox binary uses: it keeps freed pages, so the large per-layer buffers
+// are not faulted in again on every forward pass.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn target_s() -> f64 {
     std::env::var("TARGET_S").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
@@ -153,14 +158,14 @@ fn template(name: &str) -> String {
     }
 }
 
-fn breakdown(doc: &Value) {
+fn breakdown(doc: &Value, threads: usize) {
     let m = load(doc, "smollm2");
     let (c, w) = (&m.model.config, &m.model.weights);
     let batch = Batch::new(&sequences(doc, "smollm2", "ctx512"));
     let t = batch.n_tokens();
     let emit = |what: &str, part: &str, seconds: f64, extra: Value| {
         let mut line = json!({ "bench": "lm_forward_breakdown", "impl": "glassbox", "model": "smollm2",
-            "workload": "ctx512", "variant": "body", "threads": 1, "what": what, "part": part, "seconds": seconds });
+            "workload": "ctx512", "variant": "body", "threads": threads, "what": what, "part": part, "seconds": seconds });
         if let (Value::Object(l), Value::Object(e)) = (&mut line, extra) {
             l.extend(e);
         }
@@ -267,14 +272,14 @@ fn breakdown(doc: &Value) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "lm_forward_bench run TOKENS.json THREADS | breakdown TOKENS.json | memory TOKENS.json THREADS";
+    let usage = "lm_forward_bench run TOKENS.json THREADS | breakdown TOKENS.json [THREADS] | memory TOKENS.json THREADS";
     let mode = args.first().expect(usage).as_str();
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(args.get(1).expect(usage)).expect("token file")).expect("token JSON");
-    let threads = if mode == "breakdown" { 1 } else { args.get(2).and_then(|a| a.parse().ok()).expect(usage) };
+    let threads = args.get(2).and_then(|a| a.parse().ok()).unwrap_or_else(|| if mode == "breakdown" { 1 } else { panic!("{usage}") });
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
     match mode {
         "run" => run(&doc, threads),
-        "breakdown" => breakdown(&doc),
+        "breakdown" => breakdown(&doc, threads),
         "memory" => memory(&doc, threads),
         _ => panic!("{usage}"),
     }

@@ -8,7 +8,7 @@
 use crate::config::{Family, ModelConfig, NormKind};
 use crate::error::{Error, Result};
 use crate::hooks::Hooks;
-use crate::ops::{self, Rotary};
+use crate::ops::{self, Rotary, RotaryTable};
 use crate::weights::{Block, Weights};
 use rayon::prelude::*;
 
@@ -174,9 +174,10 @@ impl Transformer {
             x = self.norm_hooked(&x, p, "embed.ln", hooks)?;
             hook!(hooks, &mut x, &[t, d], "hook_full_embed");
         }
+        let rotary = self.rotary.as_ref().map(|r| r.table(&positions));
         for (i, block) in w.blocks.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|kv| (&mut kv.keys[i], &mut kv.values[i]));
-            x = self.block(i, block, x, batch, &positions, hooks, layer_cache)?;
+            x = self.block(i, block, x, batch, rotary.as_ref(), hooks, layer_cache)?;
         }
         if let Some(kv) = cache {
             kv.len += t;
@@ -231,7 +232,7 @@ impl Transformer {
         b: &Block,
         mut x: Vec<f32>,
         batch: &Batch,
-        positions: &[usize],
+        rotary: Option<&RotaryTable>,
         hooks: &mut Hooks,
         cache: Option<(&mut Vec<f32>, &mut Vec<f32>)>,
     ) -> Result<Vec<f32>> {
@@ -256,9 +257,9 @@ impl Transformer {
         hook!(hooks, &mut q, &[t, h, dh], "blocks.{i}.attn.hook_q");
         hook!(hooks, &mut k, &[t, kv, dh], "blocks.{i}.attn.hook_k");
         hook!(hooks, &mut v, &[t, kv, dh], "blocks.{i}.attn.hook_v");
-        if let Some(rot) = &self.rotary {
-            rotate(rot, &mut q, positions, h, dh);
-            rotate(rot, &mut k, positions, kv, dh);
+        if let Some(rot) = rotary {
+            rotate(rot, &mut q, h, dh);
+            rotate(rot, &mut k, kv, dh);
             hook!(hooks, &mut q, &[t, h, dh], "blocks.{i}.attn.hook_rot_q");
             hook!(hooks, &mut k, &[t, kv, dh], "blocks.{i}.attn.hook_rot_k");
         }
@@ -389,9 +390,9 @@ fn add_into(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
 }
 
-fn rotate(rot: &Rotary, x: &mut [f32], positions: &[usize], heads: usize, dh: usize) {
-    x.par_chunks_mut(heads * dh).zip(positions.par_iter()).for_each(|(row, &pos)| {
-        row.chunks_mut(dh).for_each(|head| rot.apply(head, pos));
+fn rotate(rot: &RotaryTable, x: &mut [f32], heads: usize, dh: usize) {
+    x.par_chunks_mut(heads * dh).enumerate().for_each(|(row, token)| {
+        token.chunks_mut(dh).for_each(|head| rot.apply(head, row));
     });
 }
 

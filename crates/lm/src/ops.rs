@@ -1,4 +1,4 @@
-//! The forward pass's building blocks on row-major f32 buffers: linear maps through faer's GEMM,
+//! The forward pass's building blocks on row-major f32 buffers: linear maps through the gemm crate,
 //! norms, activations, rotary embeddings and attention. Rows are tokens; every op works on
 //! `[rows, width]` slices so that all prompts of a batch go through one GEMM, unpadded.
 
@@ -25,10 +25,6 @@ impl<'a> Strided<'a> {
     pub fn transposed(data: &'a [f32], row_stride: usize) -> Self {
         Strided { data, row_stride: 1, col_stride: row_stride }
     }
-    /// Rows or columns packed one after the other, with no gaps.
-    fn dense(&self, rows: usize, cols: usize) -> bool {
-        (self.col_stride == 1 && self.row_stride == cols) || (self.row_stride == 1 && self.col_stride == rows)
-    }
     fn check(&self, rows: usize, cols: usize, what: &str) {
         if rows > 0 && cols > 0 {
             let last = (rows - 1) * self.row_stride + (cols - 1) * self.col_stride;
@@ -37,15 +33,9 @@ impl<'a> Strided<'a> {
     }
 }
 
-/// Products smaller than this (m·n·k) go to the `gemm` crate: faer 0.24 sends them to its
-/// nano-kernels, one of which wrote past the end of a strided output (seen with valgrind).
-const FAER_MIN_WORK: usize = 16 * 16 * 16;
-
-/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`. Large products of
-/// dense matrices (the linear maps) run on faer's kernels: AVX-512 where the CPU has it, 1.6x
-/// the `gemm` crate's AVX2 kernels here. Strided views (attention's per-head blocks), small and
-/// degenerate products run on the `gemm` crate, which is 7x faster than faer on those blocks.
-/// Every view is bounds-checked before an unchecked kernel runs.
+/// C = A·B for C `[m, n]` (row stride `c_stride`), A `[m, k]`, B `[k, n]`, on the `gemm`
+/// crate's kernels (AVX-512 where the CPU has it). Every view is bounds-checked before the
+/// unchecked kernel runs.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
     Strided::rows(c, c_stride).check(m, n, "output");
@@ -59,24 +49,9 @@ pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, 
         return;
     }
     let parallel = threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1;
-    let dense = a.dense(m, k) && b.dense(k, n) && c_stride == n;
-    if dense && m * n * k > FAER_MIN_WORK && m > 1 && n > 1 && k > 1 {
-        use faer::{Accum, MatMut, MatRef, Par};
-        // SAFETY: the views were checked to lie inside their slices; `c` is borrowed mutably,
-        // so it aliases neither operand.
-        let (am, bm, cm) = unsafe {
-            (
-                MatRef::from_raw_parts(a.data.as_ptr(), m, k, a.row_stride as isize, a.col_stride as isize),
-                MatRef::from_raw_parts(b.data.as_ptr(), k, n, b.row_stride as isize, b.col_stride as isize),
-                MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, c_stride as isize, 1),
-            )
-        };
-        let par = if parallel { Par::rayon(0) } else { Par::Seq };
-        faer::linalg::matmul::matmul(cm, Accum::Replace, am, bm, 1.0, par);
-        return;
-    }
     let par = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: as above.
+    // SAFETY: the three views were checked to lie inside their slices, and `c` is borrowed
+    // mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -215,15 +190,38 @@ impl Rotary {
         Rotary { d_head, inv_freq }
     }
 
-    /// Rotate one head vector at `pos` in place: x·cos + rotate_half(x)·sin.
-    pub fn apply(&self, x: &mut [f32], pos: usize) {
+    /// cos and sin of every (position, frequency) pair, `[positions, d_head / 2]` each: formed
+    /// once per forward pass and shared by every head and block.
+    pub fn table(&self, positions: &[usize]) -> RotaryTable {
         let half = self.d_head / 2;
+        let (mut cos, mut sin) = (Vec::with_capacity(positions.len() * half), Vec::with_capacity(positions.len() * half));
+        for &pos in positions {
+            for f in &self.inv_freq {
+                let (s, c) = (pos as f32 * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        RotaryTable { half, cos, sin }
+    }
+}
+
+pub struct RotaryTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RotaryTable {
+    /// Rotate one head vector of token `row` in place: x·cos + rotate_half(x)·sin.
+    pub fn apply(&self, x: &mut [f32], row: usize) {
+        let half = self.half;
+        let (cos, sin) = (&self.cos[row * half..(row + 1) * half], &self.sin[row * half..(row + 1) * half]);
+        let (lo, hi) = x.split_at_mut(half);
         for i in 0..half {
-            let angle = pos as f32 * self.inv_freq[i];
-            let (sin, cos) = angle.sin_cos();
-            let (a, b) = (x[i], x[i + half]);
-            x[i] = a * cos - b * sin;
-            x[i + half] = b * cos + a * sin;
+            let (a, b) = (lo[i], hi[i]);
+            lo[i] = a * cos[i] - b * sin[i];
+            hi[i] = b * cos[i] + a * sin[i];
         }
     }
 }
@@ -341,7 +339,7 @@ mod tests {
 
     #[test]
     fn rotary_rotates_pairs_of_halves() {
-        let rot = Rotary::new(4, 10_000.0);
+        let rot = Rotary::new(4, 10_000.0).table(&[0, 1, 2, 3]);
         let mut x = [1f32, 0., 0., 0.];
         rot.apply(&mut x, 1);
         // i = 0: freq 1, angle 1 -> (cos 1, ., sin 1, .)
