@@ -202,7 +202,7 @@ impl Transformer {
         }
         let mut all = self.unembed(x);
         let vocab = self.config.vocab_size;
-        hooks.visit("logits", &mut all, &[batch.n_tokens(), vocab]).ok();
+        hooks.visit("logits", &mut all, &[batch.n_tokens(), vocab])?;
         if want == Logits::Last {
             let last = (0..batch.n_sequences()).filter(|&s| !batch.range(s).is_empty()).map(|s| batch.offsets[s + 1] - 1);
             return Ok(Some(gather_rows(&all, vocab, last)));

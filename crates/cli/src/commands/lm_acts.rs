@@ -103,6 +103,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
     }
     let bar = glassbox_core::train::progress_bar(!cli.quiet, (packed.contexts.len() * a.context) as u64, (start * a.context) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens  {per_sec}  ETA {eta}")?);
+    let clock = std::time::Instant::now();
     for first in (start..packed.contexts.len()).step_by(a.batch_contexts.max(1)) {
         let group = &packed.contexts[first..(first + a.batch_contexts.max(1)).min(packed.contexts.len())];
         let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
@@ -124,14 +125,16 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let summary = writer.finish()?;
+    let done_now = (packed.contexts.len() - start) * a.context;
     println!(
-        "{} contexts of {} tokens ({} tokens, {} left over) in {} shards -> {}",
+        "{} contexts of {} tokens ({} tokens, {} left over) in {} shards -> {} ({:.0} tokens/s this run)",
         summary.contexts,
         a.context,
         summary.total_tokens,
         packed.dropped_tokens,
         summary.shards,
-        summary.dir.display()
+        summary.dir.display(),
+        done_now as f64 / clock.elapsed().as_secs_f64()
     );
     Ok(())
 }
