@@ -231,7 +231,8 @@ fn breakdown(doc: &Value, threads: usize) {
     let x_d = fill(t * c.d_model);
     let x_z = fill(t * c.n_heads * c.d_head);
     let x_m = fill(t * c.d_mlp);
-    let parts: [(&str, &dyn Fn(&glassbox_lm::weights::Block) -> &glassbox_lm::ops::Linear, &[f32]); 4] = [
+    type Pick = dyn Fn(&glassbox_lm::weights::Block) -> &glassbox_lm::ops::Linear;
+    let parts: [(&str, &Pick, &[f32]); 4] = [
         ("qkv", &|b| &b.qkv, &x_d),
         ("attn_out", &|b| &b.attn_out, &x_z),
         ("mlp_in (gate|up)", &|b| &b.mlp_in, &x_d),
