@@ -4,7 +4,7 @@
 //! longest prompt of the whole file.
 
 use crate::error::{Error, Result};
-use crate::hooks::HookTensor;
+use crate::hooks::{is_attention_map, HookTensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -15,10 +15,6 @@ pub struct HookFile {
     hooks: BTreeMap<String, Vec<HookTensor>>,
     tokens: Vec<i64>,
     offsets: Vec<i64>,
-}
-
-fn is_attention_map(name: &str) -> bool {
-    name.ends_with("attn.hook_pattern") || name.ends_with("attn.hook_attn_scores")
 }
 
 impl HookFile {

@@ -255,6 +255,11 @@ pub fn check_hook(config: &ModelConfig, name: &str) -> Result<()> {
     Err(Error::invalid(format!("unknown hook '{name}'; this {} model has: {}", config.family.name(), all.join(", "))))
 }
 
+/// Attention scores and patterns are `[query tokens, heads, keys]`, not per-token like the rest.
+pub fn is_attention_map(name: &str) -> bool {
+    name.ends_with("attn.hook_pattern") || name.ends_with("attn.hook_attn_scores")
+}
+
 /// Parse a block index out of a hook name (`blocks.3.…` → 3).
 pub fn block_of(name: &str) -> Option<usize> {
     name.strip_prefix("blocks.")?.split('.').next()?.parse().ok()

@@ -89,42 +89,33 @@ pub struct Linear {
 impl Linear {
     /// y = x Wᵀ + b for `x` of `[rows, d_in]`.
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut y = vec![0f32; rows * self.d_out];
-        self.forward_into(x, rows, &mut y);
-        y
+        self.forward_part(x, rows, 0..self.d_out)
     }
 
     /// The outputs `outs` only (a range of the weight's rows): how one stacked map (Q/K/V,
     /// gate/up) yields its parts without a copy.
     pub fn forward_part(&self, x: &[f32], rows: usize, outs: std::ops::Range<usize>) -> Vec<f32> {
-        let part = Linear {
-            weight: Vec::new(),
-            bias: None,
-            d_in: self.d_in,
-            d_out: outs.len(),
-        };
-        let mut y = vec![0f32; rows * part.d_out];
-        if rows > 0 && !outs.is_empty() {
-            let w = &self.weight[outs.start * self.d_in..outs.end * self.d_in];
-            matmul(&mut y, part.d_out, Strided::rows(x, self.d_in), Strided::transposed(w, self.d_in), rows, part.d_out, self.d_in, true);
-            if let Some(b) = &self.bias {
-                let b = &b[outs];
-                y.par_chunks_mut(part.d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
-            }
-        }
+        let mut y = vec![0f32; rows * outs.len()];
+        self.part_into(x, rows, outs, &mut y);
         y
     }
 
     pub fn forward_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.part_into(x, rows, 0..self.d_out, y);
+    }
+
+    fn part_into(&self, x: &[f32], rows: usize, outs: std::ops::Range<usize>, y: &mut [f32]) {
+        let width = outs.len();
         debug_assert_eq!(x.len(), rows * self.d_in);
-        debug_assert_eq!(y.len(), rows * self.d_out);
-        if rows == 0 {
+        debug_assert_eq!(y.len(), rows * width);
+        if rows == 0 || width == 0 {
             return;
         }
-        let (x, w) = (Strided::rows(x, self.d_in), Strided::transposed(&self.weight, self.d_in));
-        matmul(y, self.d_out, x, w, rows, self.d_out, self.d_in, true);
+        let w = &self.weight[outs.start * self.d_in..outs.end * self.d_in];
+        matmul(y, width, Strided::rows(x, self.d_in), Strided::transposed(w, self.d_in), rows, width, self.d_in, true);
         if let Some(b) = &self.bias {
-            y.par_chunks_mut(self.d_out).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
+            let b = &b[outs];
+            y.par_chunks_mut(width).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         .map(|h| {
             let t = &hooks.cache[h];
             let mut shape = t.shape[1..].to_vec();
-            if h.ends_with("hook_pattern") || h.ends_with("hook_attn_scores") {
+            if glassbox_lm::hooks::is_attention_map(h) {
                 shape[1] = a.context; // keys of a full context
             }
             (h.clone(), shape)
