@@ -126,30 +126,31 @@ def run(tokens_path, threads):
                 }), flush=True)
 
 
-def profile(tokens_path):
-    """Where PyTorch's time goes on SmolLM2 ctx512 (body) at 1 thread, for comparison with
+def profile(tokens_path, model="smollm2"):
+    """Where PyTorch's time goes on MODEL's ctx512 (body) at 1 thread, for comparison with
     glassbox's breakdown: self CPU time per aten op, as JSON lines plus a table on stderr."""
     import torch
     from torch.profiler import ProfilerActivity, profile as tprofile
 
     torch.set_num_threads(1)
     doc = json.load(open(tokens_path))
-    _, smol = load_models()
-    ids, mask = padded(doc["smollm2"]["ctx512"], doc["smollm2"]["pad_id"])
+    minilm, smol = load_models()
+    body = minilm if model == "minilm" else smol.model
+    ids, mask = padded(doc[model]["ctx512"], doc[model]["pad_id"])
     with torch.inference_mode():
-        smol.model(input_ids=ids, attention_mask=mask)
+        body(input_ids=ids, attention_mask=mask)
         t0 = time.perf_counter()
-        smol.model(input_ids=ids, attention_mask=mask)
+        body(input_ids=ids, attention_mask=mask)
         plain = time.perf_counter() - t0
         with tprofile(activities=[ProfilerActivity.CPU]) as prof:
-            smol.model(input_ids=ids, attention_mask=mask)
+            body(input_ids=ids, attention_mask=mask)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
-    print(json.dumps({"bench": "lm_forward_profile", "impl": "torch", "model": "smollm2", "workload": "ctx512",
+    print(json.dumps({"bench": "lm_forward_profile", "impl": "torch", "model": model, "workload": "ctx512",
                       "variant": "body", "threads": 1, "forward_s": plain}))
     for e in events[:15]:
-        print(json.dumps({"bench": "lm_forward_profile", "impl": "torch", "op": e.key, "calls": e.count,
-                          "self_s": e.self_cpu_time_total / 1e6}))
+        print(json.dumps({"bench": "lm_forward_profile", "impl": "torch", "model": model, "op": e.key,
+                          "calls": e.count, "self_s": e.self_cpu_time_total / 1e6}))
 
 
 if __name__ == "__main__":
@@ -159,6 +160,6 @@ if __name__ == "__main__":
     elif mode == "run":
         run(sys.argv[2], int(sys.argv[3]))
     elif mode == "profile":
-        profile(sys.argv[2])
+        profile(*sys.argv[2:4])
     else:
         sys.exit(__doc__)

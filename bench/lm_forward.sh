@@ -5,9 +5,9 @@
 # (<= 32 tokens; glassbox packed, PyTorch one padded batch with attention_mask) and 8 contexts of
 # 512 tokens. SmolLM2 as "body" (up to the final norm) and "logits" (every position). At 1 and 2
 # threads, alternating implementations, REPS (default 3) rounds; prints medians and ratios
-# (glassbox tokens/s / PyTorch tokens/s; > 1: glassbox faster). Then, once: glassbox's time
-# breakdown of SmolLM2 ctx512 at 1 thread, its peak RSS, and PyTorch's profile of the same
-# forward. Needs $PYTHON with torch, transformers and gguf (bench/README.md); models in
+# (glassbox tokens/s / PyTorch tokens/s; > 1: glassbox faster). Then, once per model: glassbox's
+# time breakdown of ctx512 at 1 thread and PyTorch's profile of the same forward; and SmolLM2's
+# peak RSS. Needs $PYTHON with torch, transformers and gguf (bench/README.md); models in
 # $GLASSBOX_MODELS (default /root/.cache/glassbox/models). Run it on a quiet machine (`uptime`):
 # the script logs the load average before every run.
 set -euo pipefail
@@ -36,12 +36,14 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-load "breakdown"
-"$BIN/lm_forward_bench" breakdown "$TOKENS" >> "$OUT"
+for model in minilm smollm2; do
+  load "breakdown $model"
+  "$BIN/lm_forward_bench" breakdown "$TOKENS" 1 "$model" >> "$OUT"
+  load "torch profile $model"
+  "$PYTHON" bench/lm_forward.py profile "$TOKENS" "$model" 2>/dev/null >> "$OUT"
+done
 load "memory"
 "$BIN/lm_forward_bench" memory "$TOKENS" 1 >> "$OUT"
-load "torch profile"
-"$PYTHON" bench/lm_forward.py profile "$TOKENS" 2>/dev/null >> "$OUT"
 load "end"
 "$PYTHON" - "$OUT" <<'PY'
 import json, statistics, sys
@@ -63,16 +65,22 @@ for model, variants in (("minilm", ("body",)), ("smollm2", ("body", "logits"))):
                 print(f"| {model} | {workload} | {variant} | {t} | {g:.0f} | {p:.0f} | {g / p:.2f}x | {n} |")
 print()
 print("load averages: " + "; ".join(f'{r["at"]}: {r["loadavg"]}' for r in rows if r["bench"] == "lm_forward_load"))
-bd = [r for r in rows if r["bench"] == "lm_forward_breakdown"]
-if bd:
-    print()
-    print("glassbox SmolLM2 ctx512 body, 1 thread: where the time goes")
-    print()
-    print("| what | part | seconds | share of plain forward |")
-    print("|---|---|---|---|")
-    for r in bd:
-        share = f'{100 * r["share"]:.1f} %' if "share" in r else ""
-        print(f'| {r["what"]} | {r["part"]} | {r["seconds"]:.3f} | {share} |')
+for model in ("minilm", "smollm2"):
+    bd = [r for r in rows if r["bench"] == "lm_forward_breakdown" and r["model"] == model]
+    if bd:
+        print()
+        print(f"glassbox {model} ctx512 body, 1 thread: where the time goes")
+        print()
+        print("| what | part | seconds | share of plain forward |")
+        print("|---|---|---|---|")
+        for r in bd:
+            share = f'{100 * r["share"]:.1f} %' if "share" in r else ""
+            print(f'| {r["what"]} | {r["part"]} | {r["seconds"]:.3f} | {share} |')
+    prof = [r for r in rows if r["bench"] == "lm_forward_profile" and r.get("model") == model]
+    if prof:
+        print()
+        print(f"PyTorch {model} ctx512 body, 1 thread: " + ", ".join(
+            f'{r["op"]} {r["self_s"]:.3f} s' for r in prof if "op" in r and r["self_s"] >= 0.005))
 for r in rows:
     if r["bench"] == "lm_forward_memory":
         print(f'memory {r["stage"]}: VmHWM {r["vm_hwm_mb"]:.0f} MB, VmRSS {r["vm_rss_mb"]:.0f} MB'

@@ -74,6 +74,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    glassbox_lm::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = set_threads(cli.threads).and_then(|()| commands::run(&cli));
     if let Err(e) = result {

@@ -7,7 +7,7 @@
 //! JSON line per (model, workload, variant).
 //!
 //!     lm_forward_bench run TOKENS.json THREADS
-//!     lm_forward_bench breakdown TOKENS.json [THREADS]  # where SmolLM2 ctx512's time goes (default 1 thread)
+//!     lm_forward_bench breakdown TOKENS.json [THREADS [MODEL]]  # where ctx512's time goes (default 1 thread, smollm2)
 //!     lm_forward_bench memory TOKENS.json THREADS  # peak RSS (VmHWM) around SmolLM2 ctx512
 //!
 //! The thread count is rayon's global pool, built before anything else runs.
@@ -19,8 +19,8 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-// The allocator the glassbox binary uses: it keeps freed pages, so the large per-layer buffers
-// are not faulted in again on every forward pass.
+// The allocator the glassbox binary uses, with its settings (glassbox_lm::allocator): freed pages
+// are kept, so the large per-layer buffers are not faulted in again on every forward pass.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -158,13 +158,13 @@ fn template(name: &str) -> String {
     }
 }
 
-fn breakdown(doc: &Value, threads: usize) {
-    let m = load(doc, "smollm2");
+fn breakdown(doc: &Value, threads: usize, model: &str) {
+    let m = load(doc, model);
     let (c, w) = (&m.model.config, &m.model.weights);
-    let batch = Batch::new(&sequences(doc, "smollm2", "ctx512"));
+    let batch = Batch::new(&sequences(doc, model, "ctx512"));
     let t = batch.n_tokens();
     let emit = |what: &str, part: &str, seconds: f64, extra: Value| {
-        let mut line = json!({ "bench": "lm_forward_breakdown", "impl": "glassbox", "model": "smollm2",
+        let mut line = json!({ "bench": "lm_forward_breakdown", "impl": "glassbox", "model": model,
             "workload": "ctx512", "variant": "body", "threads": threads, "what": what, "part": part, "seconds": seconds });
         if let (Value::Object(l), Value::Object(e)) = (&mut line, extra) {
             l.extend(e);
@@ -254,11 +254,12 @@ fn breakdown(doc: &Value, threads: usize) {
         emit("linear", part, s, json!({ "shape": [t, lin.d_in, lin.d_out], "gflops": flops / s / 1e9, "share": s / plain }));
     }
     emit("linear", "all linear maps", gemm_total, json!({ "share": gemm_total / plain }));
+    let layer_norm = c.norm == glassbox_lm::config::NormKind::LayerNorm;
     let norm_once = || {
         let t0 = Instant::now();
         for b in &w.blocks {
             for p in [&b.ln1, &b.ln2] {
-                let (_, mut y) = glassbox_lm::ops::normalize(&x_d, c.d_model, false, c.norm_eps);
+                let (_, mut y) = glassbox_lm::ops::normalize(&x_d, c.d_model, layer_norm, c.norm_eps);
                 glassbox_lm::ops::affine(&mut y, p);
                 black_box(y);
             }
@@ -268,19 +269,21 @@ fn breakdown(doc: &Value, threads: usize) {
     norm_once();
     let s = median((0..3).map(|_| norm_once()).collect());
     // (the norms are cheap: warm-up and median of 3)
-    emit("norm", "rmsnorm normalize+affine (2 per block)", s, json!({ "share": s / plain }));
+    let norm = if layer_norm { "layernorm" } else { "rmsnorm" };
+    emit("norm", &format!("{norm} normalize+affine (2 per block)"), s, json!({ "share": s / plain }));
 }
 
 fn main() {
+    glassbox_lm::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "lm_forward_bench run TOKENS.json THREADS | breakdown TOKENS.json [THREADS] | memory TOKENS.json THREADS";
+    let usage = "lm_forward_bench run TOKENS.json THREADS | breakdown TOKENS.json [THREADS [MODEL]] | memory TOKENS.json THREADS";
     let mode = args.first().expect(usage).as_str();
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(args.get(1).expect(usage)).expect("token file")).expect("token JSON");
     let threads = args.get(2).and_then(|a| a.parse().ok()).unwrap_or_else(|| if mode == "breakdown" { 1 } else { panic!("{usage}") });
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
     match mode {
         "run" => run(&doc, threads),
-        "breakdown" => breakdown(&doc, threads),
+        "breakdown" => breakdown(&doc, threads, args.get(3).map_or("smollm2", String::as_str)),
         "memory" => memory(&doc, threads),
         _ => panic!("{usage}"),
     }

@@ -151,6 +151,11 @@ impl Hooks {
         self.capture.contains(name) || self.interventions.contains_key(name)
     }
 
+    /// Every hook kept or intervened on.
+    pub fn requested(&self) -> impl Iterator<Item = &str> {
+        self.capture.iter().chain(self.interventions.keys()).map(String::as_str)
+    }
+
     /// Does any requested hook match this predicate (e.g. any attention pattern)?
     pub fn wants_any(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.capture.iter().any(|n| pred(n)) || self.interventions.keys().any(|n| pred(n))

@@ -2,6 +2,7 @@
 //! id, or a GGUF file), tokenize as its library does, run it with TransformerLens-style hooks and
 //! interventions, and stream its activations to disk.
 
+pub mod allocator;
 pub mod config;
 pub mod generate;
 pub mod error;

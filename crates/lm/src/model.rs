@@ -8,7 +8,7 @@
 use crate::config::{Family, ModelConfig, NormKind};
 use crate::error::{Error, Result};
 use crate::hooks::Hooks;
-use crate::ops::{self, Rotary, RotaryTable};
+use crate::ops::{self, Rotary, RotaryTable, Strided};
 use crate::weights::{Block, Weights};
 use rayon::prelude::*;
 
@@ -121,12 +121,30 @@ impl Transformer {
 
     /// Run the prompts of `batch`, applying and recording `hooks`.
     pub fn forward(&self, batch: &Batch, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
-        self.run(batch, hooks, logits, None)
+        self.run(batch, hooks, logits, None, self.config.n_layers)
     }
 
     /// Run one prompt's new tokens after those already in `cache`, and add them to it.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
-        self.run(&Batch::new(&[tokens.to_vec()]), hooks, logits, Some(cache))
+        self.run(&Batch::new(&[tokens.to_vec()]), hooks, logits, Some(cache), self.config.n_layers)
+    }
+
+    /// Run the prompts only as deep as `hooks` need, for their cache and nothing else: storing
+    /// block 15's residual stream of a 30-block model runs 16 blocks.
+    pub fn run_hooks(&self, batch: &Batch, hooks: &mut Hooks) -> Result<()> {
+        self.run(batch, hooks, Logits::None, None, self.blocks_needed(hooks)).map(|_| ())
+    }
+
+    /// Blocks a forward pass must run to reach every requested hook: through the deepest
+    /// `blocks.{i}.*` hook, none for embedding hooks, all for `ln_final.*` and `logits`.
+    fn blocks_needed(&self, hooks: &Hooks) -> usize {
+        let all = self.config.n_layers;
+        let needed = |name: &str| match name.strip_prefix("blocks.") {
+            Some(rest) => rest.split('.').next().and_then(|i| i.parse::<usize>().ok()).map_or(all, |i| (i + 1).min(all)),
+            None if name.starts_with("hook_") || name.starts_with("embed.") => 0,
+            None => all,
+        };
+        hooks.requested().map(needed).max().unwrap_or(0)
     }
 
     fn check_input(&self, batch: &Batch, past: usize) -> Result<()> {
@@ -147,7 +165,9 @@ impl Transformer {
         Ok(())
     }
 
-    fn run(&self, batch: &Batch, hooks: &mut Hooks, logits: Logits, mut cache: Option<&mut KvCache>) -> Result<Output> {
+    /// The forward pass through the first `blocks` blocks; the final norm and logits only after
+    /// all of them.
+    fn run(&self, batch: &Batch, hooks: &mut Hooks, logits: Logits, mut cache: Option<&mut KvCache>, blocks: usize) -> Result<Output> {
         let past = cache.as_ref().map_or(0, |c| c.len);
         self.check_input(batch, past)?;
         let (c, w) = (&self.config, &self.weights);
@@ -175,9 +195,12 @@ impl Transformer {
             hook!(hooks, &mut x, &[t, d], "hook_full_embed");
         }
         let rotary = self.rotary.as_ref().map(|r| r.table(&positions));
-        for (i, block) in w.blocks.iter().enumerate() {
+        for (i, block) in w.blocks.iter().enumerate().take(blocks) {
             let layer_cache = cache.as_deref_mut().map(|kv| (&mut kv.keys[i], &mut kv.values[i]));
             x = self.block(i, block, x, batch, rotary.as_ref(), hooks, layer_cache)?;
+        }
+        if blocks < w.blocks.len() {
+            return Ok(Output { hidden: x, logits: None });
         }
         if let Some(kv) = cache {
             kv.len += t;
@@ -216,11 +239,8 @@ impl Transformer {
         match &self.weights.unembed {
             Some(lin) => lin.forward(x, x.len() / d),
             None => {
-                let rows = x.len() / d;
-                let mut y = vec![0f32; rows * vocab];
-                let (xs, ws) = (ops::Strided::rows(x, d), ops::Strided::transposed(&self.weights.token_embed, d));
-                ops::matmul(&mut y, vocab, xs, ws, rows, vocab, d, true);
-                y
+                let (xs, ws) = (Strided::rows(x, d), Strided::transposed(&self.weights.token_embed, d));
+                ops::matmul_new(xs, ws, x.len() / d, vocab, d, true)
             }
         }
     }
@@ -417,58 +437,70 @@ impl AttentionShape {
     }
 }
 
-/// z for every query, computed per (prompt, head) in query blocks: scores through one GEMM,
-/// softmax, then the weighted values through another. The pattern is never held whole.
+/// z for every query, computed per (prompt, head) in query blocks: scores through one GEMM on
+/// the head's strided columns of q and k, their unnormalised softmax, the weighted values through
+/// another GEMM written straight into z, then each row divided by its softmax total. The pattern
+/// is never held whole.
 fn attention(q: &[f32], keys: &[f32], values: &[f32], batch: &Batch, a: AttentionShape) -> Vec<f32> {
     let (h, kv, dh) = (a.h, a.kv, a.dh);
+    let (q_width, kv_width) = (h * dh, kv * dh);
+    let t = batch.n_tokens();
     let scale = 1.0 / (dh as f32).sqrt();
     let group = h / kv;
+    let mut z: Vec<f32> = Vec::with_capacity(t * q_width);
+    let out = HeadColumns(z.as_mut_ptr());
     let tasks: Vec<(usize, usize)> = (0..batch.n_sequences()).flat_map(|s| (0..h).map(move |hh| (s, hh))).collect();
-    let outputs: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(s, hh)| {
-            let qr = batch.range(s);
-            let kr = a.key_range(batch, s);
-            let g = hh / group;
-            let n_q = qr.len();
-            // This head's queries, keys and values, packed so that both products run on dense
-            // matrices.
-            let gather = |m: &[f32], rows: std::ops::Range<usize>, stride: usize, col: usize| -> Vec<f32> {
-                rows.flat_map(|r| m[r * stride + col..r * stride + col + dh].iter().copied()).collect()
-            };
-            let qh = gather(q, qr.clone(), h * dh, hh * dh);
-            let kh = gather(keys, kr.clone(), kv * dh, g * dh);
-            let vh = gather(values, kr.clone(), kv * dh, g * dh);
-            let mut z = vec![0f32; n_q * dh];
-            let mut scores = vec![0f32; QUERY_BLOCK * kr.len()];
-            for start in (0..n_q).step_by(QUERY_BLOCK) {
-                let rows = QUERY_BLOCK.min(n_q - start);
-                // Keys visible to the block's last query.
-                let n_k = if a.causal { a.past + start + rows } else { kr.len() };
-                let sc = &mut scores[..rows * n_k];
-                ops::gemm_abt(sc, &qh[start * dh..], &kh, rows, n_k, dh, dh, dh);
-                for (r, row) in sc.chunks_mut(n_k).enumerate() {
-                    let visible = if a.causal { a.past + start + r + 1 } else { n_k };
-                    ops::softmax_scaled(row, scale, visible);
-                }
-                ops::gemm_ab(&mut z[start * dh..], sc, &vh, rows, dh, n_k, dh, dh);
+    tasks.par_iter().for_each(|&(s, hh)| {
+        let (qr, kr) = (batch.range(s), a.key_range(batch, s));
+        let n_q = qr.len();
+        let q_head = &q[qr.start * q_width + hh * dh..];
+        let kv_at = kr.start * kv_width + (hh / group) * dh;
+        let (k_head, v_head) = (&keys[kv_at..], &values[kv_at..]);
+        let mut scores = vec![0f32; QUERY_BLOCK.min(n_q) * kr.len()];
+        let mut totals = [0f32; QUERY_BLOCK];
+        for start in (0..n_q).step_by(QUERY_BLOCK) {
+            let rows = QUERY_BLOCK.min(n_q - start);
+            // Keys visible to the block's last query.
+            let n_k = if a.causal { a.past + start + rows } else { kr.len() };
+            let sc = &mut scores[..rows * n_k];
+            let (qs, ks) = (Strided::rows(&q_head[start * q_width..], q_width), Strided::transposed(k_head, kv_width));
+            ops::matmul(sc, n_k, qs, ks, rows, n_k, dh, false);
+            for (r, row) in sc.chunks_mut(n_k).enumerate() {
+                let visible = if a.causal { a.past + start + r + 1 } else { n_k };
+                totals[r] = ops::exp_shifted(row, scale, visible);
             }
-            z
-        })
-        .collect();
-    scatter_heads(&outputs, &tasks, batch, h, dh)
+            let block = out.at((qr.start + start) * q_width + hh * dh);
+            // SAFETY: the view is rows `qr.start + start ..+ rows` and columns `hh·dh ..+ dh` of
+            // z, inside its `t × q_width` capacity; no other task writes there (one task per
+            // prompt and head), and nothing reads z until every task is done.
+            unsafe {
+                ops::matmul_to_ptr(block, q_width, Strided::rows(sc, n_k), Strided::rows(v_head, kv_width), rows, dh, n_k, false);
+                for (r, &total) in totals[..rows].iter().enumerate() {
+                    let inv = 1.0 / total;
+                    std::slice::from_raw_parts_mut(block.add(r * q_width), dh).iter_mut().for_each(|v| *v *= inv);
+                }
+            }
+        }
+    });
+    // SAFETY: every element was written above: each token belongs to exactly one prompt, and
+    // every (prompt, head) pair was a task covering all the prompt's rows in the head's columns.
+    unsafe { z.set_len(t * q_width) };
+    z
 }
 
-/// Place each (prompt, head) task's `[queries, d_head]` block into `[tokens, heads·d_head]`.
-fn scatter_heads(outputs: &[Vec<f32>], tasks: &[(usize, usize)], batch: &Batch, h: usize, dh: usize) -> Vec<f32> {
-    let mut z = vec![0f32; batch.n_tokens() * h * dh];
-    for (out, &(s, hh)) in outputs.iter().zip(tasks) {
-        for (r, row) in out.chunks(dh).enumerate() {
-            let at = (batch.offsets[s] + r) * h * dh + hh * dh;
-            z[at..at + dh].copy_from_slice(row);
-        }
+/// The attention output as the per-head tasks write it, each into its own rows and columns.
+#[derive(Clone, Copy)]
+struct HeadColumns(*mut f32);
+
+// SAFETY: the tasks that share it write disjoint elements (see `attention`).
+unsafe impl Send for HeadColumns {}
+unsafe impl Sync for HeadColumns {}
+
+impl HeadColumns {
+    fn at(&self, offset: usize) -> *mut f32 {
+        // wrapping_add: computing the address is safe; writing through it is the caller's burden.
+        self.0.wrapping_add(offset)
     }
-    z
 }
 
 /// Attention with the scores and pattern formed whole, `[query tokens, heads, max keys]`, so that
@@ -496,7 +528,8 @@ fn attention_materialised(
         for hh in 0..h {
             tmp.resize(qr.len() * kr.len(), 0.0);
             let (q0, k0) = (qr.start * h * dh + hh * dh, kr.start * kv * dh + (hh / group) * dh);
-            ops::gemm_abt(&mut tmp, &q[q0..], &keys[k0..], qr.len(), kr.len(), dh, h * dh, kv * dh);
+            let (qs, ks) = (Strided::rows(&q[q0..], h * dh), Strided::transposed(&keys[k0..], kv * dh));
+            ops::matmul(&mut tmp, kr.len(), qs, ks, qr.len(), kr.len(), dh, false);
             for (r, row) in tmp.chunks(kr.len()).enumerate() {
                 let visible = if a.causal { a.past + r + 1 } else { kr.len() };
                 let out = &mut scores[((qr.start + r) * h + hh) * max_k..][..kr.len()];
@@ -540,4 +573,56 @@ fn attention_materialised(
         }
     }
     Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32).map(|i| ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// The blockwise kernel against the materialised one (scores and softmax written out whole,
+    /// then summed per query), which shares no code with it but the score GEMM: grouped heads,
+    /// prompts longer than a query block, causal or not, and cached keys before the batch.
+    #[test]
+    fn blockwise_attention_equals_the_materialised_pattern() {
+        let (h, kv, dh) = (4, 2, 8);
+        for (lens, causal, past) in [(vec![QUERY_BLOCK + 45, 3, 1], true, 0), (vec![QUERY_BLOCK + 7, 20], false, 0), (vec![5], true, 11)] {
+            let batch = Batch::new(&lens.iter().map(|&n| vec![0; n]).collect::<Vec<_>>());
+            let t = batch.n_tokens();
+            let q = noise(t * h * dh, 1);
+            let keys = noise((past + t) * kv * dh, 2);
+            let values = noise((past + t) * kv * dh, 3);
+            let shape = AttentionShape { h, kv, dh, causal, past };
+            let fast = attention(&q, &keys, &values, &batch, shape);
+            let full = attention_materialised(&q, &keys, &values, &batch, shape, &mut Hooks::new(), "s", "p").unwrap();
+            let worst = fast.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-6, "lens {lens:?}, causal {causal}, past {past}: max |diff| {worst}");
+        }
+    }
+
+    #[test]
+    fn run_hooks_stops_after_the_deepest_requested_block() {
+        let m = crate::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2")).unwrap();
+        let (t, c) = (&m.model, &m.model.config);
+        let needed = |names: &[&str]| t.blocks_needed(&Hooks::capture(c, names).unwrap());
+        assert!(c.n_layers >= 2);
+        assert_eq!(needed(&["hook_embed", "hook_pos_embed"]), 0);
+        assert_eq!(needed(&["blocks.0.attn.hook_z"]), 1);
+        assert_eq!(needed(&["hook_embed", "blocks.1.hook_resid_pre", "blocks.0.hook_mlp_out"]), 2);
+        assert_eq!(needed(&["ln_final.hook_scale"]), c.n_layers);
+        assert_eq!(needed(&["blocks.0.hook_resid_pre", "logits"]), c.n_layers);
+        let batch = Batch::new(&[vec![1, 2, 3, 4], vec![5, 6]]);
+        let names = ["blocks.0.hook_resid_post", "hook_embed"];
+        let mut part = Hooks::capture(c, names).unwrap();
+        t.run_hooks(&batch, &mut part).unwrap();
+        let mut full = Hooks::capture(c, names).unwrap();
+        t.forward(&batch, &mut full, Logits::All).unwrap();
+        assert_eq!(part.cache.len(), 2);
+        for name in names {
+            assert_eq!(part.cache[name].data, full.cache[name].data, "{name}");
+        }
+    }
 }

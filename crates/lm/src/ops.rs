@@ -39,35 +39,82 @@ impl<'a> Strided<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
     Strided::rows(c, c_stride).check(m, n, "output");
+    // SAFETY: the output view was checked to lie inside `c`, which is borrowed mutably, so it
+    // cannot alias `a` or `b`.
+    unsafe { gemm_to_ptr(c.as_mut_ptr(), c_stride, a, b, m, n, k, threads, false) }
+}
+
+/// C += A·B, shapes as in [`matmul`]: how a bias enters a linear map (PyTorch's `addmm`), with
+/// no separate pass over the output.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_add(c: &mut [f32], c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
+    Strided::rows(c, c_stride).check(m, n, "output");
+    // SAFETY: as in `matmul`.
+    unsafe { gemm_to_ptr(c.as_mut_ptr(), c_stride, a, b, m, n, k, threads, true) }
+}
+
+/// A new `[m, n]` matrix A·B. The GEMM writes the fresh buffer directly: no pass zeroes it first
+/// (for the logits of a long batch that pass alone is hundreds of MB).
+pub fn matmul_new(a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) -> Vec<f32> {
+    let mut c = Vec::with_capacity(m * n);
+    // SAFETY: the `[m, n]` view with row stride n covers exactly the m·n reserved elements, which
+    // nothing else can reach. matmul_to_ptr writes every one of them and reads none, so all are
+    // initialised when the length is set.
+    unsafe {
+        matmul_to_ptr(c.as_mut_ptr(), n, a, b, m, n, k, threads);
+        c.set_len(m * n);
+    }
+    c
+}
+
+/// C = A·B written through a pointer: every element of the `[m, n]` view is written, none is
+/// read. How attention heads write their disjoint columns of one output in parallel.
+///
+/// # Safety
+/// `c` must be valid for writes at `r * c_stride + j` for every `r < m`, `j < n`, and no other
+/// live reference may reach those elements or overlap `a` and `b`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_to_ptr(c: *mut f32, c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool) {
+    // SAFETY: the caller's contract.
+    unsafe { gemm_to_ptr(c, c_stride, a, b, m, n, k, threads, false) }
+}
+
+/// C = A·B, or C += A·B if `accumulate`, through a pointer; the safety contract of
+/// [`matmul_to_ptr`], and with `accumulate` the view must also be initialised.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_to_ptr(c: *mut f32, c_stride: usize, a: Strided, b: Strided, m: usize, n: usize, k: usize, threads: bool, accumulate: bool) {
     a.check(m, k, "left operand");
     b.check(k, n, "right operand");
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || (k == 0 && accumulate) {
         return;
     }
     if k == 0 {
-        c.chunks_mut(c_stride).take(m).for_each(|r| r[..n].iter_mut().for_each(|v| *v = 0.0));
+        for r in 0..m {
+            // SAFETY: row r of the output view, valid for writes by the caller's contract.
+            unsafe { std::ptr::write_bytes(c.add(r * c_stride), 0, n) };
+        }
         return;
     }
     let parallel = threads && m * n * k >= PARALLEL_GEMM_WORK && rayon::current_num_threads() > 1;
     let par = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: the three views were checked to lie inside their slices, and `c` is borrowed
-    // mutably, so it cannot alias `a` or `b`.
+    // SAFETY: `a` and `b` were checked to lie inside their slices; the output view is the
+    // caller's contract. Without `accumulate` (read_dst false) the kernel only writes the output.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             c_stride as isize,
-            false,
+            accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
             b.data.as_ptr(),
             b.col_stride as isize,
             b.row_stride as isize,
-            0.0,
+            1.0,
             1.0,
             false,
             false,
@@ -95,28 +142,34 @@ impl Linear {
     /// The outputs `outs` only (a range of the weight's rows): how one stacked map (Q/K/V,
     /// gate/up) yields its parts without a copy.
     pub fn forward_part(&self, x: &[f32], rows: usize, outs: std::ops::Range<usize>) -> Vec<f32> {
-        let mut y = vec![0f32; rows * outs.len()];
-        self.part_into(x, rows, outs, &mut y);
-        y
+        debug_assert_eq!(x.len(), rows * self.d_in);
+        let (xs, ws, width) = (Strided::rows(x, self.d_in), self.weight_t(&outs), outs.len());
+        match &self.bias {
+            // Start from the bias and add the product to it, as PyTorch's addmm does.
+            Some(b) => {
+                let mut y = b[outs].repeat(rows);
+                matmul_add(&mut y, width, xs, ws, rows, width, self.d_in, true);
+                y
+            }
+            None => matmul_new(xs, ws, rows, width, self.d_in, true),
+        }
     }
 
     pub fn forward_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
-        self.part_into(x, rows, 0..self.d_out, y);
+        debug_assert_eq!(x.len(), rows * self.d_in);
+        let (xs, ws, width) = (Strided::rows(x, self.d_in), self.weight_t(&(0..self.d_out)), self.d_out);
+        match &self.bias {
+            Some(b) => {
+                y.chunks_mut(width).for_each(|row| row.copy_from_slice(b));
+                matmul_add(y, width, xs, ws, rows, width, self.d_in, true);
+            }
+            None => matmul(y, width, xs, ws, rows, width, self.d_in, true),
+        }
     }
 
-    fn part_into(&self, x: &[f32], rows: usize, outs: std::ops::Range<usize>, y: &mut [f32]) {
-        let width = outs.len();
-        debug_assert_eq!(x.len(), rows * self.d_in);
-        debug_assert_eq!(y.len(), rows * width);
-        if rows == 0 || width == 0 {
-            return;
-        }
-        let w = &self.weight[outs.start * self.d_in..outs.end * self.d_in];
-        matmul(y, width, Strided::rows(x, self.d_in), Strided::transposed(w, self.d_in), rows, width, self.d_in, true);
-        if let Some(b) = &self.bias {
-            let b = &b[outs];
-            y.par_chunks_mut(width).for_each(|row| row.iter_mut().zip(b).for_each(|(v, b)| *v += b));
-        }
+    /// Wᵀ restricted to the outputs `outs`: the right operand of x Wᵀ.
+    fn weight_t(&self, outs: &std::ops::Range<usize>) -> Strided<'_> {
+        Strided::transposed(&self.weight[outs.start * self.d_in..outs.end * self.d_in], self.d_in)
     }
 }
 
@@ -135,14 +188,33 @@ pub fn normalize(x: &[f32], d: usize, layer_norm: bool, eps: f64) -> (Vec<f32>, 
     let mut scale = vec![0f32; rows];
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(d).zip(scale.par_iter_mut()).zip(x.par_chunks(d)).for_each(|((o, s), row)| {
-        let mean = if layer_norm { row.iter().map(|&v| v as f64).sum::<f64>() / d as f64 } else { 0.0 };
-        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let sc = (var + eps).sqrt();
-        *s = sc as f32;
-        let inv = 1.0 / sc;
-        o.iter_mut().zip(row).for_each(|(o, &v)| *o = ((v as f64 - mean) * inv) as f32);
+        *s = normalize_row(row, o, layer_norm, eps);
     });
     (scale, out)
+}
+
+/// One row of [`normalize`]; returns its scale.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn normalize_row(row: &[f32], out: &mut [f32], layer_norm: bool, eps: f64) -> f32 {
+    let d = row.len() as f64;
+    let mean = if layer_norm { lane_sum(row, |v| v as f64) / d } else { 0.0 };
+    let var = lane_sum(row, |v| (v as f64 - mean) * (v as f64 - mean)) / d;
+    let sc = (var + eps).sqrt();
+    let inv = 1.0 / sc;
+    out.iter_mut().zip(row).for_each(|(o, &v)| *o = ((v as f64 - mean) * inv) as f32);
+    sc as f32
+}
+
+/// Σ f(v) in f64, kept per lane so that the loop vectorises (f64 lanes: half as many as f32).
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut lanes = [0f64; LANES / 2];
+    let mut chunks = row.chunks_exact(LANES / 2);
+    for chunk in &mut chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, &v)| *l += f(v));
+    }
+    chunks.remainder().iter().for_each(|&v| lanes[0] += f(v));
+    lanes.iter().sum()
 }
 
 /// Apply a norm's weight (and bias) to normalised rows in place.
@@ -228,62 +300,58 @@ pub fn softmax(row: &mut [f32]) {
 const LANES: usize = 16;
 
 /// Softmax of `scale · row[..visible]` in place, with the entries from `visible` on given
-/// probability 0 (a causal mask). One pass scales and finds the maximum, one exponentiates and
-/// sums, one normalises.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+/// probability 0 (a causal mask).
 pub fn softmax_scaled(row: &mut [f32], scale: f32, visible: usize) {
+    let total = exp_shifted(row, scale, visible);
+    if total > 0.0 {
+        let inv = 1.0 / total;
+        row[..visible].iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// The unnormalised softmax of `scale · row[..visible]`: each entry becomes
+/// exp(scale · (v − max)), the entries from `visible` on 0; returns their sum (0 if every
+/// visible entry is −inf). Attention divides its weighted values by the sum instead of the
+/// `[queries, keys]` weights. One pass finds the maximum, one exponentiates and sums.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+pub fn exp_shifted(row: &mut [f32], scale: f32, visible: usize) -> f32 {
     let (live, masked) = row.split_at_mut(visible);
     masked.fill(0.0);
     let mut lane_max = [f32::NEG_INFINITY; LANES];
-    let mut chunks = live.chunks_exact_mut(LANES);
+    let mut chunks = live.chunks_exact(LANES);
     for chunk in &mut chunks {
-        for (m, v) in lane_max.iter_mut().zip(chunk.iter_mut()) {
-            *v *= scale;
-            *m = if *v > *m { *v } else { *m };
+        for (m, &v) in lane_max.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
         }
     }
-    for v in chunks.into_remainder() {
-        *v *= scale;
-        lane_max[0] = if *v > lane_max[0] { *v } else { lane_max[0] };
+    for &v in chunks.remainder() {
+        lane_max[0] = if v > lane_max[0] { v } else { lane_max[0] };
     }
     let max = lane_max.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
     if max == f32::NEG_INFINITY {
         live.fill(0.0);
-        return;
+        return 0.0;
     }
+    let shift = scale * max;
     let mut lane_sum = [0f32; LANES];
     let mut chunks = live.chunks_exact_mut(LANES);
     for chunk in &mut chunks {
         for (s, v) in lane_sum.iter_mut().zip(chunk.iter_mut()) {
-            *v = vmath::exp1(*v - max);
+            *v = vmath::exp1_fma(v.mul_add(scale, -shift));
             *s += *v;
         }
     }
     for v in chunks.into_remainder() {
-        *v = vmath::exp1(*v - max);
+        *v = vmath::exp1_fma(v.mul_add(scale, -shift));
         lane_sum[0] += *v;
     }
-    let inv = 1.0 / lane_sum.iter().sum::<f32>();
-    live.iter_mut().for_each(|v| *v *= inv);
+    lane_sum.iter().sum()
 }
 
 /// log Σ exp(row), stably.
 pub fn log_sum_exp(row: &[f32]) -> f64 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln()
-}
-
-/// C = A·Bᵀ for row-major A `[m, k]` and B `[n, k]` with the given row strides; C is `[m, n]`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_abt(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, a_stride: usize, b_stride: usize) {
-    matmul(c, n, Strided::rows(a, a_stride), Strided::transposed(b, b_stride), m, n, k, false);
-}
-
-/// C = A·B for A `[m, k]` (contiguous) and B `[k, n]` with row stride `b_stride`; C has row
-/// stride `c_stride`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_ab(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, b_stride: usize, c_stride: usize) {
-    matmul(c, c_stride, Strided::rows(a, k), Strided::rows(b, b_stride), m, n, k, false);
 }
 
 #[cfg(test)]

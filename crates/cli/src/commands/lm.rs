@@ -5,7 +5,7 @@ use glassbox_lm::generate::{generate, Sampling};
 use glassbox_lm::hookfile::HookFile;
 use glassbox_lm::hooks::hook_names;
 use glassbox_lm::tokenizer::read_utf8_text;
-use glassbox_lm::{score, Batch, Hooks, Intervention, LoadedModel, Logits};
+use glassbox_lm::{score, Batch, Hooks, Intervention, LoadedModel};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,7 +77,8 @@ pub struct RunArgs {
     /// UTF-8 text file, one prompt per line.
     #[arg(long)]
     pub prompts: PathBuf,
-    /// Hooks to save, comma separated (see `glassbox lm info MODEL`).
+    /// Hooks to save, comma separated (see `glassbox lm info MODEL`). The forward pass stops
+    /// after the deepest block they name (or runs to the end for `ln_final.*` and `logits`).
     #[arg(long, value_delimiter = ',', required = true)]
     pub hooks: Vec<String>,
     /// Output safetensors file.
@@ -316,7 +317,7 @@ fn run_prompts(cli: &Cli, a: &RunArgs) -> Result<()> {
     let mut file = HookFile::new();
     for range in batches(prompts.iter().map(Vec::len), a.batch_tokens) {
         let seqs = &prompts[range];
-        m.model.forward(&Batch::new(seqs), &mut hooks, Logits::None)?;
+        m.model.run_hooks(&Batch::new(seqs), &mut hooks)?;
         file.push(seqs, hooks.take_cache());
         bar.inc(seqs.iter().map(Vec::len).sum::<usize>() as u64);
     }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use glassbox_lm::store::{pack, StoreDtype, StoreSpec, StoreWriter};
 use glassbox_lm::tokenizer::read_utf8_text;
-use glassbox_lm::{score, Batch, Hooks, Logits};
+use glassbox_lm::{score, Batch, Hooks};
 use std::path::Path;
 
 #[derive(Args, Debug, Default)]
@@ -19,7 +19,8 @@ pub struct LmActsArgs {
     /// [tokens, ...] named by the hook, and `tokens`, `doc`, `pos`, `context` (I64 [tokens]).
     #[arg(long)]
     pub text: Option<std::path::PathBuf>,
-    /// Language models: hooks to store, comma separated (see `glassbox lm info MODEL`).
+    /// Language models: hooks to store, comma separated (see `glassbox lm info MODEL`). The
+    /// forward pass stops after the deepest block they name.
     #[arg(long, value_delimiter = ',')]
     pub hooks: Vec<String>,
     /// Language models: tokens per context.
@@ -63,8 +64,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         bail!("{}: {} tokens do not fill one context of {}", text_path.display(), packed.dropped_tokens, a.context);
     }
     // Per-token shapes, from one forward pass of a short context.
-    let probe = m.model.forward(&Batch::new(&[packed.contexts[0].tokens[..1].to_vec()]), &mut hooks, Logits::None);
-    probe?;
+    m.model.run_hooks(&Batch::new(&[packed.contexts[0].tokens[..1].to_vec()]), &mut hooks)?;
     let shapes: Vec<(String, Vec<usize>)> = a
         .hooks
         .iter()
@@ -107,7 +107,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
     for first in (start..packed.contexts.len()).step_by(a.batch_contexts.max(1)) {
         let group = &packed.contexts[first..(first + a.batch_contexts.max(1)).min(packed.contexts.len())];
         let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
-        m.model.forward(&Batch::new(&seqs), &mut hooks, Logits::None)?;
+        m.model.run_hooks(&Batch::new(&seqs), &mut hooks)?;
         let cache = hooks.take_cache();
         for (j, ctx) in group.iter().enumerate() {
             let rows: Vec<(&str, &[f32])> = a
