@@ -146,3 +146,40 @@ fn acts_store_resumes_after_an_interruption() {
         assert_eq!(std::fs::read(whole.join(&n)).unwrap(), std::fs::read(cut.join(&n)).unwrap(), "{n:?}");
     }
 }
+
+#[test]
+fn sae_eval_reports_saelens_metrics_and_refuses_a_wrong_width() {
+    let dir = tempfile::tempdir().unwrap();
+    // An SAE that reconstructs the tiny model's residual stream exactly: latents relu(x), relu(−x).
+    let d = 64;
+    let m = 2 * d;
+    let (mut w_enc, mut w_dec) = (vec![0f32; d * m], vec![0f32; m * d]);
+    for i in 0..d {
+        (w_enc[i * m + i], w_enc[i * m + d + i]) = (1.0, -1.0);
+        (w_dec[i * d + i], w_dec[(d + i) * d + i]) = (1.0, -1.0);
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("hook_name".into(), "blocks.1.hook_resid_pre".into());
+    let sae = glassbox_sae::saelens::Sae {
+        architecture: glassbox_sae::saelens::Architecture::Standard,
+        d_in: d,
+        d_sae: m,
+        w_enc,
+        b_enc: vec![0.0; m],
+        w_dec,
+        b_dec: vec![0.0; d],
+        apply_b_dec_to_input: true,
+        metadata,
+    };
+    let sae_dir = dir.path().join("sae");
+    sae.save(&sae_dir).unwrap();
+    let prompts = prompts().display().to_string();
+    let out = ok(&["sae", "eval", sae_dir.to_str().unwrap(), "--model", &tiny(), "--text", &prompts, "--context", "8", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(json["hook_name"], "blocks.1.hook_resid_pre");
+    assert!((json["explained_variance"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{json}");
+    assert!((json["predictions"]["ce_loss_score"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{json}");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sae/tests/fixtures/saelens/topk");
+    let e = fails(&["sae", "eval", fixture.to_str().unwrap(), "--model", &tiny(), "--text", &prompts, "--context", "8", "--hook", "blocks.0.hook_resid_post"]);
+    assert!(e.contains("reads 16 values per token") && e.contains("has 64"), "{e}");
+}

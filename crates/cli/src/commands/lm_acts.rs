@@ -4,9 +4,9 @@
 use crate::Cli;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use glassbox_lm::store::{pack, StoreDtype, StoreSpec, StoreWriter};
+use glassbox_lm::store::{pack, Packed, StoreDtype, StoreSpec, StoreWriter};
 use glassbox_lm::tokenizer::read_utf8_text;
-use glassbox_lm::{score, Batch, Hooks};
+use glassbox_lm::{score, Batch, Hooks, LoadedModel};
 use std::path::Path;
 
 #[derive(Args, Debug, Default)]
@@ -55,14 +55,8 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         bail!("--context must be between 1 and the model's context of {} tokens (got {})", config.max_positions, a.context);
     }
     let mut hooks = Hooks::capture(config, &a.hooks)?;
-    let text = read_utf8_text(text_path)?;
-    let documents = score::split_documents(&text);
-    let ids = documents.iter().map(|d| m.tokenizer.encode(d)).collect::<glassbox_lm::error::Result<Vec<_>>>()?;
-    let separator = if m.tokenizer.adds_bos() { None } else { m.tokenizer.eos_id() };
-    let packed = pack(&ids, a.context, separator);
-    if packed.contexts.is_empty() {
-        bail!("{}: {} tokens do not fill one context of {}", text_path.display(), packed.dropped_tokens, a.context);
-    }
+    let corpus = pack_text(&m, text_path, a.context)?;
+    let packed = &corpus.packed;
     // Per-token shapes, from one forward pass of a short context.
     m.model.run_hooks(&Batch::new(&[packed.contexts[0].tokens[..1].to_vec()]), &mut hooks)?;
     let shapes: Vec<(String, Vec<usize>)> = a
@@ -86,10 +80,10 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         contexts_per_shard: a.contexts_per_shard,
         source: serde_json::json!({
             "text": text_path.display().to_string(),
-            "bytes": text.len(),
-            "documents": documents.len(),
-            "tokens": ids.iter().map(Vec::len).sum::<usize>(),
-            "separator": separator,
+            "bytes": corpus.bytes,
+            "documents": corpus.documents,
+            "tokens": corpus.tokens,
+            "separator": corpus.separator,
             "fold_ln": a.fold_ln,
         }),
     };
@@ -137,4 +131,28 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         done_now as f64 / clock.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// A corpus as the model reads it in fixed-length contexts: documents split at blank lines,
+/// tokenized with the model's special tokens, joined (with the end-of-text token between them
+/// when the tokenizer adds no BOS of its own) and cut into contexts of `context` tokens.
+pub(crate) fn pack_text(m: &LoadedModel, path: &Path, context: usize) -> Result<Corpus> {
+    let text = read_utf8_text(path)?;
+    let documents = score::split_documents(&text);
+    let ids = documents.iter().map(|d| m.tokenizer.encode(d)).collect::<glassbox_lm::error::Result<Vec<_>>>()?;
+    let separator = if m.tokenizer.adds_bos() { None } else { m.tokenizer.eos_id() };
+    let packed = pack(&ids, context, separator);
+    if packed.contexts.is_empty() {
+        bail!("{}: {} tokens do not fill one context of {context}", path.display(), packed.dropped_tokens);
+    }
+    Ok(Corpus { bytes: text.len(), documents: documents.len(), tokens: ids.iter().map(Vec::len).sum(), separator, packed })
+}
+
+pub(crate) struct Corpus {
+    pub bytes: usize,
+    pub documents: usize,
+    pub tokens: usize,
+    /// The token put between documents, if any.
+    pub separator: Option<u32>,
+    pub packed: Packed,
 }

@@ -10,6 +10,7 @@ pub mod probex;
 pub mod report;
 pub mod repro;
 pub mod sae;
+pub mod sae_eval;
 pub mod tour;
 pub mod train;
 pub mod zoo;

@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Sparse autoencoders on activations (spec/usae.md): a TopK SAE for one model, or a Universal
-/// SAE with one concept dictionary shared by several.
+/// Sparse autoencoders on activations: a TopK SAE for one model, or a Universal SAE with one
+/// concept dictionary shared by several; `eval` judges an SAE at a language model's hook.
 #[derive(Args, Debug)]
 pub struct SaeArgs {
     #[command(subcommand)]
@@ -27,10 +27,11 @@ pub struct SaeArgs {
 pub enum SaeCommand {
     Train(SaeTrainArgs),
     Cards(SaeCardsArgs),
+    Eval(super::sae_eval::SaeEvalArgs),
 }
 
 /// Concept cards for a trained USAE: for its most universal latents, the test inputs that drive
-/// each latent most in each model, and coordinated activation maximisation (spec 2.4) — per
+/// each latent most in each model, and coordinated activation maximisation — per
 /// model, an input optimised to maximise that latent (pixels under random shifts and noise, with
 /// total-variation and L2 penalties, within the data range).
 ///
@@ -131,6 +132,7 @@ pub fn run(cli: &Cli, a: &SaeArgs) -> Result<()> {
     match &a.command {
         SaeCommand::Train(t) => train(cli, t),
         SaeCommand::Cards(c) => cards(cli, c),
+        SaeCommand::Eval(e) => super::sae_eval::eval(cli, e),
     }
 }
 
