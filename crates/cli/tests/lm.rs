@@ -183,3 +183,35 @@ fn sae_eval_reports_saelens_metrics_and_refuses_a_wrong_width() {
     let e = fails(&["sae", "eval", fixture.to_str().unwrap(), "--model", &tiny(), "--text", &prompts, "--context", "8", "--hook", "blocks.0.hook_resid_post"]);
     assert!(e.contains("reads 16 values per token") && e.contains("has 64"), "{e}");
 }
+
+/// `sae stream` trains TopK and BatchTopK SAEs on a store, writes SAELens directories that `sae
+/// eval` reads, and names the store's hooks when asked for another.
+#[test]
+fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let store = dir.path().join("store");
+    let hook = "blocks.1.hook_resid_pre";
+    ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "8", "--out", store.to_str().unwrap()]);
+    for (arch, saved) in [("topk", "topk"), ("batchtopk", "jumprelu")] {
+        let out = dir.path().join(arch);
+        let said = ok(&[
+            "--quiet", "sae", "stream", store.to_str().unwrap(), "--hook", hook, "--architecture", arch, "--k", "4", "--expansion", "2",
+            "--batch", "32", "--tokens", "3000", "--lr", "0.01", "--out", out.to_str().unwrap(),
+        ]);
+        assert!(said.contains("64 -> 128, k 4") && said.contains("explained variance"), "{said}");
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+        assert_eq!(cfg["architecture"], saved);
+        assert_eq!(cfg["metadata"]["hook_name"], hook);
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+        assert_eq!(report["tokens"], 3000);
+        assert!(report["explained_variance_last_100_steps"].as_f64().unwrap() > 0.3, "{report}");
+        let eval = ok(&["--quiet", "sae", "eval", out.to_str().unwrap(), "--model", &tiny(), "--text", corpus.to_str().unwrap(), "--context", "16", "--json"]);
+        let eval: serde_json::Value = serde_json::from_str(&eval[..eval.rfind('}').unwrap() + 1]).unwrap();
+        assert!(eval["explained_variance"].as_f64().unwrap() > 0.3, "{eval}");
+        assert!(eval["predictions"]["ce_loss_score"].is_number(), "{eval}");
+    }
+    let e = fails(&["sae", "stream", store.to_str().unwrap(), "--hook", "blocks.0.hook_resid_post", "--out", dir.path().join("x").to_str().unwrap()]);
+    assert!(e.contains("no hook blocks.0.hook_resid_post") && e.contains(hook), "{e}");
+}

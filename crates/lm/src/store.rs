@@ -1170,6 +1170,7 @@ impl ActivationStore {
             rng,
             pending_error,
             done: false,
+            excluded: Vec::new(),
         }
     }
 }
@@ -1192,9 +1193,18 @@ pub struct ShuffledBatches<'a> {
     rng: ChaCha8Rng,
     pending_error: Option<Error>,
     done: bool,
+    /// Rows whose token id is one of these are skipped (special tokens).
+    excluded: Vec<i64>,
 }
 
 impl ShuffledBatches<'_> {
+    /// Skip the rows of these tokens (BOS, EOS, padding: what SAELens's
+    /// `exclude_special_tokens` leaves out of training).
+    pub fn excluding_tokens(mut self, ids: &[u32]) -> Self {
+        self.excluded = ids.iter().map(|&t| t as i64).collect();
+        self
+    }
+
     /// Most rows held in the shuffle buffer so far (for checking the memory bound).
     pub fn peak_buffered_rows(&self) -> usize {
         self.peak_rows
@@ -1218,7 +1228,16 @@ impl ShuffledBatches<'_> {
                 break;
             }
             let values = self.store.read_shard(shard, &self.hook)?;
-            self.buffer.extend_from_slice(&values);
+            if self.excluded.is_empty() {
+                self.buffer.extend_from_slice(&values);
+            } else {
+                let tokens = self.store.read_i64(shard, "tokens")?;
+                for (row, token) in values.chunks(self.d).zip(tokens) {
+                    if !self.excluded.contains(&token) {
+                        self.buffer.extend_from_slice(row);
+                    }
+                }
+            }
             self.next_shard += 1;
             self.peak_rows = self.peak_rows.max(self.buffered_rows());
         }
@@ -1839,5 +1858,21 @@ mod tests {
         assert!(it.next().is_none());
         assert!(store.shuffled("h", 0, 1, 0).next().unwrap().is_err());
         assert!(store.shuffled("h", 4, 0, 0).next().unwrap().is_err());
+    }
+
+    #[test]
+    fn shuffled_can_skip_the_rows_of_given_tokens() {
+        let tmp = tempfile::tempdir().unwrap();
+        row_store(tmp.path(), 5, 2); // row t has token t + 7
+        let store = ActivationStore::open(tmp.path()).unwrap();
+        let skip = [7u32, 10, 26];
+        let mut ids: Vec<usize> = store
+            .shuffled("h", 3, 2, 1)
+            .excluding_tokens(&skip)
+            .flat_map(|b| b.unwrap().chunks_exact(3).map(|r| r[0] as usize).collect::<Vec<_>>())
+            .collect();
+        ids.sort_unstable();
+        let want: Vec<usize> = (0..20).filter(|t| !skip.contains(&(*t as u32 + 7))).collect();
+        assert_eq!(ids, want);
     }
 }

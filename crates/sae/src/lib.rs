@@ -16,6 +16,7 @@ pub mod resample;
 pub mod saelens;
 pub mod store;
 pub mod topk;
+pub mod training;
 pub mod topk_sae;
 pub mod usae;
 

@@ -11,6 +11,7 @@ pub mod report;
 pub mod repro;
 pub mod sae;
 pub mod sae_eval;
+pub mod sae_stream;
 pub mod tour;
 pub mod train;
 pub mod zoo;

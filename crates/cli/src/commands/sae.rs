@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Sparse autoencoders on activations: a TopK SAE for one model, or a Universal SAE with one
-/// concept dictionary shared by several; `eval` judges an SAE at a language model's hook.
+/// concept dictionary shared by several; `stream` trains one on a language model's activation
+/// store and `eval` judges it at the model's hook.
 #[derive(Args, Debug)]
 pub struct SaeArgs {
     #[command(subcommand)]
@@ -28,6 +29,7 @@ pub enum SaeCommand {
     Train(SaeTrainArgs),
     Cards(SaeCardsArgs),
     Eval(super::sae_eval::SaeEvalArgs),
+    Stream(super::sae_stream::SaeStreamArgs),
 }
 
 /// Concept cards for a trained USAE: for its most universal latents, the test inputs that drive
@@ -133,6 +135,7 @@ pub fn run(cli: &Cli, a: &SaeArgs) -> Result<()> {
         SaeCommand::Train(t) => train(cli, t),
         SaeCommand::Cards(c) => cards(cli, c),
         SaeCommand::Eval(e) => super::sae_eval::eval(cli, e),
+        SaeCommand::Stream(s) => super::sae_stream::stream(cli, s),
     }
 }
 
