@@ -1171,6 +1171,7 @@ impl ActivationStore {
             pending_error,
             done: false,
             excluded: Vec::new(),
+            skip_first: 0,
         }
     }
 }
@@ -1195,6 +1196,8 @@ pub struct ShuffledBatches<'a> {
     done: bool,
     /// Rows whose token id is one of these are skipped (special tokens).
     excluded: Vec<i64>,
+    /// Rows at these first positions of their context are skipped.
+    skip_first: usize,
 }
 
 impl ShuffledBatches<'_> {
@@ -1202,6 +1205,14 @@ impl ShuffledBatches<'_> {
     /// `exclude_special_tokens` leaves out of training).
     pub fn excluding_tokens(mut self, ids: &[u32]) -> Self {
         self.excluded = ids.iter().map(|&t| t as i64).collect();
+        self
+    }
+
+    /// Skip the first `n` positions of every context (SAELens's `seqpos_slice`): a context cut
+    /// from running text has no BOS, and its first token takes the attention-sink role, with a
+    /// residual norm a hundred times the others'.
+    pub fn skipping_first_positions(mut self, n: usize) -> Self {
+        self.skip_first = n;
         self
     }
 
@@ -1228,12 +1239,13 @@ impl ShuffledBatches<'_> {
                 break;
             }
             let values = self.store.read_shard(shard, &self.hook)?;
-            if self.excluded.is_empty() {
+            if self.excluded.is_empty() && self.skip_first == 0 {
                 self.buffer.extend_from_slice(&values);
             } else {
                 let tokens = self.store.read_i64(shard, "tokens")?;
-                for (row, token) in values.chunks(self.d).zip(tokens) {
-                    if !self.excluded.contains(&token) {
+                let context = self.store.index.context.max(1);
+                for (i, (row, token)) in values.chunks(self.d).zip(tokens).enumerate() {
+                    if i % context >= self.skip_first && !self.excluded.contains(&token) {
                         self.buffer.extend_from_slice(row);
                     }
                 }
@@ -1874,5 +1886,12 @@ mod tests {
         ids.sort_unstable();
         let want: Vec<usize> = (0..20).filter(|t| !skip.contains(&(*t as u32 + 7))).collect();
         assert_eq!(ids, want);
+        let mut ids: Vec<usize> = store
+            .shuffled("h", 3, 2, 1)
+            .skipping_first_positions(1)
+            .flat_map(|b| b.unwrap().chunks_exact(3).map(|r| r[0] as usize).collect::<Vec<_>>())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..20).filter(|t| t % CTX != 0).collect::<Vec<_>>());
     }
 }

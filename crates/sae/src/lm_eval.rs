@@ -10,8 +10,9 @@
 //!   at the hook; `kl_div_score` = (KL_ablation − KL_sae) / KL_ablation, KL from the clean
 //!   next-token distribution; CE and KL are means over predicted tokens.
 //!
-//! Tokens whose input is a special token (BOS, EOS, padding, CLS, SEP) are left out, and keep
-//! their original activation when the SAE is spliced in, as SAELens does by default. SAELens has
+//! Tokens whose input is a special token (BOS, EOS, padding, CLS, SEP), and optionally the first
+//! positions of each context, are left out, and keep their original activation when the SAE is
+//! spliced in, as SAELens does by default. SAELens has
 //! no dead or dense fraction among its evals; here a latent is dead when it fires on no evaluated
 //! token and dense when it fires on more than 10 % of them.
 
@@ -169,13 +170,16 @@ struct PredictionSums {
 }
 
 /// Evaluate `sae` at `hook` of `model` on `contexts` (token ids, each run as one sequence),
-/// `batch_contexts` at a time; `progress` is told the contexts done so far.
+/// `batch_contexts` at a time, leaving out special tokens and the first `skip_first` positions
+/// of every context (SAELens's `seqpos_slice`; see `ShuffledBatches::skipping_first_positions`);
+/// `progress` is told the contexts done so far.
 pub fn evaluate(
     model: &LoadedModel,
     sae: &Sae,
     hook: &str,
     contexts: &[Vec<u32>],
     batch_contexts: usize,
+    skip_first: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<SaeEval> {
     let (config, transformer) = (&model.model.config, &model.model);
@@ -186,7 +190,10 @@ pub fn evaluate(
     let mut done = 0;
     for group in contexts.chunks(batch_contexts.max(1)) {
         let batch = Batch::new(group);
-        let keep: Vec<bool> = batch.tokens.iter().map(|t| !special.contains(t)).collect();
+        let keep: Vec<bool> = (0..batch.n_sequences())
+            .flat_map(|s| batch.range(s).enumerate().map(|(pos, i)| (pos, batch.tokens[i])).collect::<Vec<_>>())
+            .map(|(pos, t)| pos >= skip_first && !special.contains(&t))
+            .collect();
         let mut hooks = Hooks::capture(config, [hook]).map_err(lm_error)?;
         let clean = transformer.forward(&batch, &mut hooks, Logits::None).map_err(lm_error)?;
         let x = hooks.take_cache().remove(hook).expect("the captured hook");

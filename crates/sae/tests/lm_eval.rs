@@ -44,7 +44,7 @@ fn an_exact_sae_scores_one_and_a_zero_sae_scores_zero() {
     let m = tiny_gpt2();
     let d = m.model.config.d_model;
     let hook = "blocks.0.hook_resid_post";
-    let exact = evaluate(&m, &exact_sae(d, 1.0), hook, &contexts(), 2, |_| {}).unwrap();
+    let exact = evaluate(&m, &exact_sae(d, 1.0), hook, &contexts(), 2, 0, |_| {}).unwrap();
     let p = exact.predictions.as_ref().unwrap();
     assert!(exact.explained_variance > 1.0 - 1e-9 && exact.mse < 1e-9, "{exact:?}");
     assert!((exact.cossim - 1.0).abs() < 1e-6 && (exact.l2_ratio - 1.0).abs() < 1e-6);
@@ -56,7 +56,7 @@ fn an_exact_sae_scores_one_and_a_zero_sae_scores_zero() {
     // 3 contexts of 16 tokens predict 15 next tokens each.
     assert_eq!(p.predicted_tokens, 45);
 
-    let zero = evaluate(&m, &exact_sae(d, 0.0), hook, &contexts(), 2, |_| {}).unwrap();
+    let zero = evaluate(&m, &exact_sae(d, 0.0), hook, &contexts(), 2, 0, |_| {}).unwrap();
     let p = zero.predictions.as_ref().unwrap();
     assert!(p.ce_loss_score.abs() < 1e-9 && p.kl_div_score.abs() < 1e-9, "{p:?}");
     assert!((zero.explained_variance - exact.explained_variance).abs() > 0.5);
@@ -66,8 +66,8 @@ fn an_exact_sae_scores_one_and_a_zero_sae_scores_zero() {
 fn an_sae_of_another_width_is_refused() {
     let m = tiny_gpt2();
     let d = m.model.config.d_model;
-    let err = evaluate(&m, &exact_sae(d + 1, 1.0), "blocks.0.hook_resid_post", &contexts(), 2, |_| {}).unwrap_err().to_string();
+    let err = evaluate(&m, &exact_sae(d + 1, 1.0), "blocks.0.hook_resid_post", &contexts(), 2, 0, |_| {}).unwrap_err().to_string();
     assert!(err.contains(&format!("reads {} values per token", d + 1)) && err.contains(&format!("has {d}")), "{err}");
-    let err = evaluate(&m, &exact_sae(d, 1.0), "blocks.9.hook_resid_post", &contexts(), 2, |_| {}).unwrap_err().to_string();
+    let err = evaluate(&m, &exact_sae(d, 1.0), "blocks.9.hook_resid_post", &contexts(), 2, 0, |_| {}).unwrap_err().to_string();
     assert!(err.contains("blocks.9.hook_resid_post"), "{err}");
 }

@@ -36,6 +36,11 @@ pub struct SaeEvalArgs {
     /// Evaluate at most this many contexts (from the start of the text).
     #[arg(long, default_value_t = 64)]
     pub contexts: usize,
+    /// Leave out the first N positions of every context: a context cut from running text has
+    /// no BOS, and its first token is the model's attention sink, with a residual stream norm
+    /// often a hundred times the others' (SAELens leaves out the BOS it puts there).
+    #[arg(long, default_value_t = 1)]
+    pub skip_first: usize,
     /// Contexts per forward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_contexts: usize,
@@ -59,7 +64,7 @@ pub fn eval(cli: &Cli, a: &SaeEvalArgs) -> Result<()> {
     let corpus = pack_text(&m, &a.text, a.context)?;
     let contexts: Vec<Vec<u32>> = corpus.packed.contexts.iter().take(a.contexts.max(1)).map(|c| c.tokens.clone()).collect();
     let bar = glassbox_core::train::progress_bar(!cli.quiet, contexts.len() as u64, 0);
-    let result = evaluate(&m, &sae, &hook, &contexts, a.batch_contexts, |done| bar.set_position(done as u64))?;
+    let result = evaluate(&m, &sae, &hook, &contexts, a.batch_contexts, a.skip_first, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -70,7 +75,7 @@ pub fn eval(cli: &Cli, a: &SaeEvalArgs) -> Result<()> {
 }
 
 fn print_table(e: &SaeEval, contexts: usize, context: usize) {
-    println!("SAE at {}: {} tokens ({contexts} contexts of {context}, special tokens left out)", e.hook_name, e.tokens);
+    println!("SAE at {}: {} tokens ({contexts} contexts of {context}; special tokens and skipped positions left out)", e.hook_name, e.tokens);
     let rows = [
         ("explained_variance", e.explained_variance),
         ("mse", e.mse),

@@ -15,7 +15,8 @@ use std::time::Instant;
 /// decoderᵀ at the start, latents chosen by pre-activation times decoder-row norm, MSE plus AuxK
 /// on latents dead for 1,000 steps, gradients clipped to norm 1, Adam. Rows are read in shuffled
 /// batches through a buffer of a few shards, so the store may be far larger than memory; rows of
-/// special tokens (BOS, EOS, padding) are left out unless --keep-special-tokens.
+/// special tokens (BOS, EOS, padding) are left out unless --keep-special-tokens, and so is the
+/// first position of every context (--skip-first).
 ///
 /// The SAE is written as a SAELens directory (cfg.json + sae_weights.safetensors; BatchTopK as
 /// JumpReLU with its learned threshold) with `training.json` beside it. Judge it with `glassbox
@@ -46,6 +47,11 @@ pub struct SaeStreamArgs {
     /// Shards held in the shuffle buffer.
     #[arg(long, default_value_t = 4)]
     pub buffer_shards: usize,
+    /// Leave out the first N positions of every context: a context cut from running text has
+    /// no BOS, and its first token is the model's attention sink, with a residual stream norm
+    /// often a hundred times the others' (SAELens leaves out the BOS it puts there).
+    #[arg(long, default_value_t = 1)]
+    pub skip_first: usize,
     /// Train on the rows of special tokens too.
     #[arg(long)]
     pub keep_special_tokens: bool,
@@ -95,7 +101,7 @@ pub fn stream(cli: &Cli, a: &SaeStreamArgs) -> Result<()> {
     let mut last = Default::default();
     'passes: while seen < target {
         let mut any = false;
-        for batch in store.shuffled(&a.hook, a.batch, a.buffer_shards, cli.seed.wrapping_add(pass)).excluding_tokens(&special) {
+        for batch in store.shuffled(&a.hook, a.batch, a.buffer_shards, cli.seed.wrapping_add(pass)).excluding_tokens(&special).skipping_first_positions(a.skip_first) {
             let batch = batch?;
             let rows = (batch.len() / d_in).min(target - seen);
             any = true;
@@ -125,6 +131,7 @@ pub fn stream(cli: &Cli, a: &SaeStreamArgs) -> Result<()> {
     metadata.insert("hook_name".into(), json!(a.hook));
     metadata.insert("context_size".into(), json!(index.context));
     metadata.insert("exclude_special_tokens".into(), json!(!a.keep_special_tokens));
+    metadata.insert("seqpos_slice".into(), json!([a.skip_first, null]));
     metadata.insert("training_architecture".into(), json!(a.architecture));
     let sae = trainer.to_sae(metadata);
     sae.save(&a.out)?;
