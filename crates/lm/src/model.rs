@@ -139,8 +139,8 @@ impl Transformer {
     /// `blocks.{i}.*` hook, none for embedding hooks, all for `ln_final.*` and `logits`.
     fn blocks_needed(&self, hooks: &Hooks) -> usize {
         let all = self.config.n_layers;
-        let needed = |name: &str| match name.strip_prefix("blocks.") {
-            Some(rest) => rest.split('.').next().and_then(|i| i.parse::<usize>().ok()).map_or(all, |i| (i + 1).min(all)),
+        let needed = |name: &str| match crate::hooks::block_of(name) {
+            Some(i) => (i + 1).min(all),
             None if name.starts_with("hook_") || name.starts_with("embed.") => 0,
             None => all,
         };

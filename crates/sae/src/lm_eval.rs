@@ -279,8 +279,7 @@ fn add_predictions(model: &LoadedModel, batch: &Batch, keep: &[bool], hidden: [&
 
 /// log softmax of a row of logits, in f64.
 fn log_softmax(row: &[f32]) -> Vec<f64> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    let lse = glassbox_lm::ops::log_sum_exp(row);
     row.iter().map(|&v| v as f64 - lse).collect()
 }
 

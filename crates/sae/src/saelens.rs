@@ -9,6 +9,7 @@
 //! BatchTopK SAEs are shared as JumpReLU (their learned threshold for every latent), as SAELens
 //! does.
 
+use crate::topk::topk_row;
 use crate::{Error, Result};
 use glassbox_core::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
 use glassbox_lm::ops::{matmul_add, Strided};
@@ -95,12 +96,11 @@ impl Sae {
             }),
             Architecture::TopK { k, rescale_acts_by_decoder_norm } => {
                 let norms = rescale_acts_by_decoder_norm.then(|| self.decoder_norms());
-                let mut order: Vec<usize> = Vec::with_capacity(m);
                 for row in acts.chunks_mut(m) {
                     if let Some(n) = &norms {
                         row.iter_mut().zip(n).for_each(|(v, n)| *v *= n);
                     }
-                    keep_top_k(row, *k, &mut order);
+                    keep_top_k(row, *k);
                 }
             }
         }
@@ -309,20 +309,14 @@ impl PointerIn for Map<String, Value> {
     }
 }
 
-/// Zero all but the k largest entries of `row`, then ReLU the kept ones (SAELens's TopK). Ties
-/// go to the lower index.
-fn keep_top_k(row: &mut [f32], k: usize, order: &mut Vec<usize>) {
-    if k >= row.len() {
-        row.iter_mut().for_each(|v| *v = v.max(0.0));
-        return;
+/// Zero all but the k largest entries of `row`, then ReLU the kept ones (SAELens's TopK): the
+/// same as keeping the k largest positive entries. Ties go to the lower index.
+fn keep_top_k(row: &mut [f32], k: usize) {
+    let kept = topk_row(row.iter().copied(), k, &[]);
+    row.fill(0.0);
+    for (i, v) in kept {
+        row[i as usize] = v;
     }
-    order.clear();
-    order.extend(0..row.len());
-    let by_value = |&a: &usize, &b: &usize| row[b].total_cmp(&row[a]).then(a.cmp(&b));
-    order.select_nth_unstable_by(k - 1, by_value);
-    let mut keep = vec![false; row.len()];
-    order[..k].iter().for_each(|&i| keep[i] = true);
-    row.iter_mut().zip(keep).for_each(|(v, kept)| *v = if kept { v.max(0.0) } else { 0.0 });
 }
 
 #[cfg(test)]
@@ -331,12 +325,11 @@ mod tests {
 
     #[test]
     fn top_k_keeps_the_largest_and_relus_them() {
-        let mut order = Vec::new();
         let mut row = [0.5f32, -1.0, 3.0, 2.0, -0.5];
-        keep_top_k(&mut row, 2, &mut order);
+        keep_top_k(&mut row, 2);
         assert_eq!(row, [0.0, 0.0, 3.0, 2.0, 0.0]);
         let mut row = [-3.0f32, -1.0, -2.0];
-        keep_top_k(&mut row, 2, &mut order);
+        keep_top_k(&mut row, 2);
         assert_eq!(row, [0.0, 0.0, 0.0]);
     }
 

@@ -297,7 +297,7 @@ impl Trainer {
     pub fn to_sae(&self, metadata: Map<String, serde_json::Value>) -> Sae {
         let (d, m) = (self.config.d_in, self.config.d_sae);
         let p = &self.params;
-        let norms: Vec<f32> = p[W_DEC].chunks(d).map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12)).collect();
+        let norms: Vec<f32> = self.decoder_norms().into_iter().map(|n| n.max(1e-12)).collect();
         let w_dec: Vec<f32> = p[W_DEC].chunks(d).zip(&norms).flat_map(|(r, n)| r.iter().map(move |v| v / n)).collect();
         let mut w_enc = vec![0f32; d * m];
         for (i, row) in p[W_ENC].chunks(d).enumerate() {

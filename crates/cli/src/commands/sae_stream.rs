@@ -36,7 +36,8 @@ pub struct SaeStreamArgs {
     /// Latents per input dimension: d_sae = expansion × d_in.
     #[arg(long, default_value_t = 8)]
     pub expansion: usize,
-    /// Training tokens (default: one pass over the store; more passes reshuffle).
+    /// Training tokens (default: as many as the store holds; when the rows left after leaving
+    /// out special tokens and skipped positions run out, a reshuffled pass continues).
     #[arg(long)]
     pub tokens: Option<usize>,
     /// Tokens per step.
