@@ -179,6 +179,12 @@ fn sae_eval_reports_saelens_metrics_and_refuses_a_wrong_width() {
     assert_eq!(json["hook_name"], "blocks.1.hook_resid_pre");
     assert!((json["explained_variance"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{json}");
     assert!((json["predictions"]["ce_loss_score"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{json}");
+    // Firing shares over more contexts than the evaluated one; the other metrics unchanged.
+    let out = ok(&["sae", "eval", sae_dir.to_str().unwrap(), "--model", &tiny(), "--text", &prompts, "--context", "8", "--contexts", "1", "--density-contexts", "2", "--json"]);
+    let dense: serde_json::Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
+    let tokens = dense["tokens"].as_u64().unwrap();
+    assert!(tokens > 0 && dense["density_tokens"].as_u64().unwrap() > tokens, "{dense}");
+    assert!((dense["explained_variance"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{dense}");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sae/tests/fixtures/saelens/topk");
     let e = fails(&["sae", "eval", fixture.to_str().unwrap(), "--model", &tiny(), "--text", &prompts, "--context", "8", "--hook", "blocks.0.hook_resid_post"]);
     assert!(e.contains("reads 16 values per token") && e.contains("has 64"), "{e}");
@@ -194,13 +200,14 @@ fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
     let store = dir.path().join("store");
     let hook = "blocks.1.hook_resid_pre";
     ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "8", "--out", store.to_str().unwrap()]);
-    for (arch, saved) in [("topk", "topk"), ("batchtopk", "jumprelu")] {
+    for (arch, saved) in [("topk", "topk"), ("batchtopk", "jumprelu"), ("jumprelu", "jumprelu"), ("standard", "standard")] {
         let out = dir.path().join(arch);
         let said = ok(&[
             "--quiet", "sae", "stream", store.to_str().unwrap(), "--hook", hook, "--architecture", arch, "--k", "4", "--expansion", "2",
+            "--l0-coefficient", "0.01", "--l1-coefficient", "0.01", "--normalize", "expected-average",
             "--batch", "32", "--tokens", "3000", "--lr", "0.01", "--out", out.to_str().unwrap(),
         ]);
-        assert!(said.contains("64 -> 128, k 4") && said.contains("explained variance"), "{said}");
+        assert!(said.contains("64 -> 128") && said.contains("explained variance"), "{said}");
         let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
         assert_eq!(cfg["architecture"], saved);
         assert_eq!(cfg["metadata"]["hook_name"], hook);
@@ -214,4 +221,134 @@ fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
     }
     let e = fails(&["sae", "stream", store.to_str().unwrap(), "--hook", "blocks.0.hook_resid_post", "--out", dir.path().join("x").to_str().unwrap()]);
     assert!(e.contains("no hook blocks.0.hook_resid_post") && e.contains(hook), "{e}");
+}
+
+/// A `sae stream` killed mid-run continues from its checkpoint with --resume and ends with the
+/// same SAE, byte for byte, as a run that was never interrupted; a leftover checkpoint is not
+/// silently overwritten.
+#[test]
+fn sae_stream_killed_mid_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let store = dir.path().join("store");
+    let hook = "blocks.1.hook_resid_pre";
+    ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "8", "--out", store.to_str().unwrap()]);
+    let args = |out: &Path| -> Vec<String> {
+        ["--quiet", "sae", "stream", store.to_str().unwrap(), "--hook", hook, "--architecture", "batchtopk", "--k", "4", "--expansion", "2", "--batch", "32"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--tokens", "400000", "--checkpoint-every", "3200", "--normalize", "expected-average", "--out", out.to_str().unwrap()].map(String::from))
+            .collect()
+    };
+    let whole = dir.path().join("whole");
+    ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!whole.join("training-checkpoint.safetensors").exists(), "a finished run keeps no checkpoint");
+
+    let cut = dir.path().join("cut");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args(&cut)).spawn().unwrap();
+    let checkpoint = cut.join("training-checkpoint.safetensors");
+    let clock = std::time::Instant::now();
+    while !checkpoint.exists() && clock.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success() && checkpoint.exists(), "the run was to be killed after its first checkpoint ({status})");
+    assert!(!cut.join("sae_weights.safetensors").exists());
+    let cut_args = args(&cut);
+    let e = fails(&cut_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("--resume") && e.contains("training-checkpoint.safetensors"), "{e}");
+    let resumed: Vec<&str> = cut_args.iter().map(String::as_str).chain(["--resume"]).collect();
+    ok(&resumed);
+    for f in ["sae_weights.safetensors", "cfg.json"] {
+        assert!(std::fs::read(whole.join(f)).unwrap() == std::fs::read(cut.join(f)).unwrap(), "{f} differs after resuming");
+    }
+    // Another configuration does not continue the checkpoint of this one.
+    let other = dir.path().join("other");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args(&other)).spawn().unwrap();
+    while !other.join("training-checkpoint.safetensors").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut wrong: Vec<&str> = resumed.clone();
+    let at = wrong.iter().position(|a| *a == cut.to_str().unwrap()).unwrap();
+    wrong[at] = other.to_str().unwrap();
+    wrong.extend(["--lr", "0.001"]);
+    let e = fails(&wrong);
+    assert!(e.contains("different training configuration"), "{e}");
+}
+
+/// `sae stream --model M --text F` computes the activations as it trains; the SAE it writes is
+/// read by `sae eval` at the same hook.
+#[test]
+fn sae_stream_trains_straight_from_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let out = dir.path().join("sae");
+    let hook = "blocks.1.hook_resid_pre";
+    let said = ok(&[
+        "--quiet", "sae", "stream", "--model", &tiny(), "--text", corpus.to_str().unwrap(), "--hook", hook, "--context", "16",
+        "--buffer-tokens", "256", "--k", "4", "--expansion", "2", "--batch", "32", "--tokens", "3000", "--lr", "0.01", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("64 -> 128") && said.contains("3000 tokens"), "{said}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    assert!(report["explained_variance_last_100_steps"].as_f64().unwrap() > 0.3, "{report}");
+    let eval = ok(&["--quiet", "sae", "eval", out.to_str().unwrap(), "--model", &tiny(), "--text", corpus.to_str().unwrap(), "--context", "16", "--json"]);
+    assert!(eval.contains("explained_variance"), "{eval}");
+    let e = fails(&["sae", "stream", "--hook", hook, "--out", dir.path().join("x").to_str().unwrap()]);
+    assert!(e.contains("--text"), "{e}");
+}
+
+/// A store whose shards disagree with its index (another width, another dtype) or whose shard
+/// was cut short is refused when training opens it, naming the shard and what is wrong.
+#[test]
+fn sae_stream_refuses_inconsistent_or_truncated_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\n".repeat(20)).unwrap();
+    let hook = "blocks.1.hook_resid_pre";
+    let make = |name: &str, dtype: &str| {
+        let store = dir.path().join(name);
+        ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "4", "--dtype", dtype, "--out", store.to_str().unwrap()]);
+        store
+    };
+    let train = |store: &Path| fails(&["sae", "stream", store.to_str().unwrap(), "--hook", hook, "--keep-special-tokens", "--out", dir.path().join("sae").to_str().unwrap()]);
+    let shard = "shard-00001.safetensors";
+
+    // Another dtype: a bf16 shard in an f32 store.
+    let (f32_store, bf16_store) = (make("f32", "f32"), make("bf16", "bf16"));
+    std::fs::copy(bf16_store.join(shard), f32_store.join(shard)).unwrap();
+    let e = train(&f32_store);
+    assert!(e.contains(shard) && e.contains("BF16") && e.contains("expected F32"), "{e}");
+
+    // Another width: the shard's hook tensor rewritten with half the columns.
+    let narrow = make("narrow", "f32");
+    let bytes = std::fs::read(narrow.join(shard)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let (mut shape, mut data) = (view.shape().to_vec(), view.data().to_vec());
+        if name == hook {
+            let row = shape[1] * 4;
+            data = data.chunks(row).flat_map(|r| r[..row / 2].to_vec()).collect();
+            shape[1] /= 2;
+        }
+        tensors.push((name, view.dtype(), shape, data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &narrow.join(shard)).unwrap();
+    let e = train(&narrow);
+    assert!(e.contains(shard) && e.contains(hook) && e.contains("expected F32"), "{e}");
+
+    // A shard cut short.
+    let cut = make("cut", "f32");
+    let bytes = std::fs::read(cut.join(shard)).unwrap();
+    std::fs::write(cut.join(shard), &bytes[..bytes.len() - 100]).unwrap();
+    let e = train(&cut);
+    assert!(e.contains(shard) && (e.contains("truncated") || e.contains("shorter")), "{e}");
 }

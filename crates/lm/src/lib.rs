@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod score;
 pub mod store;
+pub mod stream;
 pub mod tokenizer;
 pub mod weights;
 

@@ -1256,18 +1256,22 @@ impl ShuffledBatches<'_> {
         Ok(())
     }
 
-    /// Moves one uniformly chosen buffered row into `batch` (swap-remove keeps this O(d)).
     fn draw_row(&mut self, batch: &mut Vec<f32>) {
-        let d = self.d;
-        let rows = self.buffered_rows();
-        let j = self.rng.random_range(0..rows);
-        batch.extend_from_slice(&self.buffer[j * d..(j + 1) * d]);
-        let last = (rows - 1) * d;
-        if j * d != last {
-            self.buffer.copy_within(last..last + d, j * d);
-        }
-        self.buffer.truncate(last);
+        draw_row(&mut self.buffer, self.d, &mut self.rng, batch);
     }
+}
+
+/// Moves one uniformly chosen row of `buffer` (rows of `d` values) into `batch`; swap-remove
+/// keeps this O(d).
+pub(crate) fn draw_row(buffer: &mut Vec<f32>, d: usize, rng: &mut ChaCha8Rng, batch: &mut Vec<f32>) {
+    let rows = buffer.len() / d;
+    let j = rng.random_range(0..rows);
+    batch.extend_from_slice(&buffer[j * d..(j + 1) * d]);
+    let last = (rows - 1) * d;
+    if j * d != last {
+        buffer.copy_within(last..last + d, j * d);
+    }
+    buffer.truncate(last);
 }
 
 impl Iterator for ShuffledBatches<'_> {

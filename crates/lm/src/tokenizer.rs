@@ -203,6 +203,17 @@ impl Tokenizer {
         self.encode_with(text, false)
     }
 
+    /// [`Self::encode`] with each token's byte span `[start, end)` in `text`; special tokens the
+    /// template adds (BOS/CLS/SEP) have the empty span (0, 0). A byte-level token's span may
+    /// include its leading space.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::invalid(format!("cannot tokenize text: {e}")))?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+    }
+
     fn encode_with(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let encoding = self
             .inner

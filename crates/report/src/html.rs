@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -321,8 +321,13 @@ fn run_section(i: usize, r: &Run) -> Result<(String, usize), ReportError> {
     for f in &figs {
         s.push_str(f);
     }
+    s.push_str(&crate::text_cards::text_cards_html(r));
+    let dashboards = crate::dashboard::section(i, r)?;
+    if let Some((html, _)) = &dashboards {
+        s.push_str(html);
+    }
     s.push_str("</section>");
-    Ok((s, figs.len()))
+    Ok((s, figs.len() + dashboards.map_or(0, |d| d.1)))
 }
 
 fn obj_rows(r: &Run, key: &str) -> Vec<(String, String)> {

@@ -4,12 +4,14 @@
 //! so no system font library is needed. Image grids are PNG (the `image` crate), embedded as base64.
 
 mod chart;
+mod dashboard;
 mod dendrogram;
 mod graph;
 mod grid;
 mod heatmap;
 mod html;
 mod run;
+mod text_cards;
 
 pub use chart::{bar_chart_svg, line_chart_svg, scatter_chart_svg};
 pub use dendrogram::{dendrogram_svg, DendrogramMerge};

@@ -6,6 +6,8 @@
 
 pub mod analysis;
 pub mod concepts;
+pub mod dashboard;
+pub mod dashboard_export;
 pub mod dictionary;
 pub mod encoder;
 pub mod experiments;
@@ -15,6 +17,8 @@ pub mod planted;
 pub mod resample;
 pub mod saelens;
 pub mod store;
+pub mod text_cards;
+pub mod text_pairs;
 pub mod topk;
 pub mod training;
 pub mod topk_sae;

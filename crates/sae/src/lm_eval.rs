@@ -41,6 +41,9 @@ pub struct SaeEval {
     pub l2_ratio: f64,
     pub l0: f64,
     pub l1: f64,
+    /// Tokens the firing shares (dead and dense fractions, feature density) are counted over:
+    /// the evaluated tokens and any given for density alone.
+    pub density_tokens: usize,
     pub dead_fraction: f64,
     pub dense_fraction: f64,
     /// Share of tokens on which each latent fires.
@@ -48,6 +51,22 @@ pub struct SaeEval {
     pub feature_density: Vec<f64>,
     /// Next-token metrics; `None` for models without an unembedding (BERT encoders).
     pub predictions: Option<PredictionEval>,
+    /// For encoders instead: what splicing does to the mean-pooled output embedding.
+    pub embedding: Option<EmbeddingEval>,
+}
+
+/// An encoder's output embedding per context (the last hidden state averaged over the
+/// context's tokens, as sentence-transformers pools, L2-normalised), with the SAE spliced in
+/// and with the hook zero-ablated, against the clean one. Not a SAELens metric: SAELens only
+/// evaluates language models with an unembedding. `embedding_score` = (cos_sae − cos_ablation)
+/// / (1 − cos_ablation), 1 when the SAE leaves the embedding unchanged, 0 when it does no better
+/// than ablation.
+#[derive(Clone, Debug, Serialize)]
+pub struct EmbeddingEval {
+    pub contexts: usize,
+    pub embedding_cossim_with_sae: f64,
+    pub embedding_cossim_with_ablation: f64,
+    pub embedding_score: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,6 +96,8 @@ pub struct ReconstructionStats {
     sum_l0: f64,
     sum_l1: f64,
     fired: Vec<u64>,
+    /// Tokens counted in `fired` only.
+    density_only: usize,
 }
 
 impl ReconstructionStats {
@@ -94,7 +115,14 @@ impl ReconstructionStats {
             sum_l0: 0.0,
             sum_l1: 0.0,
             fired: vec![0; d_sae],
+            density_only: 0,
         }
+    }
+
+    /// One token's latents, for the firing shares only.
+    pub fn add_density(&mut self, acts: &[f32]) {
+        self.density_only += 1;
+        self.fired.iter_mut().zip(acts).filter(|(_, &a)| a != 0.0).for_each(|(f, _)| *f += 1);
     }
 
     /// One token: its activation `x`, latents `acts` and reconstruction `recon`.
@@ -140,7 +168,8 @@ impl ReconstructionStats {
         } else {
             1.0 - mse / total_variance
         };
-        let feature_density: Vec<f64> = self.fired.iter().map(|&f| f as f64 / n).collect();
+        let density_tokens = self.tokens + self.density_only;
+        let feature_density: Vec<f64> = self.fired.iter().map(|&f| f as f64 / density_tokens.max(1) as f64).collect();
         let share = |pred: &dyn Fn(f64) -> bool| feature_density.iter().filter(|&&d| pred(d)).count() as f64 / feature_density.len().max(1) as f64;
         SaeEval {
             hook_name: hook_name.to_string(),
@@ -153,10 +182,12 @@ impl ReconstructionStats {
             l2_ratio: self.sum_ratio / n,
             l0: self.sum_l0 / n,
             l1: self.sum_l1 / n,
+            density_tokens,
             dead_fraction: share(&|d| d == 0.0),
             dense_fraction: share(&|d| d > DENSE_SHARE),
             feature_density,
             predictions,
+            embedding: None,
         }
     }
 }
@@ -173,11 +204,20 @@ struct PredictionSums {
 /// `batch_contexts` at a time, leaving out special tokens and the first `skip_first` positions
 /// of every context (SAELens's `seqpos_slice`; see `ShuffledBatches::skipping_first_positions`);
 /// `progress` is told the contexts done so far.
-pub fn evaluate(
+pub fn evaluate(model: &LoadedModel, sae: &Sae, hook: &str, contexts: &[Vec<u32>], batch_contexts: usize, skip_first: usize, progress: impl FnMut(usize)) -> Result<SaeEval> {
+    evaluate_with_density(model, sae, hook, contexts, &[], batch_contexts, skip_first, progress)
+}
+
+/// `evaluate`, with the firing shares (dead and dense fractions) also counted over
+/// `density_contexts`, which run only as far as the hook: a latent that fires once in 100,000
+/// tokens looks dead on a few thousand. `progress` counts both kinds of contexts.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with_density(
     model: &LoadedModel,
     sae: &Sae,
     hook: &str,
     contexts: &[Vec<u32>],
+    density_contexts: &[Vec<u32>],
     batch_contexts: usize,
     skip_first: usize,
     mut progress: impl FnMut(usize),
@@ -186,6 +226,7 @@ pub fn evaluate(
     let special: Vec<u32> = model.tokenizer.special_ids().to_vec();
     let mut stats = ReconstructionStats::new(sae.d_in, sae.d_sae);
     let mut sums = PredictionSums::default();
+    let (mut embedding_sums, mut embedded) = ([0f64; 2], 0usize);
     let with_logits = config.has_unembed();
     let mut done = 0;
     for group in contexts.chunks(batch_contexts.max(1)) {
@@ -209,15 +250,35 @@ pub fn evaluate(
             stats.add(&x.data[r * d..][..d], &acts[r * m..][..m], &recon[r * d..][..d]);
         }
         if with_logits {
-            let spliced: Vec<f32> = x.data.chunks(width).zip(recon.chunks(width)).zip(&keep).flat_map(|((orig, new), &k)| if k { new } else { orig }).copied().collect();
-            let replace = HookTensor { shape: x.shape.clone(), data: spliced };
-            let mut with_sae = Hooks::new();
-            with_sae.intervene(config, hook, Intervention::Replace(replace)).map_err(lm_error)?;
-            let sae_run = transformer.forward(&batch, &mut with_sae, Logits::None).map_err(lm_error)?;
-            let mut ablated = Hooks::new();
-            ablated.intervene(config, hook, Intervention::Zero).map_err(lm_error)?;
-            let ablation_run = transformer.forward(&batch, &mut ablated, Logits::None).map_err(lm_error)?;
+            let [sae_run, ablation_run] = spliced_runs(model, &batch, hook, &x, &recon, &keep)?;
             add_predictions(model, &batch, &keep, [&clean.hidden, &sae_run.hidden, &ablation_run.hidden], &mut sums);
+        } else {
+            let [sae_run, ablation_run] = spliced_runs(model, &batch, hook, &x, &recon, &keep)?;
+            let pooled = |hidden: &[f32]| pooled_embeddings(hidden, &batch, config.d_model);
+            let clean = pooled(&clean.hidden);
+            for (e, other) in embedding_sums.iter_mut().zip([pooled(&sae_run.hidden), pooled(&ablation_run.hidden)]) {
+                *e += clean.iter().zip(&other).map(|(a, b)| a.iter().zip(b).map(|(&a, &b)| a * b).sum::<f64>()).sum::<f64>();
+            }
+            embedded += batch.n_sequences();
+        }
+        done += group.len();
+        progress(done);
+    }
+    for group in density_contexts.chunks(batch_contexts.max(1)) {
+        let batch = Batch::new(group);
+        let mut hooks = Hooks::capture(config, [hook]).map_err(lm_error)?;
+        transformer.run_hooks(&batch, &mut hooks).map_err(lm_error)?;
+        let x = hooks.take_cache().remove(hook).expect("the captured hook");
+        if x.row_len() != sae.d_in {
+            return Err(Error::invalid(format!("the SAE reads {} values per token but hook {hook} has {}", sae.d_in, x.row_len())));
+        }
+        let acts = sae.encode(&x.data, batch.n_tokens());
+        for s in 0..batch.n_sequences() {
+            for (pos, i) in batch.range(s).enumerate() {
+                if pos >= skip_first && !special.contains(&batch.tokens[i]) {
+                    stats.add_density(&acts[i * sae.d_sae..(i + 1) * sae.d_sae]);
+                }
+            }
         }
         done += group.len();
         progress(done);
@@ -237,7 +298,48 @@ pub fn evaluate(
             kl_div_score: (kl_ablation - kl_sae) / kl_ablation,
         }
     });
-    Ok(stats.finish(hook, predictions))
+    let embedding = (!with_logits && embedded > 0).then(|| {
+        let [with_sae, with_ablation] = embedding_sums.map(|s| s / embedded as f64);
+        EmbeddingEval {
+            contexts: embedded,
+            embedding_cossim_with_sae: with_sae,
+            embedding_cossim_with_ablation: with_ablation,
+            embedding_score: (with_sae - with_ablation) / (1.0 - with_ablation),
+        }
+    });
+    let mut result = stats.finish(hook, predictions);
+    result.embedding = embedding;
+    Ok(result)
+}
+
+/// The model run with the SAE's reconstruction spliced in at `hook` (kept tokens only) and with
+/// the hook zero-ablated.
+fn spliced_runs(model: &LoadedModel, batch: &Batch, hook: &str, x: &HookTensor, recon: &[f32], keep: &[bool]) -> Result<[glassbox_lm::Output; 2]> {
+    let (config, width) = (&model.model.config, x.row_len());
+    let spliced: Vec<f32> = x.data.chunks(width).zip(recon.chunks(width)).zip(keep).flat_map(|((orig, new), &k)| if k { new } else { orig }).copied().collect();
+    let mut with_sae = Hooks::new();
+    with_sae.intervene(config, hook, Intervention::Replace(HookTensor { shape: x.shape.clone(), data: spliced })).map_err(lm_error)?;
+    let sae_run = model.model.forward(batch, &mut with_sae, Logits::None).map_err(lm_error)?;
+    let mut ablated = Hooks::new();
+    ablated.intervene(config, hook, Intervention::Zero).map_err(lm_error)?;
+    let ablation_run = model.model.forward(batch, &mut ablated, Logits::None).map_err(lm_error)?;
+    Ok([sae_run, ablation_run])
+}
+
+/// Per sequence: the mean of `hidden` over its tokens, L2-normalised (sentence-transformers'
+/// mean pooling).
+fn pooled_embeddings(hidden: &[f32], batch: &Batch, d: usize) -> Vec<Vec<f64>> {
+    (0..batch.n_sequences())
+        .map(|s| {
+            let r = batch.range(s);
+            let mut mean = vec![0f64; d];
+            for row in hidden[r.start * d..r.end * d].chunks(d) {
+                mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+            }
+            let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
+            mean.into_iter().map(|v| v / norm).collect()
+        })
+        .collect()
 }
 
 fn lm_error(e: glassbox_lm::error::Error) -> Error {
@@ -305,6 +407,14 @@ mod tests {
         assert!((e.l0 - 1.5).abs() < 1e-12 && (e.l1 - 1.75).abs() < 1e-12);
         assert_eq!(e.feature_density, vec![0.5, 0.0, 1.0]);
         assert!((e.dead_fraction - 1.0 / 3.0).abs() < 1e-12 && (e.dense_fraction - 2.0 / 3.0).abs() < 1e-12);
+        // Two more tokens for the firing shares only: latent 1 fires once in four.
+        s.add_density(&[0.0, 3.0, 0.0]);
+        s.add_density(&[0.0, 0.0, 0.0]);
+        let e = s.finish("h", None);
+        assert_eq!((e.tokens, e.density_tokens), (2, 4));
+        assert!((e.mse - 8.0).abs() < 1e-12 && (e.l0 - 1.5).abs() < 1e-12);
+        assert_eq!(e.feature_density, vec![0.25, 0.25, 0.5]);
+        assert!(e.dead_fraction == 0.0 && (e.dense_fraction - 1.0).abs() < 1e-12);
     }
 
     #[test]

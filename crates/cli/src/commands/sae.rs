@@ -17,7 +17,7 @@ use std::time::Instant;
 
 /// Sparse autoencoders on activations: a TopK SAE for one model, or a Universal SAE with one
 /// concept dictionary shared by several; `stream` trains one on a language model's activation
-/// store and `eval` judges it at the model's hook.
+/// store, `eval` judges it at the model's hook and `dashboard` shows what its latents respond to.
 #[derive(Args, Debug)]
 pub struct SaeArgs {
     #[command(subcommand)]
@@ -30,6 +30,8 @@ pub enum SaeCommand {
     Cards(SaeCardsArgs),
     Eval(super::sae_eval::SaeEvalArgs),
     Stream(super::sae_stream::SaeStreamArgs),
+    Universal(super::sae_universal::SaeUniversalArgs),
+    Dashboard(super::sae_dashboard::SaeDashboardArgs),
 }
 
 /// Concept cards for a trained USAE: for its most universal latents, the test inputs that drive
@@ -136,6 +138,8 @@ pub fn run(cli: &Cli, a: &SaeArgs) -> Result<()> {
         SaeCommand::Cards(c) => cards(cli, c),
         SaeCommand::Eval(e) => super::sae_eval::eval(cli, e),
         SaeCommand::Stream(s) => super::sae_stream::stream(cli, s),
+        SaeCommand::Universal(u) => super::sae_universal::universal(cli, u),
+        SaeCommand::Dashboard(d) => super::sae_dashboard::dashboard(cli, d),
     }
 }
 

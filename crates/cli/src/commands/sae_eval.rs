@@ -4,13 +4,15 @@ use super::lm_acts::pack_text;
 use crate::Cli;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use glassbox_sae::lm_eval::{evaluate, SaeEval, DENSE_SHARE};
+use glassbox_sae::lm_eval::{evaluate_with_density, SaeEval, DENSE_SHARE};
 use glassbox_sae::saelens::Sae;
 use std::path::PathBuf;
 
 /// Evaluate an SAE on held-out text as SAELens's `run_evals` does: explained_variance, mse,
 /// cossim, l2_ratio, l0, l1, dead and dense fractions at its hook, and, with the SAE spliced into
-/// the model, ce_loss_score (against zero-ablating the hook) and kl_div_score.
+/// the model, ce_loss_score (against zero-ablating the hook) and kl_div_score. For an encoder
+/// (no unembedding), instead: the cosine of each context's mean-pooled output embedding with the
+/// SAE spliced in to the clean one, against zero ablation (embedding_score).
 ///
 /// The SAE is a SAELens directory (cfg.json + sae_weights.safetensors, any version; standard,
 /// TopK, JumpReLU or BatchTopK saved as JumpReLU). The text is cut into contexts as `glassbox
@@ -41,15 +43,24 @@ pub struct SaeEvalArgs {
     /// often a hundred times the others' (SAELens leaves out the BOS it puts there).
     #[arg(long, default_value_t = 1)]
     pub skip_first: usize,
+    /// Also count which latents fire (the dead and dense fractions) over this many more
+    /// contexts of the text, after the evaluated ones; they run only as far as the hook. A
+    /// latent that fires once in 100,000 tokens looks dead on a few thousand.
+    #[arg(long, default_value_t = 0)]
+    pub density_contexts: usize,
     /// Contexts per forward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_contexts: usize,
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the metrics as a run folder (run.json) for `glassbox report`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 pub fn eval(cli: &Cli, a: &SaeEvalArgs) -> Result<()> {
+    let start = std::time::Instant::now();
     let sae = Sae::load(&a.sae)?;
     let hook = match (&a.hook, sae.hook_name()) {
         (Some(h), _) => h.clone(),
@@ -62,10 +73,18 @@ pub fn eval(cli: &Cli, a: &SaeEvalArgs) -> Result<()> {
         bail!("--context must be between 2 and the model's context of {} tokens (got {})", config.max_positions, a.context);
     }
     let corpus = pack_text(&m, &a.text, a.context)?;
-    let contexts: Vec<Vec<u32>> = corpus.packed.contexts.iter().take(a.contexts.max(1)).map(|c| c.tokens.clone()).collect();
-    let bar = glassbox_core::train::progress_bar(!cli.quiet, contexts.len() as u64, 0);
-    let result = evaluate(&m, &sae, &hook, &contexts, a.batch_contexts, a.skip_first, |done| bar.set_position(done as u64))?;
+    let all: Vec<Vec<u32>> = corpus.packed.contexts.iter().map(|c| c.tokens.clone()).collect();
+    let (contexts, rest) = all.split_at(a.contexts.clamp(1, all.len()));
+    let density = &rest[..a.density_contexts.min(rest.len())];
+    if density.len() < a.density_contexts && !cli.quiet {
+        eprintln!("{}: only {} contexts left for --density-contexts {}", a.text.display(), density.len(), a.density_contexts);
+    }
+    let bar = glassbox_core::train::progress_bar(!cli.quiet, (contexts.len() + density.len()) as u64, 0);
+    let result = evaluate_with_density(&m, &sae, &hook, contexts, density, a.batch_contexts, a.skip_first, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    if let Some(dir) = &a.out {
+        write_run(dir, a, &hook, &result, start.elapsed().as_secs_f64())?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
@@ -91,7 +110,7 @@ fn print_table(e: &SaeEval, contexts: usize, context: usize) {
     for (name, v) in rows {
         println!("  {name:<24} {v:.6}");
     }
-    println!("  (dense: firing on more than {:.0} % of tokens)", DENSE_SHARE * 100.0);
+    println!("  (dead: firing on none of {} tokens; dense: firing on more than {:.0} % of them)", e.density_tokens, DENSE_SHARE * 100.0);
     match &e.predictions {
         Some(p) => {
             println!("next-token predictions ({} tokens):", p.predicted_tokens);
@@ -109,4 +128,38 @@ fn print_table(e: &SaeEval, contexts: usize, context: usize) {
         }
         None => println!("no next-token metrics: the model has no unembedding (an encoder)"),
     }
+    if let Some(m) = &e.embedding {
+        println!("mean-pooled output embedding of each of {} contexts, cosine to the clean one:", m.contexts);
+        for (name, v) in [("embedding_cossim_with_sae", m.embedding_cossim_with_sae), ("embedding_cossim_with_ablation", m.embedding_cossim_with_ablation), ("embedding_score", m.embedding_score)] {
+            println!("  {name:<30} {v:.6}");
+        }
+    }
+}
+
+/// The metrics as a report run: every scalar under its SAELens name.
+fn write_run(dir: &std::path::Path, a: &SaeEvalArgs, hook: &str, e: &SaeEval, seconds: f64) -> Result<()> {
+    let mut metrics = serde_json::Map::new();
+    let flatten = |value: serde_json::Value, into: &mut serde_json::Map<String, serde_json::Value>| {
+        for (k, v) in value.as_object().into_iter().flatten() {
+            if v.is_number() {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    };
+    let value = serde_json::to_value(e)?;
+    flatten(value.clone(), &mut metrics);
+    flatten(value["predictions"].clone(), &mut metrics);
+    flatten(value["embedding"].clone(), &mut metrics);
+    let name = a.sae.file_name().map_or(a.sae.display().to_string(), |n| n.to_string_lossy().to_string());
+    let run = serde_json::json!({
+        "name": format!("SAE evaluation: {name} at {hook}"),
+        "command": super::command_line(),
+        "wall_time_s": seconds,
+        "metrics": metrics,
+        "config": { "model": a.model, "sae": a.sae.display().to_string(), "hook": hook, "text": a.text.display().to_string(),
+                    "context": a.context, "contexts": a.contexts, "density_contexts": a.density_contexts, "skip_first": a.skip_first },
+    });
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    glassbox_core::io::write_json(&dir.join("run.json"), &run)?;
+    Ok(())
 }

@@ -88,6 +88,7 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         }
     }
     universal_sae(cli, &a.out)?;
+    let lm = language_model_sae(cli, &a.out)?;
     let readers = model_readers(cli, &a.out)?;
     let trees = model_trees(cli, &a.out)?;
     let report = a.out.join("report.html");
@@ -102,6 +103,7 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
     for (name, acc) in &trees {
         println!("{name:<18} {acc:>14.4}   (which classes was each fine-tune trained on? chance 0.5)");
     }
+    println!("{:<18} {:>14.4}   (SAE on {}: explained variance on held-out text)", "lm-sae", lm.0, lm.1);
     println!("report: {} ({} runs, {} figures)", report.display(), s.runs, s.figures);
     Ok(())
 }
@@ -181,6 +183,74 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
     glassbox_sae::analysis::extend_run(&usae_dir, serde_json::json!({ "notes": [note] }))?;
     Ok(())
 }
+
+/// The language-model stage: activations of a middle block over some English text, a TopK SAE
+/// trained on them, evaluated on held-out text and shown as feature dashboards. The model is
+/// SmolLM2-135M when `scripts/fetch-models.sh` has fetched it, else a tiny random GPT-2 built
+/// into glassbox (which shows the steps, not features worth reading). The text is Tiny
+/// Shakespeare when the data folder has it, else this project's README. Returns the held-out
+/// explained variance and the model's name.
+fn language_model_sae(cli: &Cli, out: &std::path::Path) -> Result<(f64, String)> {
+    let dir = out.join("lm-sae");
+    let models = std::env::var_os("GLASSBOX_MODELS").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/glassbox/models")));
+    let smollm = models.map(|m| m.join("SmolLM2-135M-Instruct.Q4_1.gguf")).filter(|p| p.is_file());
+    let (model, hook, name) = match smollm {
+        Some(path) => (path, "blocks.15.hook_resid_post", "SmolLM2-135M"),
+        None => {
+            let tiny = dir.join("tiny-gpt2");
+            std::fs::create_dir_all(&tiny)?;
+            for (file, bytes) in TINY_GPT2 {
+                std::fs::write(tiny.join(file), bytes)?;
+            }
+            (tiny, "blocks.1.hook_resid_post", "a tiny random GPT-2")
+        }
+    };
+    let text = glassbox_core::data::data_dir(None).ok().map(|d| d.join("tinyshakespeare/input.txt")).filter(|p| p.is_file());
+    let text = match text {
+        Some(p) => std::fs::read_to_string(&p)?.chars().take(240_000).collect::<String>(),
+        None => include_str!("../../../../README.md").to_string(),
+    };
+    // The last sixth, from a line break on, is held out.
+    let five_sixths = (0..=text.len() * 5 / 6).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let cut = text[..five_sixths].rfind('\n').unwrap_or(five_sixths);
+    std::fs::create_dir_all(&dir)?;
+    let (train, heldout) = (dir.join("train.txt"), dir.join("heldout.txt"));
+    std::fs::write(&train, &text[..cut])?;
+    std::fs::write(&heldout, &text[cut..])?;
+    let (model, store, sae) = (model.display().to_string(), dir.join("acts").display().to_string(), dir.join("sae").display().to_string());
+    let (train, heldout) = (train.display().to_string(), heldout.display().to_string());
+    let eval_dir = out.join("lm-sae-eval");
+    let commands = [
+        format!("acts {model} --text {train} --hooks {hook} --context 64 --out {store}"),
+        format!("sae stream {store} --hook {hook} --k 16 --expansion 4 --batch 1024 --tokens 150000 --checkpoint-every 0 --out {sae}"),
+        format!("sae eval {sae} --model {model} --text {heldout} --context 64 --contexts 24 --out {}", eval_dir.display()),
+        format!("sae dashboard {sae} --model {model} --text {heldout} --context 64 --mix-latents 12 --out {}", out.join("lm-sae-dashboards").display()),
+    ];
+    let finished = glassbox_core::io::read_json::<serde_json::Value>(&out.join("lm-sae-dashboards/run.json")).is_ok();
+    if !finished {
+        if !cli.quiet {
+            eprintln!("\n== tour stage lm-sae: {name}");
+        }
+        if std::path::Path::new(&sae).exists() {
+            // An interrupted tour trains its small SAE again (the store resumes by itself).
+            std::fs::remove_dir_all(&sae)?;
+        }
+        for command in commands {
+            run_stage(cli, "lm-sae", command.split_whitespace().map(String::from).collect())?;
+        }
+    }
+    let eval: serde_json::Value = glassbox_core::io::read_json(&eval_dir.join("run.json"))?;
+    Ok((eval["metrics"]["explained_variance"].as_f64().unwrap_or(f64::NAN), name.to_string()))
+}
+
+/// The random tiny GPT-2 the tour uses when no real language model has been fetched (the same
+/// files the language-model tests read).
+const TINY_GPT2: [(&str, &[u8]); 4] = [
+    ("config.json", include_bytes!("../../../lm/tests/fixtures/tiny-gpt2/config.json")),
+    ("model.safetensors", include_bytes!("../../../lm/tests/fixtures/tiny-gpt2/model.safetensors")),
+    ("tokenizer.json", include_bytes!("../../../lm/tests/fixtures/tiny-gpt2/tokenizer.json")),
+    ("tokenizer_config.json", include_bytes!("../../../lm/tests/fixtures/tiny-gpt2/tokenizer_config.json")),
+];
 
 /// The ProbeGen stage: a zoo of INRs of single glyph primitives (8 classes), read by ProbeGen
 /// and by vanilla probing with 64 probes: which primitive does each INR draw? (ProbeGen about
