@@ -574,9 +574,9 @@ impl Trainer {
             return Err(bad(format!("made with a different training configuration:\n  checkpoint: {saved_config}\n  now:        {wanted}")));
         }
         let mut t = Trainer::new(config);
-        for i in 0..t.params.len() {
+        for (i, param) in PARAM_NAMES.iter().enumerate().take(t.params.len()) {
             for (prefix, slot) in [("", &mut t.params[i]), ("adam_m.", &mut t.adam.m[i]), ("adam_v.", &mut t.adam.v[i])] {
-                let name = format!("{prefix}{}", PARAM_NAMES[i]);
+                let name = format!("{prefix}{param}");
                 let tensor = file.tensor_f32(&name)?;
                 if tensor.data.len() != slot.len() {
                     return Err(bad(format!("tensor '{name}' has {} values, the trainer {}", tensor.data.len(), slot.len())));

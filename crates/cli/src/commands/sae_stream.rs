@@ -192,6 +192,10 @@ pub fn stream(cli: &Cli, a: &SaeStreamArgs) -> Result<()> {
         "standard" => TrainArchitecture::Standard { l1_coefficient: a.l1_coefficient },
         _ => TrainArchitecture::TopK { k: a.k },
     };
+    let valid = a.jumprelu_bandwidth > 0.0 && a.jumprelu_init_threshold >= 0.0 && a.l0_coefficient >= 0.0 && a.l1_coefficient >= 0.0;
+    if !valid {
+        bail!("--jumprelu-bandwidth must be positive, and --jumprelu-init-threshold, --l0-coefficient and --l1-coefficient not negative");
+    }
     if matches!(architecture, TrainArchitecture::TopK { .. } | TrainArchitecture::BatchTopK { .. }) && a.k > d_sae {
         bail!("--k {} is more than the SAE's {d_sae} latents", a.k);
     }

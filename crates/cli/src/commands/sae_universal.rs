@@ -310,8 +310,11 @@ fn pair_texts(cli: &Cli, a: &SaeUniversalArgs, models: &[LoadedModel], hooks: &[
     let (train_docs, eval_docs): (Vec<String>, Vec<String>) = match &a.eval_text {
         Some(path) => (docs, split_documents(&read_utf8_text(path)?)),
         None => {
-            let (held, kept): (Vec<(usize, String)>, Vec<(usize, String)>) = docs.into_iter().enumerate().partition(|(d, _)| d % 10 == 9);
-            (kept.into_iter().map(|x| x.1).collect(), held.into_iter().map(|x| x.1).collect())
+            let (mut kept, mut held) = (Vec::new(), Vec::new());
+            for (d, doc) in docs.into_iter().enumerate() {
+                if d % 10 == 9 { held.push(doc) } else { kept.push(doc) }
+            }
+            (kept, held)
         }
     };
     let plan = |docs: &[String], words: Option<usize>, what: &str| -> Result<Vec<Context>> {

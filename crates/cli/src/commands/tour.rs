@@ -222,7 +222,7 @@ fn language_model_sae(cli: &Cli, out: &std::path::Path) -> Result<(f64, String)>
     let eval_dir = out.join("lm-sae-eval");
     let commands = [
         format!("acts {model} --text {train} --hooks {hook} --context 64 --out {store}"),
-        format!("sae stream {store} --hook {hook} --k 16 --expansion 4 --batch 1024 --tokens 150000 --checkpoint-every 0 --out {sae}"),
+        format!("sae stream {store} --hook {hook} --k 16 --expansion 4 --batch 256 --lr 1e-3 --tokens 150000 --checkpoint-every 0 --out {sae}"),
         format!("sae eval {sae} --model {model} --text {heldout} --context 64 --contexts 24 --out {}", eval_dir.display()),
         format!("sae dashboard {sae} --model {model} --text {heldout} --context 64 --mix-latents 12 --out {}", out.join("lm-sae-dashboards").display()),
     ];
