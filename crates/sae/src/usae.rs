@@ -11,6 +11,7 @@ use glassbox_core::train::optim::{clip_grad_norm, Adam, OptimConfig, OptimKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,39 +292,61 @@ impl Usae {
             // L = mean err(A − zD) + c·mean err(A − zD − uD); G_main = ∂L/∂(zD), G_aux = ∂L/∂(uD).
             let mut g_main = vec![0f32; t * d];
             let mut g_aux = vec![0f32; t * d];
-            let mut recon = vec![0f32; d];
-            for r in 0..t {
-                recon.iter_mut().for_each(|v| *v = 0.0);
-                for &(l, v) in &codes.rows[r] {
-                    for (o, w) in recon.iter_mut().zip(&dict_rows[l as usize * d..][..d]) {
-                        *o += v * w;
+            // Rows in parallel; each row's loss is kept and summed in order, so the loss does
+            // not depend on the thread count.
+            let row_losses: Vec<f64> = g_main
+                .par_chunks_mut(d)
+                .zip(g_aux.par_chunks_mut(d))
+                .enumerate()
+                .map(|(r, (g_main, g_aux))| {
+                    let mut recon = vec![0f32; d];
+                    for &(l, v) in &codes.rows[r] {
+                        for (o, w) in recon.iter_mut().zip(&dict_rows[l as usize * d..][..d]) {
+                            *o += v * w;
+                        }
                     }
-                }
-                for c in 0..d {
-                    let res = a[r * d + c] - recon[c];
-                    loss += error(cfg.loss, res) / n as f64;
-                    let ga = if cfg.aux_coef > 0.0 {
-                        let e = res - aux_recon[r * d + c];
-                        loss += cfg.aux_coef as f64 * error(cfg.loss, e) / n as f64;
-                        -cfg.aux_coef * error_grad(cfg.loss, e, n)
-                    } else {
-                        0.0
-                    };
-                    g_aux[r * d + c] = ga;
-                    g_main[r * d + c] = -error_grad(cfg.loss, res, n) + ga;
-                }
-            }
+                    let mut loss = 0.0;
+                    for c in 0..d {
+                        let res = a[r * d + c] - recon[c];
+                        loss += error(cfg.loss, res) / n as f64;
+                        let ga = if cfg.aux_coef > 0.0 {
+                            let e = res - aux_recon[r * d + c];
+                            loss += cfg.aux_coef as f64 * error(cfg.loss, e) / n as f64;
+                            -cfg.aux_coef * error_grad(cfg.loss, e, n)
+                        } else {
+                            0.0
+                        };
+                        g_aux[c] = ga;
+                        g_main[c] = -error_grad(cfg.loss, res, n) + ga;
+                    }
+                    loss
+                })
+                .collect();
+            loss += row_losses.iter().sum::<f64>();
             let g_aux_mat = MatRef::from_row_major_slice(&g_aux, t, d);
             // Codes: dz_l = G_main·D_l on the selected latents, du_l = G_aux·D_l on the aux ones.
-            let du = (cfg.aux_coef > 0.0).then(|| g_aux_mat * dict.transpose());
-            for r in 0..t {
-                let g = &g_main[r * d..][..d];
-                for &(l, _) in &codes.rows[r] {
-                    d_pre[(r, l as usize)] += g.iter().zip(&dict_rows[l as usize * d..][..d]).map(|(x, y)| x * y).sum::<f32>();
+            let dz: Vec<Vec<(u32, f32)>> = (0..t)
+                .into_par_iter()
+                .map(|r| {
+                    let g = &g_main[r * d..][..d];
+                    codes.rows[r].iter().map(|&(l, _)| (l, g.iter().zip(&dict_rows[l as usize * d..][..d]).map(|(x, y)| x * y).sum::<f32>())).collect()
+                })
+                .collect();
+            for (r, row) in dz.iter().enumerate() {
+                for &(l, v) in row {
+                    d_pre[(r, l as usize)] += v;
                 }
-                if let Some(du) = &du {
-                    for &(l, _) in &aux_codes.rows[r] {
-                        d_pre[(r, l as usize)] += du[(r, l as usize)];
+            }
+            if cfg.aux_coef > 0.0 {
+                // The aux latents are exactly the nonzero entries of u (they are chosen among
+                // positive pre-activations): one pass down each column.
+                let du = g_aux_mat * dict.transpose();
+                for l in 0..m {
+                    let (u, du) = (u_dense.col_as_slice(l), du.col_as_slice(l));
+                    for ((o, &u), &g) in d_pre.col_as_slice_mut(l).iter_mut().zip(u).zip(du) {
+                        if u != 0.0 {
+                            *o += g;
+                        }
                     }
                 }
             }
