@@ -2,32 +2,10 @@
 //! (checked against the transformers reference), score, generate, a resumed activation store,
 //! and the bad inputs a user meets (non-UTF-8 prompts, unknown hooks, a prompt too long).
 
+mod common;
+
+use common::{fails, glassbox, ok, split_sign_sae, text, tiny};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = glassbox(args);
-    assert!(o.status.success(), "glassbox {}: {}", args.join(" "), text(&o));
-    text(&o)
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = glassbox(args);
-    assert!(!o.status.success(), "glassbox {} succeeded", args.join(" "));
-    text(&o)
-}
-
-fn tiny() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/tiny-gpt2").display().to_string()
-}
 
 fn prompts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/lm_prompts.txt")
@@ -147,30 +125,26 @@ fn acts_store_resumes_after_an_interruption() {
     }
 }
 
+/// The hook the SAE tests train and evaluate at.
+const SAE_HOOK: &str = "blocks.1.hook_resid_pre";
+
+/// `dir/corpus.txt`: two short documents, twenty times over.
+fn two_documents(dir: &Path) -> PathBuf {
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    corpus
+}
+
+/// `glassbox acts` of the tiny GPT-2 at SAE_HOOK over `corpus`, contexts of 16 tokens.
+fn acts_store(corpus: &Path, store: &Path, contexts_per_shard: usize, dtype: &str) {
+    ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", SAE_HOOK, "--context", "16", "--contexts-per-shard", &contexts_per_shard.to_string(), "--dtype", dtype, "--out", store.to_str().unwrap()]);
+}
+
 #[test]
 fn sae_eval_reports_saelens_metrics_and_refuses_a_wrong_width() {
     let dir = tempfile::tempdir().unwrap();
     // An SAE that reconstructs the tiny model's residual stream exactly: latents relu(x), relu(−x).
-    let d = 64;
-    let m = 2 * d;
-    let (mut w_enc, mut w_dec) = (vec![0f32; d * m], vec![0f32; m * d]);
-    for i in 0..d {
-        (w_enc[i * m + i], w_enc[i * m + d + i]) = (1.0, -1.0);
-        (w_dec[i * d + i], w_dec[(d + i) * d + i]) = (1.0, -1.0);
-    }
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("hook_name".into(), "blocks.1.hook_resid_pre".into());
-    let sae = glassbox_sae::saelens::Sae {
-        architecture: glassbox_sae::saelens::Architecture::Standard,
-        d_in: d,
-        d_sae: m,
-        w_enc,
-        b_enc: vec![0.0; m],
-        w_dec,
-        b_dec: vec![0.0; d],
-        apply_b_dec_to_input: true,
-        metadata,
-    };
+    let sae = split_sign_sae("blocks.1.hook_resid_pre", 0.0, true);
     let sae_dir = dir.path().join("sae");
     sae.save(&sae_dir).unwrap();
     let prompts = prompts().display().to_string();
@@ -195,11 +169,9 @@ fn sae_eval_reports_saelens_metrics_and_refuses_a_wrong_width() {
 #[test]
 fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let (corpus, hook) = (two_documents(dir.path()), SAE_HOOK);
     let store = dir.path().join("store");
-    let hook = "blocks.1.hook_resid_pre";
-    ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "8", "--out", store.to_str().unwrap()]);
+    acts_store(&corpus, &store, 8, "f32");
     for (arch, saved) in [("topk", "topk"), ("batchtopk", "jumprelu"), ("jumprelu", "jumprelu"), ("standard", "standard")] {
         let out = dir.path().join(arch);
         let said = ok(&[
@@ -229,11 +201,9 @@ fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
 #[test]
 fn sae_stream_killed_mid_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let (corpus, hook) = (two_documents(dir.path()), SAE_HOOK);
     let store = dir.path().join("store");
-    let hook = "blocks.1.hook_resid_pre";
-    ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "8", "--out", store.to_str().unwrap()]);
+    acts_store(&corpus, &store, 8, "f32");
     let args = |out: &Path| -> Vec<String> {
         ["--quiet", "sae", "stream", store.to_str().unwrap(), "--hook", hook, "--architecture", "batchtopk", "--k", "4", "--expansion", "2", "--batch", "32"]
             .iter()
@@ -286,10 +256,9 @@ fn sae_stream_killed_mid_run_resumes_exactly() {
 #[test]
 fn sae_stream_trains_straight_from_a_model() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\nA bird sang in the old tree by the river.\n\n".repeat(20)).unwrap();
+    let corpus = two_documents(dir.path());
     let out = dir.path().join("sae");
-    let hook = "blocks.1.hook_resid_pre";
+    let hook = SAE_HOOK;
     let said = ok(&[
         "--quiet", "sae", "stream", "--model", &tiny(), "--text", corpus.to_str().unwrap(), "--hook", hook, "--context", "16",
         "--buffer-tokens", "256", "--k", "4", "--expansion", "2", "--batch", "32", "--tokens", "3000", "--lr", "0.01", "--out", out.to_str().unwrap(),
@@ -310,10 +279,10 @@ fn sae_stream_refuses_inconsistent_or_truncated_stores() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.txt");
     std::fs::write(&corpus, "The cat sat on the mat and looked at the dog.\n\n".repeat(20)).unwrap();
-    let hook = "blocks.1.hook_resid_pre";
+    let hook = SAE_HOOK;
     let make = |name: &str, dtype: &str| {
         let store = dir.path().join(name);
-        ok(&["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", hook, "--context", "16", "--contexts-per-shard", "4", "--dtype", dtype, "--out", store.to_str().unwrap()]);
+        acts_store(&corpus, &store, 4, dtype);
         store
     };
     let train = |store: &Path| fails(&["sae", "stream", store.to_str().unwrap(), "--hook", hook, "--keep-special-tokens", "--out", dir.path().join("sae").to_str().unwrap()]);

@@ -1,28 +1,10 @@
 //! `glassbox sae dashboard` end to end on the tiny GPT-2 fixture: the run folder, the Neuronpedia
 //! files, the report's section (with markup from the corpus escaped), and the bad inputs.
 
+mod common;
+
+use common::{fails, ok, split_sign_sae, tiny};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = glassbox(args);
-    assert!(o.status.success(), "glassbox {}: {}", args.join(" "), text(&o));
-    text(&o)
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = glassbox(args);
-    assert!(!o.status.success(), "glassbox {} succeeded", args.join(" "));
-    text(&o)
-}
 
 fn read(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -30,32 +12,14 @@ fn read(path: &Path) -> serde_json::Value {
 
 /// Latents relu(x_i − 0.2) and relu(−x_i − 0.2) of the residual stream before block 1.
 fn save_sae(dir: &Path) {
-    let (d, m) = (64, 128);
-    let (mut w_enc, mut w_dec) = (vec![0f32; d * m], vec![0f32; m * d]);
-    for i in 0..d {
-        (w_enc[i * m + i], w_enc[i * m + d + i]) = (1.0, -1.0);
-        (w_dec[i * d + i], w_dec[(d + i) * d + i]) = (1.0, -1.0);
-    }
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("hook_name".into(), "blocks.1.hook_resid_pre".into());
-    let sae = glassbox_sae::saelens::Sae {
-        architecture: glassbox_sae::saelens::Architecture::Standard,
-        d_in: d,
-        d_sae: m,
-        w_enc,
-        b_enc: vec![-0.2; m],
-        w_dec,
-        b_dec: vec![0.0; d],
-        apply_b_dec_to_input: false,
-        metadata,
-    };
+    let sae = split_sign_sae("blocks.1.hook_resid_pre", -0.2, false);
     sae.save(dir).unwrap();
 }
 
 #[test]
 fn dashboard_writes_a_run_the_report_renders_and_neuronpedia_files() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/tiny-gpt2").display().to_string();
+    let tiny = tiny();
     let corpus = dir.path().join("corpus.txt");
     std::fs::write(&corpus, "The cat sat on the <script>alert(1)</script> mat & looked at the \"dog\".\n\nA bird sang in the old tree by the river.\n\n".repeat(6)).unwrap();
     let sae = dir.path().join("sae");
@@ -109,7 +73,7 @@ fn dashboard_writes_a_run_the_report_renders_and_neuronpedia_files() {
 #[test]
 fn dashboard_refuses_bad_latents_and_choices() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/tiny-gpt2").display().to_string();
+    let tiny = tiny();
     let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/lm_prompts.txt").display().to_string();
     let sae = dir.path().join("sae");
     save_sae(&sae);

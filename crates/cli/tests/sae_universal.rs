@@ -1,20 +1,10 @@
 //! `glassbox sae universal` end to end on the tiny GPT-2 fixture read at two hooks (as if two
 //! models), on tiny settings: the run folder, its controls and text cards, and bad input.
 
+mod common;
+
+use common::{glassbox, text, tiny};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn tiny() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../lm/tests/fixtures/tiny-gpt2").display().to_string()
-}
 
 const STORY: &str = "Once upon a time there was a little girl called Lily. She loved to play outside in the garden with her dog.";
 

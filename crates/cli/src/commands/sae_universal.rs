@@ -10,14 +10,14 @@ use glassbox_lm::tokenizer::read_utf8_text;
 use glassbox_lm::LoadedModel;
 use glassbox_sae::analysis::{extend_run, universality, write_run, TAU};
 use glassbox_sae::concepts::most_universal;
-use glassbox_sae::experiments::{off_diagonal, r2_matrix, train as train_usae};
+use glassbox_sae::experiments::{off_diagonal, r2_matrix, train as train_usae, PairedBatches};
 use glassbox_sae::metrics::{firing_counts, ridge_cross_predictor};
 use glassbox_sae::store::save_usae;
 use glassbox_sae::text_cards::{text_cards, TEXT_CARD_NOTE};
 use glassbox_sae::text_pairs::{extract, pick_documents, plan_contexts, truncate_words, Context};
 use glassbox_sae::usae::{ScheduleTick, Usae, UsaeConfig};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -284,20 +284,10 @@ fn fit(acts: &[Mat<f32>], names: &[String], config: UsaeConfig, batch: usize, sh
         s.fit_standardisation(&Mat::from_fn(sample.len(), x.ncols(), |r, c| x[(sample[r], c)]));
     }
     let data: Vec<Mat<f32>> = acts.iter().zip(&usae.models).map(|(x, s)| s.standardise(x)).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5AE);
-    let perms: Vec<Vec<usize>> = (0..data.len())
-        .map(|i| {
-            let mut p: Vec<usize> = (0..n).collect();
-            if shuffle && i > 0 {
-                p.shuffle(&mut rng);
-            }
-            p
-        })
-        .collect();
+    let mut batches = PairedBatches::new(&data, batch, shuffle, ChaCha8Rng::seed_from_u64(seed ^ 0x5AE));
     train_usae(&mut usae, steps, seed, |_| {
         progress.inc(1);
-        let rows: Vec<usize> = (0..batch).map(|_| rng.random_range(0..n)).collect();
-        data.iter().zip(&perms).map(|(d, p)| Mat::from_fn(batch, d.ncols(), |r, c| d[(p[rows[r]], c)])).collect()
+        batches.draw()
     })
     .context("USAE training")?;
     Ok(usae)

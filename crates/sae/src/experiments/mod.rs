@@ -36,22 +36,42 @@ pub fn fit_usae(acts: &[Mat<f32>], names: &[&str], config: UsaeConfig, batch: us
         s.fit_standardisation(&a.subrows(0, a.nrows().min(1000)).to_owned());
     }
     let data: Vec<Mat<f32>> = acts.iter().zip(&usae.models).map(|(a, s)| s.standardise(a)).collect();
-    let n = data[0].nrows();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xB);
-    let perms: Vec<Vec<usize>> = (0..data.len())
-        .map(|i| {
-            let mut p: Vec<usize> = (0..n).collect();
-            if shuffle && i > 0 {
-                p.shuffle(&mut rng);
-            }
-            p
-        })
-        .collect();
-    train(&mut usae, steps, seed, |_| {
-        let rows: Vec<usize> = (0..batch).map(|_| rng.random_range(0..n)).collect();
-        data.iter().zip(&perms).map(|(d, p)| Mat::from_fn(batch, d.ncols(), |r, c| d[(p[rows[r]], c)])).collect()
-    })?;
+    let mut batches = PairedBatches::new(&data, batch, shuffle, ChaCha8Rng::seed_from_u64(seed ^ 0xB));
+    train(&mut usae, steps, seed, |_| batches.draw())?;
     Ok(usae)
+}
+
+/// Random batches of paired rows (row r of every model's matrix comes from the same input).
+/// With `shuffle`, every model but the first sees its rows in a fixed random order drawn first
+/// from `rng`, which breaks the pairing: the shuffled-pairing control.
+pub struct PairedBatches<'a> {
+    data: &'a [Mat<f32>],
+    perms: Vec<Vec<usize>>,
+    batch: usize,
+    rng: ChaCha8Rng,
+}
+
+impl<'a> PairedBatches<'a> {
+    pub fn new(data: &'a [Mat<f32>], batch: usize, shuffle: bool, mut rng: ChaCha8Rng) -> Self {
+        let n = data[0].nrows();
+        let perms = (0..data.len())
+            .map(|i| {
+                let mut p: Vec<usize> = (0..n).collect();
+                if shuffle && i > 0 {
+                    p.shuffle(&mut rng);
+                }
+                p
+            })
+            .collect();
+        PairedBatches { data, perms, batch, rng }
+    }
+
+    /// `batch` rows drawn uniformly with replacement, from every model.
+    pub fn draw(&mut self) -> Vec<Mat<f32>> {
+        let n = self.data[0].nrows();
+        let rows: Vec<usize> = (0..self.batch).map(|_| self.rng.random_range(0..n)).collect();
+        self.data.iter().zip(&self.perms).map(|(d, p)| Mat::from_fn(self.batch, d.ncols(), |r, c| d[(p[rows[r]], c)])).collect()
+    }
 }
 
 /// Spec 2.3: the share of a USAE dictionary's atoms whose Hungarian match in an independently
