@@ -4,9 +4,10 @@
       Rows for both implementations from a glassbox activation store (index.json + safetensors
       shards, one hook): every shard but the last gives training rows, the last gives held-out
       rows. Rows at a context's first position (SmolLM2 makes it an attention sink, ~100x the
-      norm of the others) and special tokens (ids < 17 in SmolLM2's vocabulary) are left out, as
-      `glassbox sae stream` does. N_TRAIN rows are drawn at random (fixed SEED) and written in a
-      shuffled order: `train.f32`, `heldout.f32` (row-major little-endian f32) and `meta.json`.
+      norm of the others) and special tokens (ids < 17 in SmolLM2's vocabulary, or the ids listed
+      in SPECIAL_IDS) are left out, as `glassbox sae stream` does. N_TRAIN rows (0: all of them)
+      are drawn at random (fixed SEED) and written in a shuffled order: `train.f32`,
+      `heldout.f32` (row-major little-endian f32) and `meta.json`.
 
   python bench/sae_train.py train DATA_DIR THREADS BATCH TOKENS
       SAELens 6's own training code on the first TOKENS rows, BATCH rows a step: a
@@ -16,6 +17,15 @@
       clip_grad_norm_ 1.0, Adam lr 3e-4, constant schedule, the dead-latent bookkeeping), exactly
       as `SAETrainer.fit` loops, minus its wandb logging and progress bar. The data provider is
       these rows. Then the explained variance on the held-out rows.
+
+  python bench/sae_train.py fit DATA_DIR topk|batchtopk THREADS BATCH OUT_SAE MODEL
+      The same SAELens training over every training row of DATA_DIR (prepare it with N_TRAIN 0:
+      all usable rows), for TopK or BatchTopK (BatchTopKTrainingSAEConfig defaults: threshold
+      learning rate 0.01, AuxK as TopK), k 32, 8 x d_in latents, lr 3e-4, batch BATCH. Prints the
+      latents SAELens itself counts dead at the end (no firing in its dead_feature_window of 1,000
+      steps) and saves the inference SAE (BatchTopK as JumpReLU, as SAELens saves it) to OUT_SAE
+      with the store's hook and MODEL in cfg.json's metadata, so `glassbox sae eval OUT_SAE` can
+      judge it on held-out text as it judges glassbox's own SAEs.
 
   python bench/sae_train.py topk-step THREADS
       One step of the TopK SAE computation in plain PyTorch, dense: d 512, m 4096, k 32, batch
@@ -47,6 +57,8 @@ TARGET_S = float(os.environ.get("TARGET_S", "5"))
 MIN_STEPS = int(os.environ.get("MIN_STEPS", "3"))
 K, EXPANSION = 32, 8
 SPECIAL_BELOW = 17  # SmolLM2: ids 0-16 are its special tokens
+# Another model's special token ids, comma-separated (MiniLM: 0,100,101,102,103).
+SPECIAL_IDS = [int(i) for i in os.environ.get("SPECIAL_IDS", "").split(",") if i]
 
 
 def prepare(store, out, n_train, n_heldout, seed=0):
@@ -58,10 +70,13 @@ def prepare(store, out, n_train, n_heldout, seed=0):
     context = index["context"]
     shards = [s["file"] for s in index["shards"]]
 
+    def usable(tokens):
+        special = np.isin(tokens, SPECIAL_IDS) if SPECIAL_IDS else tokens < SPECIAL_BELOW
+        return (np.arange(len(tokens)) % context != 0) & ~special
+
     def rows(file):
         t = load_file(os.path.join(store, file))
-        keep = (np.arange(len(t["tokens"])) % context != 0) & (t["tokens"] >= SPECIAL_BELOW)
-        return t[hook][keep]
+        return t[hook][usable(t["tokens"])]
 
     held = rows(shards[-1])
     assert len(held) >= n_heldout, f"the last shard has {len(held)} usable rows, {n_heldout} asked for"
@@ -70,8 +85,9 @@ def prepare(store, out, n_train, n_heldout, seed=0):
     counts = []
     for f in shards[:-1]:
         t = load_file(os.path.join(store, f))
-        counts.append(int(((np.arange(len(t["tokens"])) % context != 0) & (t["tokens"] >= SPECIAL_BELOW)).sum()))
+        counts.append(int(usable(t["tokens"]).sum()))
     total = sum(counts)
+    n_train = n_train or total
     assert total >= n_train, f"{total} usable training rows, {n_train} asked for"
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(total, n_train, replace=False))
@@ -90,7 +106,7 @@ def prepare(store, out, n_train, n_heldout, seed=0):
     held.astype("<f4").tofile(os.path.join(out, "heldout.f32"))
     json.dump({"store": store, "hook": hook, "d": d, "train_rows": n_train, "heldout_rows": n_heldout, "seed": seed,
                "usable_training_rows": total, "held_out_shard": shards[-1],
-               "left_out": f"each context's first position and token ids < {SPECIAL_BELOW}"},
+               "left_out": f"each context's first position and token ids {SPECIAL_IDS or f'< {SPECIAL_BELOW}'}"},
               open(os.path.join(out, "meta.json"), "w"), indent=1)
     print(f"{n_train} training rows from {total} usable, {n_heldout} held-out rows, d {d}", file=sys.stderr)
 
@@ -158,6 +174,53 @@ def saelens_train(data_dir, threads, batch, tokens):
         "heldout_explained_variance": ev.item(), "heldout_mse": per_token.mean().item(), "heldout_rows": len(held),
         "last_train_explained_variance": last["metrics/explained_variance"], "last_train_mse": last["losses/mse_loss"],
         "never_fired": never_fired, "d_sae": EXPANSION * d, "k": K,
+        "torch": torch.__version__, "sae_lens": sae_lens.__version__,
+    }), flush=True)
+
+
+def saelens_fit(data_dir, arch, threads, batch, out_sae, model):
+    import numpy as np
+    import torch
+    import sae_lens
+    from sae_lens.config import LoggingConfig, SAETrainerConfig
+    from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    meta = json.load(open(os.path.join(data_dir, "meta.json")))
+    d, steps = meta["d"], meta["train_rows"] // batch
+    train = np.memmap(os.path.join(data_dir, "train.f32"), dtype="<f4", mode="r", shape=(meta["train_rows"], d))
+    classes = {"topk": (TopKTrainingSAE, TopKTrainingSAEConfig), "batchtopk": (BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig)}
+    sae_class, cfg_class = classes[arch]
+    sae = sae_class(cfg_class(d_in=d, d_sae=EXPANSION * d, k=K, dtype="float32", device="cpu"))
+    cfg = SAETrainerConfig(total_training_samples=steps * batch, train_batch_size_samples=batch, lr=3e-4, lr_end=3e-4 / 10,
+                           logger=LoggingConfig(log_to_wandb=False))
+    batches = (torch.from_numpy(np.array(train[s * batch:(s + 1) * batch])) for s in range(steps))
+    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches)
+    start, l0s = time.perf_counter(), []
+    while trainer.n_training_samples < cfg.total_training_samples:
+        trainer.maybe_reset_sparsity()
+        out = trainer.step(next(trainer.data_provider))
+        trainer.n_training_steps += 1
+        l0s.append((out.feature_acts > 0).float().sum(-1).mean().item())
+        if trainer.n_training_steps % max(1, steps // 10) == 0:
+            print(f"step {trainer.n_training_steps}/{steps}, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    last = trainer.build_train_step_log_dict(out, trainer.n_training_samples)
+    dead = int(trainer.dead_neurons.sum())
+    sae.save_inference_model(out_sae)
+    cfg_path = os.path.join(out_sae, "cfg.json")
+    saved = json.load(open(cfg_path))
+    store_index = json.load(open(os.path.join(meta["store"], "index.json")))
+    saved.setdefault("metadata", {}).update({"hook_name": meta["hook"], "model_name": model, "context_size": store_index["context"],
+                                             "exclude_special_tokens": True, "seqpos_slice": [1, None]})
+    json.dump(saved, open(cfg_path, "w"), indent=1)
+    print(json.dumps({
+        "bench": "sae_fit", "impl": "saelens", "architecture": arch, "threads": threads, "batch": batch, "tokens": steps * batch,
+        "steps": steps, "seconds": time.perf_counter() - start, "dead_in_training": dead, "dead_window_steps": cfg.dead_feature_window,
+        "d_sae": EXPANSION * d, "k": K, "train_l0_last_1000_steps": statistics.mean(l0s[-1000:]),
+        "last_train_explained_variance": last["metrics/explained_variance"], "out": out_sae,
         "torch": torch.__version__, "sae_lens": sae_lens.__version__,
     }), flush=True)
 
@@ -253,6 +316,8 @@ if __name__ == "__main__":
         prepare(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), *(int(a) for a in sys.argv[6:7]))
     elif mode == "train":
         saelens_train(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "fit":
+        saelens_fit(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7])
     elif mode == "topk-step":
         topk_step(int(sys.argv[2]))
     elif mode == "usae-step":

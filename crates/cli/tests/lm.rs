@@ -177,14 +177,14 @@ fn sae_stream_trains_on_a_store_and_eval_reads_the_result() {
         let said = ok(&[
             "--quiet", "sae", "stream", store.to_str().unwrap(), "--hook", hook, "--architecture", arch, "--k", "4", "--expansion", "2",
             "--l0-coefficient", "0.01", "--l1-coefficient", "0.01", "--normalize", "expected-average",
-            "--batch", "32", "--tokens", "3000", "--lr", "0.01", "--out", out.to_str().unwrap(),
+            "--batch", "32", "--tokens", "6000", "--lr", "0.01", "--out", out.to_str().unwrap(),
         ]);
         assert!(said.contains("64 -> 128") && said.contains("explained variance"), "{said}");
         let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
         assert_eq!(cfg["architecture"], saved);
         assert_eq!(cfg["metadata"]["hook_name"], hook);
         let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
-        assert_eq!(report["tokens"], 3000);
+        assert_eq!(report["tokens"], 6000);
         assert!(report["explained_variance_last_100_steps"].as_f64().unwrap() > 0.3, "{report}");
         let eval = ok(&["--quiet", "sae", "eval", out.to_str().unwrap(), "--model", &tiny(), "--text", corpus.to_str().unwrap(), "--context", "16", "--json"]);
         let eval: serde_json::Value = serde_json::from_str(&eval[..eval.rfind('}').unwrap() + 1]).unwrap();

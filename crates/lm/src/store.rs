@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use half::bf16;
@@ -545,11 +546,18 @@ fn verify_shard(dir: &Path, index: &StoreIndex, i: usize) -> Result<BTreeMap<Str
 }
 
 /// Reads one tensor's raw bytes.
-fn read_tensor_bytes(path: &Path, entry: &TensorEntry) -> Result<Vec<u8>> {
-    let len = usize::try_from(entry.end - entry.start)
+/// `len` bytes of a tensor's data from byte `offset` within it.
+fn read_tensor_range(path: &Path, entry: &TensorEntry, offset: u64, len: u64) -> Result<Vec<u8>> {
+    if offset + len > entry.end - entry.start {
+        return Err(Error::format(
+            path,
+            format!("bytes {offset}..{} asked of a {}-byte tensor", offset + len, entry.end - entry.start),
+        ));
+    }
+    let len = usize::try_from(len)
         .map_err(|_| Error::format(path, "tensor too large for this platform"))?;
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    file.seek(SeekFrom::Start(entry.start))
+    file.seek(SeekFrom::Start(entry.start + offset))
         .map_err(|e| Error::io(path, e))?;
     let mut bytes = vec![0u8; len];
     file.read_exact(&mut bytes)
@@ -1074,15 +1082,22 @@ impl ActivationStore {
     /// All activation rows of `hook` in shard `i`, `tokens × per-token size` values, token-major;
     /// bf16 stores are widened to f32 exactly.
     pub fn read_shard(&self, i: usize, hook: &str) -> Result<Vec<f32>> {
-        if self.hook_shape(hook).is_none() {
+        let rows = self.index.shards.get(i).map_or(0, |s| s.tokens);
+        self.read_shard_rows(i, hook, 0..rows)
+    }
+
+    /// Rows `rows` of `hook` in shard `i` (a range of its tokens), read without the rest.
+    pub fn read_shard_rows(&self, i: usize, hook: &str, rows: Range<usize>) -> Result<Vec<f32>> {
+        let Some(d) = self.hook_shape(hook).and_then(checked_product) else {
             return Err(Error::invalid(format!(
                 "{}: no hook {hook:?} (hooks: {})",
                 self.dir.display(),
                 self.index.hook_names()
             )));
-        }
+        };
         let (path, entry) = self.entry(i, hook)?;
-        let bytes = read_tensor_bytes(&path, entry)?;
+        let row_bytes = (d * self.index.dtype.size()) as u64;
+        let bytes = read_tensor_range(&path, entry, rows.start as u64 * row_bytes, rows.len() as u64 * row_bytes)?;
         Ok(match self.index.dtype {
             StoreDtype::F32 => bytes
                 .chunks_exact(4)
@@ -1096,8 +1111,13 @@ impl ActivationStore {
     }
 
     fn read_i64(&self, i: usize, name: &str) -> Result<Vec<i64>> {
+        let rows = self.index.shards.get(i).map_or(0, |s| s.tokens);
+        self.read_i64_rows(i, name, 0..rows)
+    }
+
+    fn read_i64_rows(&self, i: usize, name: &str, rows: Range<usize>) -> Result<Vec<i64>> {
         let (path, entry) = self.entry(i, name)?;
-        let bytes = read_tensor_bytes(&path, entry)?;
+        let bytes = read_tensor_range(&path, entry, rows.start as u64 * 8, rows.len() as u64 * 8)?;
         Ok(bytes
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
@@ -1121,10 +1141,12 @@ impl ActivationStore {
     /// One pass over every row of `hook` in random order, as batches of `batch_rows` rows
     /// (`batch_rows × d` values, d = per-token size); the last batch may be shorter.
     ///
-    /// Shards are visited in a seeded random order and at most `buffer_shards` shards' worth of
-    /// rows are held at once; each row of a batch is drawn uniformly from that buffer, so rows
-    /// mix across shards (and hence across documents) while memory stays bounded. Same seed,
-    /// same order. Bad arguments (unknown hook, zero sizes) and read errors come out as an `Err`
+    /// The contexts of every shard are read in one seeded random order (each a ranged read of its
+    /// rows), and at most `buffer_shards` shards' worth of rows are held at once; each row of a
+    /// batch is drawn uniformly from that buffer. A shard holds consecutive contexts of one
+    /// stretch of text, so reading whole shards would fill a batch from a few stretches (a few
+    /// books of a corpus); reading contexts from everywhere mixes the whole store while memory
+    /// stays bounded. Same seed, same order. Bad arguments (unknown hook, zero sizes) and read errors come out as an `Err`
     /// item, after which the iterator ends.
     pub fn shuffled(
         &self,
@@ -1134,7 +1156,14 @@ impl ActivationStore {
         seed: u64,
     ) -> ShuffledBatches<'_> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..self.num_shards()).collect();
+        let context = self.index.context.max(1);
+        let mut order: Vec<(usize, Range<usize>)> = self
+            .index
+            .shards
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| (0..s.tokens).step_by(context).map(move |r| (i, r..(r + context).min(s.tokens))))
+            .collect();
         order.shuffle(&mut rng);
         let d = self.hook_shape(hook).and_then(checked_product).unwrap_or(0);
         let max_shard_rows = self
@@ -1164,7 +1193,7 @@ impl ActivationStore {
             batch_rows,
             capacity_rows: max_shard_rows.saturating_mul(buffer_shards),
             order,
-            next_shard: 0,
+            next_context: 0,
             buffer: Vec::new(),
             peak_rows: 0,
             rng,
@@ -1185,9 +1214,9 @@ pub struct ShuffledBatches<'a> {
     batch_rows: usize,
     /// Rows the buffer may hold: `buffer_shards` × the largest shard.
     capacity_rows: usize,
-    /// Shard visiting order and the next position in it.
-    order: Vec<usize>,
-    next_shard: usize,
+    /// Context visiting order (shard, rows) and the next position in it.
+    order: Vec<(usize, Range<usize>)>,
+    next_context: usize,
     /// Buffered rows, `d` values each.
     buffer: Vec<f32>,
     peak_rows: usize,
@@ -1230,27 +1259,25 @@ impl ShuffledBatches<'_> {
         self.buffer.len() / self.d
     }
 
-    /// Loads the next shards in the visiting order while they fit in the buffer (an empty
+    /// Loads the next contexts in the visiting order while they fit in the buffer (an empty
     /// buffer always takes one, however large).
     fn refill(&mut self) -> Result<()> {
-        while let Some(&shard) = self.order.get(self.next_shard) {
-            let rows = self.store.index.shards[shard].tokens;
-            if self.buffered_rows() > 0 && self.buffered_rows() + rows > self.capacity_rows {
+        while let Some((shard, rows)) = self.order.get(self.next_context).cloned() {
+            if self.buffered_rows() > 0 && self.buffered_rows() + rows.len() > self.capacity_rows {
                 break;
             }
-            let values = self.store.read_shard(shard, &self.hook)?;
+            let values = self.store.read_shard_rows(shard, &self.hook, rows.clone())?;
             if self.excluded.is_empty() && self.skip_first == 0 {
                 self.buffer.extend_from_slice(&values);
             } else {
-                let tokens = self.store.read_i64(shard, "tokens")?;
-                let context = self.store.index.context.max(1);
+                let tokens = self.store.read_i64_rows(shard, "tokens", rows)?;
                 for (i, (row, token)) in values.chunks(self.d).zip(tokens).enumerate() {
-                    if i % context >= self.skip_first && !self.excluded.contains(&token) {
+                    if i >= self.skip_first && !self.excluded.contains(&token) {
                         self.buffer.extend_from_slice(row);
                     }
                 }
             }
-            self.next_shard += 1;
+            self.next_context += 1;
             self.peak_rows = self.peak_rows.max(self.buffered_rows());
         }
         Ok(())
@@ -1857,6 +1884,23 @@ mod tests {
         assert_eq!(ids.len(), 52);
         assert_eq!(sizes, vec![30, 22]);
         assert!(peak <= 8, "peak {peak}");
+    }
+
+    #[test]
+    fn shuffled_mixes_contexts_of_different_shards_in_one_buffer() {
+        let tmp = tempfile::tempdir().unwrap();
+        row_store(tmp.path(), 13, 2); // shards of 2 contexts (8 rows)
+        let store = ActivationStore::open(tmp.path()).unwrap();
+        let shard_of = |row: usize| row / (2 * CTX);
+        // A buffer of one shard's rows holds two contexts; drawn from random shards, the first
+        // batch mixes two shards for most seeds (whole-shard reads never could).
+        let mixed = (0..20)
+            .filter(|&seed| {
+                let (ids, _, _) = row_ids(&store, 2 * CTX, 1, seed);
+                ids[..2 * CTX].iter().map(|&r| shard_of(r)).collect::<BTreeSet<_>>().len() > 1
+            })
+            .count();
+        assert!(mixed >= 15, "{mixed} of 20 seeds mixed shards");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! SAE training speed of glassbox against SAELens and PyTorch (bench/sae_train.sh, bench/sae_train.py).
 //!
 //!     sae_train_bench train DATA_DIR THREADS BATCH TOKENS  # TopK k 32, 8 x d_in latents, on DATA_DIR's rows
+//!                                                          # (ARCHITECTURE=batchtopk: BatchTopK; SAVE=DIR
+//!                                                          # with SAVE_HOOK, SAVE_MODEL: write the SAE)
 //!     sae_train_bench topk-step THREADS                    # one TopK step: d 512, m 4096, k 32, batch 1024
 //!     sae_train_bench usae-step THREADS                    # one USAE step: d 768/384/768, m 6144, k 32, 6272 tokens
 //!     sae_train_bench breakdown DATA_DIR THREADS BATCH     # where a training step's time goes
@@ -96,6 +98,17 @@ fn topk_trainer(d: usize) -> Trainer {
     Trainer::new(TrainConfig::new(d, EXPANSION * d, TrainArchitecture::TopK { k: K }))
 }
 
+/// The trainer `train` runs: TopK, or BatchTopK with ARCHITECTURE=batchtopk.
+fn trainer_from_env(d: usize) -> (Trainer, String) {
+    let name = std::env::var("ARCHITECTURE").unwrap_or_else(|_| "topk".into());
+    let architecture = match name.as_str() {
+        "topk" => TrainArchitecture::TopK { k: K },
+        "batchtopk" => TrainArchitecture::BatchTopK { k: K },
+        other => panic!("ARCHITECTURE must be topk or batchtopk, not {other}"),
+    };
+    (Trainer::new(TrainConfig::new(d, EXPANSION * d, architecture)), name)
+}
+
 /// Explained variance of the held-out rows (SAELens's form: 1 − mean ‖x − x̂‖² / mean ‖x − x̄‖²)
 /// and their mean squared error, from the trainer's own forward pass.
 fn heldout(trainer: &Trainer, data: &Data) -> StepStats {
@@ -105,7 +118,7 @@ fn heldout(trainer: &Trainer, data: &Data) -> StepStats {
 fn train(dir: &Path, threads: usize, batch: usize, tokens: usize) {
     let data = load(dir, tokens);
     let d = data.d;
-    let mut trainer = topk_trainer(d);
+    let (mut trainer, architecture) = trainer_from_env(d);
     let mut times = Vec::new();
     let mut last = StepStats::default();
     for x in data.train.chunks_exact(batch * d) {
@@ -119,9 +132,21 @@ fn train(dir: &Path, threads: usize, batch: usize, tokens: usize) {
     let timed: f64 = times[1..].iter().sum();
     let ev = heldout(&trainer, &data);
     let never_fired = trainer.steps_since_fired.iter().filter(|&&s| s as usize == steps).count();
+    let dead_in_training = trainer.steps_since_fired.iter().filter(|&&s| s > trainer.config.dead_feature_window).count();
+    if let Ok(out) = std::env::var("SAVE") {
+        // For `glassbox sae eval`: the hook and model come from SAVE_HOOK and SAVE_MODEL.
+        let mut metadata = serde_json::Map::new();
+        for (key, var) in [("hook_name", "SAVE_HOOK"), ("model_name", "SAVE_MODEL")] {
+            metadata.insert(key.into(), json!(std::env::var(var).unwrap_or_default()));
+        }
+        metadata.insert("context_size".into(), json!(128));
+        metadata.insert("seqpos_slice".into(), json!([1, null]));
+        metadata.insert("training_architecture".into(), json!(architecture));
+        trainer.to_sae(metadata).save(Path::new(&out)).expect("save the SAE");
+    }
     println!(
         "{}",
-        json!({ "bench": "sae_train", "impl": "glassbox", "threads": threads, "batch": batch, "tokens": steps * batch, "steps": steps,
+        json!({ "bench": "sae_train", "impl": "glassbox", "architecture": architecture, "dead_in_training": dead_in_training, "threads": threads, "batch": batch, "tokens": steps * batch, "steps": steps,
             "seconds": total, "tokens_per_s": ((steps - 1) * batch) as f64 / timed, "median_step_s": median(times),
             "heldout_explained_variance": ev.explained_variance, "heldout_mse": ev.mse_loss, "heldout_rows": data.heldout_rows,
             "last_train_explained_variance": last.explained_variance, "last_train_mse": last.mse_loss, "never_fired": never_fired, "d_sae": EXPANSION * d, "k": K })

@@ -4,6 +4,9 @@ use crate::usae::row_major;
 use faer::Mat;
 use rayon::prelude::*;
 
+/// (latent, value) pairs of one row.
+pub type Latents = Vec<(u32, f32)>;
+
 /// Sparse codes: per row the selected (latent, value) pairs, largest value first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SparseCodes {
@@ -64,39 +67,27 @@ fn select_row(row: impl Iterator<Item = f32>, k: usize, skip: &[(u32, f32)]) -> 
     pos
 }
 
+/// A USAE step's selection on one row of pre-activations: the k largest positive entries
+/// (largest first) and, among the positive entries left, the `n_aux` largest (in no particular
+/// order; the auxiliary term is a sum over them). Ties go to the lower index, as in [`topk_row`].
+pub fn topk_and_rest(row: &[f32], k: usize, n_aux: usize) -> (Latents, Latents) {
+    let mut pos = select_row(row.iter().copied(), row.len(), &[]);
+    // select_row kept every positive entry (k = len); split them at the k-th largest.
+    if pos.len() > k {
+        pos.select_nth_unstable_by(k, order);
+    }
+    let mut rest = pos.split_off(k.min(pos.len()));
+    pos.sort_by(order);
+    if rest.len() > n_aux {
+        rest.select_nth_unstable_by(n_aux, order);
+        rest.truncate(n_aux);
+    }
+    (pos, rest)
+}
+
 /// TopK of ReLU(x) for every row of x.
 pub fn topk(x: &Mat<f32>, k: usize) -> SparseCodes {
-    select(x, k, None, true)
-}
-
-/// TopK of ReLU(x) per row, never choosing the latents already in `exclude` (for AuxK); each
-/// row's entries come in no particular order (the auxiliary term is a sum over them).
-pub fn topk_excluding(x: &Mat<f32>, k: usize, exclude: Option<&SparseCodes>) -> SparseCodes {
-    select(x, k, exclude, false)
-}
-
-fn select(x: &Mat<f32>, k: usize, exclude: Option<&SparseCodes>, sorted: bool) -> SparseCodes {
     let m = x.ncols();
-    let mut flat = row_major(x);
-    if let Some(e) = exclude {
-        // An excluded latent becomes non-positive, so the selection passes over it.
-        for (t, row) in e.rows.iter().enumerate() {
-            for &(l, _) in row {
-                flat[t * m + l as usize] = 0.0;
-            }
-        }
-    }
-    let rows = flat
-        .par_chunks(m.max(1))
-        .with_min_len(64)
-        .map(|row| {
-            let row = row.iter().copied();
-            if sorted {
-                topk_row(row, k, &[])
-            } else {
-                select_row(row, k, &[])
-            }
-        })
-        .collect();
+    let rows = row_major(x).par_chunks(m.max(1)).with_min_len(64).map(|row| topk_row(row.iter().copied(), k, &[])).collect();
     SparseCodes { m, rows }
 }

@@ -3,11 +3,12 @@
 //! model's dictionary, and updates encoder i and decoder i only (the code's rule).
 
 use crate::dictionary;
-use crate::encoder::{self, Cache};
-use crate::topk::{topk, topk_excluding, SparseCodes};
+use crate::encoder::{self, BatchNormTrain};
+use crate::topk::{topk, topk_and_rest, SparseCodes};
 use crate::{Error, Result};
 use faer::{Mat, MatRef};
 use glassbox_core::train::optim::{clip_grad_norm, Adam, OptimConfig, OptimKind};
+use glassbox_lm::ops::{matmul, matmul_new, Strided};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -181,21 +182,25 @@ impl ModelSae {
             h
         }
     }
-
-    fn pre_train(&mut self, x: &Mat<f32>, batch_norm: bool) -> (Mat<f32>, Cache) {
-        let h = encoder::linear(x, &self.params[W], &self.params[B]);
-        if batch_norm {
-            encoder::batch_norm_train(&h, &self.params[GAMMA], &self.params[BETA], &mut self.running_mean, &mut self.running_var)
-        } else {
-            (h.clone(), encoder::identity_cache(h))
-        }
-    }
 }
 
 pub struct Usae {
     pub config: UsaeConfig,
     pub models: Vec<ModelSae>,
     pub steps: usize,
+    workspace: Workspace,
+}
+
+/// A training step's T × m buffers, kept between steps (each is 154 MB at the paper's scale,
+/// and fresh pages cost more to fault in than to reuse).
+#[derive(Default)]
+struct Workspace {
+    /// h = x Wᵀ, then x̂.
+    x_hat: Vec<f32>,
+    /// pre-activations, then dL/dpre, then dL/dh.
+    pre: Vec<f32>,
+    /// c = z + u.
+    codes: Vec<f32>,
 }
 
 pub use glassbox_core::matrix::row_major;
@@ -203,6 +208,25 @@ pub use glassbox_core::matrix::row_major;
 /// (a − mean) / (std + 1e-5), the code's scalar standardisation.
 pub fn standardise(a: &Mat<f32>, mean: f32, std: f32) -> Mat<f32> {
     Mat::from_fn(a.nrows(), a.ncols(), |r, c| (a[(r, c)] - mean) / (std + 1e-5))
+}
+
+fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
+    out.iter_mut().zip(x).for_each(|(o, x)| *o += a * x);
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The selected (row, value) pairs of each latent: the sparse transpose of the codes.
+fn latent_entries(selected: &[Vec<(u32, f32)>], m: usize) -> Vec<Vec<(u32, f32)>> {
+    let mut out = vec![Vec::new(); m];
+    for (r, row) in selected.iter().enumerate() {
+        for &(l, v) in row {
+            out[l as usize].push((r as u32, v));
+        }
+    }
+    out
 }
 
 /// Σ_(l, v) v·D[l, :] for each row: the k selected rows only.
@@ -241,7 +265,7 @@ impl Usae {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let models = models.iter().map(|&(name, d)| ModelSae::new(name, d, config.m, &config, &mut rng)).collect();
-        Ok(Usae { config, models, steps: 0 })
+        Ok(Usae { config, models, steps: 0, workspace: Workspace::default() })
     }
 
     /// Codes of standardised activations of model i (evaluation mode).
@@ -263,112 +287,152 @@ impl Usae {
 
     /// The loss of a step on model i and its gradients: encoder i's (W, b, γ, β), and the raw
     /// dictionary gradient of every decoder that will move. BN statistics are updated.
+    ///
+    /// With c = z + u (the selected and the auxiliary codes, a dense T × m matrix: u holds m/2
+    /// latents a row) the auxiliary residual is A_j − c D_j, so the dense work is three matrix
+    /// products over all decoders at once (c·[D_j], G_aux·[D_j]ᵀ, cᵀ·G_aux for the decoders that
+    /// move) plus the encoder's two; the main reconstruction z D_j and its gradients are sparse.
+    /// Every T × m buffer is row-major and reused from step to step.
     pub fn loss_and_gradients(&mut self, i: usize, batch: &[Mat<f32>]) -> Result<(f64, Gradients)> {
         let cfg = self.config.clone();
         if batch.len() != self.models.len() || batch.iter().zip(&self.models).any(|(a, s)| a.ncols() != s.d || a.nrows() != batch[i].nrows()) {
             return Err(Error::invalid("a USAE batch needs every model's activations of the same inputs, with each model's width"));
         }
-        let x = &batch[i];
-        let (t, m) = (x.nrows(), cfg.m);
-        let (pre, cache) = self.models[i].pre_train(x, cfg.batch_norm);
-        let codes = topk(&pre, cfg.k);
-        // Auxiliary latents: the top m/2 of ReLU(pre) once the k selected ones are removed.
-        let aux_codes = if cfg.aux_coef > 0.0 { topk_excluding(&pre, m / 2, Some(&codes)) } else { SparseCodes { m, rows: vec![vec![]; t] } };
-        // m/2 auxiliary latents per row is dense work: matrix products, not gathers.
-        let u_dense = aux_codes.to_dense();
-        let targets: Vec<usize> = if cfg.universal { (0..self.models.len()).collect() } else { vec![i] };
-        let mut d_pre = Mat::<f32>::zeros(t, m);
-        let mut loss = 0.0;
-        let mut decoder_grads: Vec<(usize, Mat<f32>)> = Vec::new();
-        for &j in &targets {
-            let raw = self.models[j].raw();
-            let (dict, norms) = dictionary::normalise(&raw);
-            let d = dict.ncols();
-            // Row-major copies: the sparse loops walk dictionary rows and per-sample rows.
-            let dict_rows = row_major(&dict);
-            let a = row_major(&batch[j]);
-            let aux_recon = row_major(&(&u_dense * &dict));
-            let n = (t * d) as f32;
-            // L = mean err(A − zD) + c·mean err(A − zD − uD); G_main = ∂L/∂(zD), G_aux = ∂L/∂(uD).
-            let mut g_main = vec![0f32; t * d];
-            let mut g_aux = vec![0f32; t * d];
-            // Rows in parallel; each row's loss is kept and summed in order, so the loss does
-            // not depend on the thread count.
-            let row_losses: Vec<f64> = g_main
-                .par_chunks_mut(d)
-                .zip(g_aux.par_chunks_mut(d))
-                .enumerate()
-                .map(|(r, (g_main, g_aux))| {
-                    let mut recon = vec![0f32; d];
-                    for &(l, v) in &codes.rows[r] {
-                        for (o, w) in recon.iter_mut().zip(&dict_rows[l as usize * d..][..d]) {
-                            *o += v * w;
-                        }
-                    }
-                    let mut loss = 0.0;
-                    for c in 0..d {
-                        let res = a[r * d + c] - recon[c];
-                        loss += error(cfg.loss, res) / n as f64;
-                        let ga = if cfg.aux_coef > 0.0 {
-                            let e = res - aux_recon[r * d + c];
-                            loss += cfg.aux_coef as f64 * error(cfg.loss, e) / n as f64;
-                            -cfg.aux_coef * error_grad(cfg.loss, e, n)
-                        } else {
-                            0.0
-                        };
-                        g_aux[c] = ga;
-                        g_main[c] = -error_grad(cfg.loss, res, n) + ga;
-                    }
-                    loss
-                })
-                .collect();
-            loss += row_losses.iter().sum::<f64>();
-            let g_aux_mat = MatRef::from_row_major_slice(&g_aux, t, d);
-            // Codes: dz_l = G_main·D_l on the selected latents, du_l = G_aux·D_l on the aux ones.
-            let dz: Vec<Vec<(u32, f32)>> = (0..t)
-                .into_par_iter()
-                .map(|r| {
-                    let g = &g_main[r * d..][..d];
-                    codes.rows[r].iter().map(|&(l, _)| (l, g.iter().zip(&dict_rows[l as usize * d..][..d]).map(|(x, y)| x * y).sum::<f32>())).collect()
-                })
-                .collect();
-            for (r, row) in dz.iter().enumerate() {
-                for &(l, v) in row {
-                    d_pre[(r, l as usize)] += v;
-                }
-            }
-            if cfg.aux_coef > 0.0 {
-                // The aux latents are exactly the nonzero entries of u (they are chosen among
-                // positive pre-activations): one pass down each column.
-                let du = g_aux_mat * dict.transpose();
-                for l in 0..m {
-                    let (u, du) = (u_dense.col_as_slice(l), du.col_as_slice(l));
-                    for ((o, &u), &g) in d_pre.col_as_slice_mut(l).iter_mut().zip(u).zip(du) {
-                        if u != 0.0 {
-                            *o += g;
-                        }
-                    }
-                }
-            }
-            if j == i || cfg.update_all_decoders {
-                let mut d_dict = row_major(&(u_dense.transpose() * g_aux_mat));
-                for r in 0..t {
-                    let g = &g_main[r * d..][..d];
-                    for &(l, v) in &codes.rows[r] {
-                        for (o, x) in d_dict[l as usize * d..][..d].iter_mut().zip(g) {
-                            *o += v * x;
-                        }
-                    }
-                }
-                decoder_grads.push((j, dictionary::backward(&raw, &norms, &MatRef::from_row_major_slice(&d_dict, m, d).to_owned())));
-            }
+        let (t, m, d_i) = (batch[i].nrows(), cfg.m, self.models[i].d);
+        let aux = cfg.aux_coef > 0.0;
+        let mut ws = std::mem::take(&mut self.workspace);
+        for buffer in [&mut ws.x_hat, &mut ws.pre, &mut ws.codes] {
+            // Every entry is written before it is read; only the length needs setting.
+            buffer.resize(t * m, 0.0);
         }
-        // ReLU: selected and aux latents are positive, so d_pre passes through unchanged.
-        let gamma = cfg.batch_norm.then(|| self.models[i].params[GAMMA].clone());
-        let (dw, db, dg, dbeta) = encoder::backward(x, &cache, gamma.as_deref(), &d_pre);
+        let x = row_major(&batch[i]);
+
+        // Encoder: h = x Wᵀ, then BatchNorm; h becomes x̂ for the backward pass.
+        let inv_std = {
+            let ModelSae { params, running_mean, running_var, .. } = &mut self.models[i];
+            matmul(&mut ws.x_hat, m, Strided::rows(&x, d_i), Strided::transposed(&params[W], d_i), t, m, d_i, true);
+            let bn = cfg.batch_norm.then(|| BatchNormTrain { gamma: &params[GAMMA], beta: &params[BETA], running_mean, running_var });
+            encoder::forward_train(&mut ws.x_hat, &mut ws.pre, &params[B], bn)
+        };
+        // Selected latents per row, and c = z + u written densely when the auxiliary term is on.
+        let n_aux = if aux { m / 2 } else { 0 };
+        let selected: Vec<Vec<(u32, f32)>> = ws
+            .pre
+            .par_chunks(m)
+            .zip(ws.codes.par_chunks_mut(m))
+            .map(|(pre, c)| {
+                let (main, rest) = topk_and_rest(pre, cfg.k, n_aux);
+                if aux {
+                    c.fill(0.0);
+                    for &(l, v) in main.iter().chain(&rest) {
+                        c[l as usize] = v;
+                    }
+                }
+                main
+            })
+            .collect();
+
+        // The decoders in the loss, side by side: D = [D_j] (m × Σd) and A = [A_j] (T × Σd).
+        let targets: Vec<usize> = if cfg.universal { (0..self.models.len()).collect() } else { vec![i] };
+        let dims: Vec<usize> = targets.iter().map(|&j| self.models[j].d).collect();
+        let offsets: Vec<usize> = dims.iter().scan(0, |o, &d| Some(std::mem::replace(o, *o + d))).collect();
+        let width: usize = dims.iter().sum();
+        let mut dict = vec![0f32; m * width];
+        let mut targets_a = vec![0f32; t * width];
+        let mut norms = Vec::new();
+        for ((&j, &d), &off) in targets.iter().zip(&dims).zip(&offsets) {
+            let (dj, nj) = dictionary::normalise_rows(&self.models[j].params[V], d);
+            norms.push(nj);
+            dict.par_chunks_mut(width).zip(dj.par_chunks(d)).for_each(|(o, r)| o[off..off + d].copy_from_slice(r));
+            let a = row_major(&batch[j]);
+            targets_a.par_chunks_mut(width).zip(a.par_chunks(d)).for_each(|(o, r)| o[off..off + d].copy_from_slice(r));
+        }
+        let full = aux.then(|| matmul_new(Strided::rows(&ws.codes, m), Strided::rows(&dict, width), t, width, m, true));
+
+        // L = Σ_j mean err(A_j − z D_j) + c·mean err(A_j − (z + u) D_j); G_res = ∂L/∂(z D) from the
+        // first term, G_aux = ∂L/∂((z + u) D) from the second. Rows in parallel; each row's loss is
+        // kept and summed in order, so the loss does not depend on the thread count.
+        let mut g_res = vec![0f32; t * width];
+        let mut g_aux = vec![0f32; t * width];
+        let per_row: Vec<(f64, Vec<f32>)> = g_res
+            .par_chunks_mut(width)
+            .zip(g_aux.par_chunks_mut(width))
+            .enumerate()
+            .map(|(r, (g_res, g_aux))| {
+                let mut recon = vec![0f32; width];
+                for &(l, v) in &selected[r] {
+                    axpy(&mut recon, v, &dict[l as usize * width..][..width]);
+                }
+                let a = &targets_a[r * width..][..width];
+                let mut loss = 0.0;
+                for (&d, &off) in dims.iter().zip(&offsets) {
+                    let n = (t * d) as f32;
+                    let (mut main, mut second) = (0.0, 0.0);
+                    for c in off..off + d {
+                        let res = a[c] - recon[c];
+                        main += error(cfg.loss, res);
+                        g_res[c] = -error_grad(cfg.loss, res, n);
+                        if let Some(full) = &full {
+                            let e = a[c] - full[r * width + c];
+                            second += error(cfg.loss, e);
+                            g_aux[c] = -cfg.aux_coef * error_grad(cfg.loss, e, n);
+                        }
+                    }
+                    loss += (main + cfg.aux_coef as f64 * second) / n as f64;
+                }
+                // The main term's gradient at the selected latents: G_res·D_l.
+                let dz = selected[r].iter().map(|&(l, _)| dot(g_res, &dict[l as usize * width..][..width])).collect();
+                (loss, dz)
+            })
+            .collect();
+        let loss: f64 = per_row.iter().map(|(l, _)| l).sum();
+
+        // dL/dpre: G_aux·Dᵀ wherever c is nonzero (the selected and auxiliary latents, all
+        // positive, so ReLU passes the gradient), plus G_res·D_l at the selected latents.
+        let d_pre = &mut ws.pre;
+        if aux {
+            matmul(d_pre, m, Strided::rows(&g_aux, width), Strided::transposed(&dict, width), t, m, width, true);
+        }
+        d_pre.par_chunks_mut(m).zip(ws.codes.par_chunks(m)).zip(&selected).zip(&per_row).for_each(|(((g, c), sel), (_, dz))| {
+            if aux {
+                g.iter_mut().zip(c).for_each(|(g, &c)| *g = if c != 0.0 { *g } else { 0.0 });
+            } else {
+                g.fill(0.0);
+            }
+            for (&(l, _), dz) in sel.iter().zip(dz) {
+                g[l as usize] += dz;
+            }
+        });
+
+        // Dictionary gradients of the decoders that move: cᵀ G_aux + zᵀ G_res, through the
+        // row normalisation.
+        let by_latent = latent_entries(&selected, m);
+        let mut decoder_grads = Vec::new();
+        for (((&j, &d), &off), norms) in targets.iter().zip(&dims).zip(&offsets).zip(&norms) {
+            if j != i && !cfg.update_all_decoders {
+                continue;
+            }
+            let mut d_dict = if aux {
+                let g = Strided { data: &g_aux[off..], row_stride: width, col_stride: 1 };
+                matmul_new(Strided::transposed(&ws.codes, m), g, m, d, t, true)
+            } else {
+                vec![0f32; m * d]
+            };
+            d_dict.par_chunks_mut(d).zip(&by_latent).for_each(|(o, entries)| {
+                for &(r, v) in entries {
+                    axpy(o, v, &g_res[r as usize * width + off..][..d]);
+                }
+            });
+            decoder_grads.push((j, dictionary::backward_rows(&self.models[j].params[V], norms, &d_dict, d)));
+        }
+
+        // Encoder backward: dL/dh in place of dL/dpre, then dW = dhᵀ x.
+        let gamma = cfg.batch_norm.then_some(self.models[i].params[GAMMA].as_slice());
+        let (db, dg, dbeta) = encoder::backward_train(d_pre, &ws.x_hat, &inv_std, gamma);
         let (dg, dbeta) = if cfg.batch_norm { (dg, dbeta) } else { (vec![0.0; m], vec![0.0; m]) };
-        let decoders = decoder_grads.into_iter().map(|(j, d_raw)| (j, row_major(&d_raw))).collect();
-        Ok((loss, Gradients { encoder: vec![dw, db, dg, dbeta], decoders }))
+        let dw = matmul_new(Strided::transposed(d_pre, m), Strided::rows(&x, d_i), m, d_i, t, true);
+        self.workspace = ws;
+        Ok((loss, Gradients { encoder: vec![dw, db, dg, dbeta], decoders: decoder_grads }))
     }
 
     /// AdamW steps from `loss_and_gradients` of model i, each SAE clipped to the global norm.

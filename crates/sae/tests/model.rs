@@ -6,7 +6,7 @@
 use faer::Mat;
 use glassbox_sae::dictionary;
 use glassbox_sae::encoder;
-use glassbox_sae::topk::{topk, topk_row};
+use glassbox_sae::topk::{topk, topk_and_rest, topk_row};
 use glassbox_sae::usae::{Loss, ScheduleTick, Usae, UsaeConfig, B, BETA, GAMMA, V, W};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,11 +34,20 @@ fn topk_keeps_the_k_largest_positives_ties_to_the_lower_index() {
 fn auxk_takes_exactly_half_of_m_among_the_unselected() {
     let m = 10;
     let row: Vec<f32> = (0..m).map(|l| 1.0 + l as f32).collect();
-    let selected = topk_row(row.iter().copied(), 3, &[]);
-    let aux = topk_row(row.iter().copied(), m / 2, &selected);
-    assert_eq!(aux.len(), 5);
-    assert!(aux.iter().all(|a| !selected.iter().any(|s| s.0 == a.0)));
+    let (selected, mut aux) = topk_and_rest(&row, 3, m / 2);
+    assert_eq!(selected, topk_row(row.iter().copied(), 3, &[]));
+    aux.sort_by_key(|a| std::cmp::Reverse(a.0));
     assert_eq!(aux.iter().map(|a| a.0).collect::<Vec<_>>(), vec![6, 5, 4, 3, 2]);
+    // Ties go to the lower index; negative and zero entries are never auxiliary; with fewer
+    // positives than k + m/2 every unselected positive one is.
+    let row = [1.0, 2.0, 1.0, 1.0, 0.0, -1.0, 1.0, 0.5];
+    let (selected, mut aux) = topk_and_rest(&row, 2, 2);
+    assert_eq!(selected, vec![(1, 2.0), (0, 1.0)]);
+    aux.sort_by_key(|a| a.0);
+    assert_eq!(aux, vec![(2, 1.0), (3, 1.0)]);
+    let (_, mut aux) = topk_and_rest(&row, 2, 4);
+    aux.sort_by_key(|a| a.0);
+    assert_eq!(aux, vec![(2, 1.0), (3, 1.0), (6, 1.0), (7, 0.5)]);
 }
 
 #[test]
@@ -70,14 +79,22 @@ fn dictionary_rows_are_unit_and_the_backward_matches_finite_differences() {
 fn batch_norm_standardises_in_training_and_uses_running_statistics_in_evaluation() {
     let h = Mat::from_fn(4, 2, |r, c| (r as f32) * (c as f32 + 1.0) + 1.0);
     let (mut rm, mut rv) = (vec![0.0; 2], vec![1.0; 2]);
-    let (out, _) = encoder::batch_norm_train(&h, &[1.0, 2.0], &[0.0, 0.5], &mut rm, &mut rv);
+    // Training takes h = x Wᵀ without the bias, row-major; the bias reaches only the running mean.
+    let mut x_hat = glassbox_core::matrix::row_major(&h);
+    let mut pre = vec![0.0; 8];
+    let bn = encoder::BatchNormTrain { gamma: &[1.0, 2.0], beta: &[0.0, 0.5], running_mean: &mut rm, running_var: &mut rv };
+    let inv_std = encoder::forward_train(&mut x_hat, &mut pre, &[0.5, 0.0], Some(bn));
     // Channel 0 is 1, 2, 3, 4: mean 2.5, biased variance 1.25, unbiased 5/3.
     let x0 = (1.0 - 2.5) / (1.25f32 + 1e-5).sqrt();
-    assert!((out[(0, 0)] - x0).abs() < 1e-5);
-    assert!((out[(0, 1)] - (2.0 * x0 + 0.5)).abs() < 1e-5);
-    assert!((rm[0] - 0.25).abs() < 1e-6 && (rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-5);
+    assert!((inv_std[0] - 1.0 / (1.25f32 + 1e-5).sqrt()).abs() < 1e-6);
+    assert!((x_hat[0] - x0).abs() < 1e-5 && (pre[0] - x0).abs() < 1e-5);
+    assert!((pre[1] - (2.0 * x0 + 0.5)).abs() < 1e-5);
+    assert!((rm[0] - 0.1 * (2.5 + 0.5)).abs() < 1e-6 && (rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-5);
+    let (mut x_hat, mut pre) = (glassbox_core::matrix::row_major(&h), vec![0.0; 8]);
+    encoder::forward_train(&mut x_hat, &mut pre, &[0.5, 0.0], None);
+    assert_eq!(pre[0], 1.5);
     let eval = encoder::batch_norm_eval(&h, &[1.0, 1.0], &[0.0, 0.0], &rm, &rv);
-    assert!((eval[(0, 0)] - (1.0 - 0.25) / (rv[0] + 1e-5).sqrt()).abs() < 1e-5);
+    assert!((eval[(0, 0)] - (1.0 - rm[0]) / (rv[0] + 1e-5).sqrt()).abs() < 1e-5);
 }
 
 #[test]

@@ -162,7 +162,8 @@ pub fn dashboard(cli: &Cli, a: &SaeDashboardArgs) -> Result<()> {
             model_id: a.neuronpedia_model_id.clone().unwrap_or_else(|| stem(std::path::Path::new(&a.model))),
             layer: glassbox_lm::hooks::block_of(&hook).unwrap_or(0),
             sae_set: a.neuronpedia_set.clone().unwrap_or_else(|| stem(&a.sae)),
-            dataset: a.text.display().to_string(),
+            // The text's file name: a local path means nothing to whoever reads the export.
+            dataset: a.text.file_name().map_or_else(|| a.text.display().to_string(), |n| n.to_string_lossy().to_string()),
         };
         let files = write_neuronpedia(dir, &d, &m.tokenizer, &np)?;
         println!("wrote {} Neuronpedia feature files to {}", files.len(), dir.display());

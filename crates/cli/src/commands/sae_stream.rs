@@ -94,7 +94,8 @@ pub struct SaeStreamArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 3e-4)]
     pub lr: f64,
-    /// With a store: shards held in the shuffle buffer.
+    /// With a store: the shuffle buffer's size, in shards' worth of rows. Contexts are read from
+    /// all shards in a random order, so the buffer mixes the whole store whatever its size.
     #[arg(long, default_value_t = 4)]
     pub buffer_shards: usize,
     /// Leave out the first N positions of every context: a context cut from running text has
