@@ -23,7 +23,7 @@ pub struct Mask {
 /// satisfies D K = I, and mask j is E^T K[:, j] (spec 2.6 steps 1-3).
 pub fn pinv_masks(model: &BilinearModel, dec: &Decomposition, per_class: usize, keep: usize) -> Result<Vec<Mask>> {
     if dec.bias_folded {
-        return Err(Error::invalid("adversarial masks are defined for bias-free models (spec 2.6)"));
+        return Err(Error::invalid("adversarial masks are defined for bias-free models"));
     }
     let mut rows = Vec::new();
     for (c, s) in dec.classes.iter().enumerate() {

@@ -97,7 +97,7 @@ impl Classifier for Mlp {
         "mlp"
     }
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "dims": self.dims, "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]; spec/probegen.md 6 R2" })
+        serde_json::json!({ "dims": self.dims, "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]" })
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         Mlp::tensors(self)
@@ -134,7 +134,7 @@ impl Classifier for Cnn {
         let mut d = crate::cnn::geometry(self.side());
         d["channels"] = serde_json::json!(self.channels());
         d["classes"] = serde_json::json!(self.classes());
-        d["architecture"] = "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]; spec/probegen.md 2.7 and 6 R3".into();
+        d["architecture"] = "CNN: 3x3 stride-2 convolutions (padding 1) with ReLU or tanh after each (labels' 'activation'), global average pool, linear head; inputs in [-1, 1]".into();
         d
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>)> {
@@ -373,7 +373,7 @@ mod tests {
         // Byte for byte what zoo.json held before the CNN zoos: existing zoos still resume.
         let z = zoo("digits-mlp-acc", Mlp { dims: vec![64, 16, 16, 10] }, HyperSpace::r2());
         let expected = serde_json::json!({
-            "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]; spec/probegen.md 6 R2",
+            "architecture": "MLP with ReLU or tanh between layers (labels' 'activation'), inputs in [-1, 1]",
             "dims": [64, 16, 16, 10], "preset": "digits-mlp-acc", "seed": 0, "test_images": 2, "train_images": 3,
         });
         assert_eq!(z.spec().generation, expected);

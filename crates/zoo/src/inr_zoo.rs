@@ -29,7 +29,7 @@ impl Recipe for InrZoo {
             family: "inr".into(),
             generation: serde_json::json!({
                 "preset": self.preset, "seed": self.seed, "side": self.side, "fit_steps": self.fit.steps, "fit_lr": self.fit.lr,
-                "architecture": "SIREN 2-32-32-1, sin(30·), output + 0.5 (spec/probegen.md 2.7); grid linspace(-1,1,side)², x = column, y = row",
+                "architecture": "SIREN 2-32-32-1, sin(30·), output + 0.5; grid linspace(-1,1,side)², x = column, y = row",
             }),
             tensors: inr::tensors(),
             count: self.images.len(),

@@ -321,7 +321,7 @@ impl Recipe for TreeWorld {
             family: "mlp".into(),
             generation: serde_json::json!({
                 "preset": "tree-world", "config": self.config,
-                "architecture": "MLP with ReLU, PyTorch layout; spec/probex.md 6.1-6.3",
+                "architecture": "MLP with ReLU, PyTorch layout",
                 "classes": (0..self.config.classes).map(class_name).collect::<Vec<_>>(),
                 "root_accuracy": self.root_accuracy,
             }),
@@ -458,7 +458,7 @@ impl Recipe for ZeroShotWorld {
             family: "mlp".into(),
             generation: serde_json::json!({
                 "preset": "tree-world-zeroshot", "config": self.config,
-                "architecture": "denoising-autoencoder MLP with ReLU, PyTorch layout; spec/probex.md 6.4 (zero-shot)",
+                "architecture": "denoising-autoencoder MLP with ReLU, PyTorch layout (zero-shot tree)",
                 "classes": (0..self.config.classes).map(class_name).collect::<Vec<_>>(),
                 "held_out": self.held_out.iter().map(|&c| class_name(c)).collect::<Vec<_>>(),
             }),

@@ -7,7 +7,7 @@ use glassbox_core::dataspec::DataSpec;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Read a bilinear layer's function from its weights (spec/bilinear.md).
+/// Read a bilinear layer's function from its weights (Pearce et al., ICLR 2025).
 ///
 /// For every output class c, forms the symmetric interaction matrix B_c = sym(W^T diag(P^T e_c) V)
 /// and eigendecomposes it in f64, so that logit_c(x) = Σ_i λ_i (v_i·E x)². Writes to the run

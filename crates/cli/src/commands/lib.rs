@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Find the computationally relevant features of each layer: the Local Interaction Basis
-/// (spec/lib.md) with PCA as the baseline.
+/// (Bushnaq et al., 2024) with PCA as the baseline.
 ///
 /// For each node layer (the input, then every hidden activation, then the logits) of an MLP or
 /// bilinear checkpoint, with biases folded in as a constant coordinate: centres and whitens the
@@ -50,7 +50,7 @@ pub struct LibArgs {
     /// Skip the edge-ablation bisection (the slowest part on wide layers).
     #[arg(long)]
     pub no_edge_ablation: bool,
-    /// Eigenvalues below this share of the largest count as zero (spec 8: 1e-10 in f64).
+    /// Eigenvalues below this share of the largest count as zero (1e-10 in f64).
     #[arg(long, default_value_t = 1e-10)]
     pub threshold: f64,
     /// Treat --threshold as absolute, as the reference code does (its configs use 1e-15).

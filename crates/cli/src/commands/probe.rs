@@ -26,19 +26,19 @@ pub enum ProbeCommand {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Method {
-    /// Probes generated from latents by a shared deep linear generator (spec/probegen.md 2.3).
+    /// Probes generated from latents by a shared deep linear generator (ProbeGen, Kahana et al., ICLR 2025).
     Probegen,
-    /// ProbeGen's generator with ReLU between its layers (a control, spec 6 R2).
+    /// ProbeGen's generator with ReLU between its layers (a control).
     Nonlinear,
-    /// Free learned probes (spec 2.2).
+    /// Free learned probes.
     Vanilla,
-    /// Fixed inputs ~ U(-1, 1) (spec 2.6).
+    /// Fixed inputs ~ U(-1, 1).
     Uniform,
     /// Fixed: the image grid the INRs were fitted on (an oracle; INR zoos).
     Grid,
     /// Fixed: real training inputs of the zoo's models (digits-mlp-acc and mnist-cnn-acc zoos).
     Real,
-    /// Weight statistics (mean, variance, quantiles per tensor) into an MLP (spec 6 R1).
+    /// Weight statistics (mean, variance, quantiles per tensor) into an MLP.
     Statnn,
 }
 
@@ -49,7 +49,7 @@ pub enum Method {
 /// inputs in [-1, 1], through tanh when learned) and CNN zoos (family cnn: 28×28 images in
 /// [-1, 1]; ProbeGen's generator is a stack of transposed convolutions). The task follows the zoo's target: classes
 /// (cross-entropy, accuracy) when every value is a class index, else a number (MSE, Kendall's
-/// tau-b). Probe readers follow spec/probegen.md 2.4-2.5: head of six Linear layers (width 256,
+/// tau-b). Probe readers follow the paper: a head of six Linear layers (width 256,
 /// ReLU between), Adam 3e-4, cosine to 0 per step, batches of 32 models; only the probes and
 /// the head learn (the zoo's weights are frozen and get no gradient).
 ///
@@ -64,7 +64,7 @@ pub struct ProbeTrainArgs {
     /// Number of probes P.
     #[arg(long, default_value_t = 64)]
     pub probes: usize,
-    /// Epochs (default: 30, or 40 for statnn as in spec R1).
+    /// Epochs (default: 30, or 40 for statnn as in the paper).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// What the target is: auto (classes when every value is a class index), classes or

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What were these models trained on? ProbeX experts, one per model tree, read it from one
-/// layer of their weights (spec/probex.md).
+/// layer of their weights (ProbeX, Horwitz et al., CVPR 2025).
 #[derive(Args, Debug)]
 pub struct ProbexArgs {
     #[command(subcommand)]
@@ -29,7 +29,7 @@ pub enum ProbexCommand {
 }
 
 /// Train one ProbeX per tree for each of several layers and pick, per tree, the layer with the
-/// best validation accuracy (spec 2.1: the reference code sweeps every layer). Prints a table of
+/// best validation accuracy (as the reference code sweeps every layer). Prints a table of
 /// validation and test accuracy per layer and tree; train the chosen layer with `probex train`.
 #[derive(Args, Debug)]
 pub struct ProbexSweepArgs {
@@ -53,8 +53,8 @@ pub struct ProbexSweepArgs {
     pub trees: String,
 }
 
-/// Zero-shot: which class was each model trained on, for classes no training model had (spec
-/// 2.5)? Each model names one class under --target; classes of training-split models are seen,
+/// Zero-shot: which class was each model trained on, for classes no training model had? Each
+/// model names one class under --target; classes of training-split models are seen,
 /// validation and test models of other classes are zero-shot. Class embeddings (from any text
 /// encoder) come from a safetensors file with one 1-D tensor per class name. Text-aligned
 /// ProbeX: cosine between the model's representation and a learned projection of its class
@@ -106,10 +106,10 @@ pub struct ProbexZeroshotArgs {
 pub struct ProbexTrainArgs {
     pub models: PathBuf,
     /// The probed layer: a tensor name, a LoRA pair's prefix (read as factors, X = B A never
-    /// formed), or an index into the lexicographically sorted weight-tensor names (spec 2.1).
+    /// formed), or an index into the lexicographically sorted weight-tensor names.
     #[arg(long)]
     pub layer: String,
-    /// ProbeX ranks r_U,r_V,r_T (spec 2.3's paper setting is 128,128,128).
+    /// ProbeX ranks r_U,r_V,r_T (the paper uses 128,128,128).
     #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
     pub ranks: Ranks,
     #[arg(long, default_value_t = 300)]
@@ -153,7 +153,7 @@ pub struct ProbexPredictArgs {
 }
 
 /// Recover the model trees of a collection from one layer: pairwise Euclidean distances, Ward
-/// linkage, a cut into K trees (spec/probex.md 1.3). Prints each tree's members and the within-
+/// linkage, a cut into K trees. Prints each tree's members and the within-
 /// and between-tree distances; writes run.json and figures/dendrogram.svg into --out.
 #[derive(Args, Debug)]
 pub struct TreesArgs {

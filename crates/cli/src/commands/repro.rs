@@ -8,71 +8,71 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Experiment {
-    /// spec/bilinear.md 6.3 + 6.5: MNIST-5k bilinear vs ReLU, truncation, rank, overfitting,
+    /// Bilinear MLPs (Pearce et al., ICLR 2025) on 5,000 MNIST images: bilinear vs ReLU, truncation, rank, overfitting,
     /// consistency, exactness, and adversarial masks (about 2 minutes).
     BilinearA,
-    /// spec/bilinear.md 6.4: scikit-learn digits, the fast version (under a minute).
+    /// Bilinear MLPs on the scikit-learn digits, the fast version (under a minute).
     BilinearB,
-    /// spec/bilinear.md 6.7: the Boolean toy (AND, XOR, OR), exact interaction matrices.
+    /// Bilinear MLPs on the Boolean toy (AND, XOR, OR), exact interaction matrices.
     BilinearE,
-    /// spec/bilinear.md 6.8: modular addition p = 31, Fourier neurons and Hankel structure.
+    /// A bilinear MLP on modular addition p = 31, Fourier neurons and Hankel structure.
     BilinearF,
     /// The paper's setup on full MNIST (d_h 512, noise 0.5, wd 1.0, 50 epochs; about 10
     /// minutes on 2 cores, resumable): accuracy, truncation, exactness, all figures.
     BilinearMnist,
     /// The same pipeline on Fashion-MNIST, end to end with its eigenvector images.
     BilinearFashion,
-    /// spec/lib.md 10.2: modular addition p = 59 (embedding 32, ReLU 128), LIB vs PCA node and
+    /// The Local Interaction Basis (Bushnaq et al., 2024) of a modular-addition MLP, p = 59 (embedding 32, ReLU 128), LIB vs PCA node and
     /// edge ablation and Fourier purity, thresholds 1-6 (about a minute per seed).
     LibModadd,
-    /// spec/lib.md 10.3: a 64-64-64-10 MLP on the scikit-learn digits, thresholds 7-9.
+    /// The Local Interaction Basis of a 64-64-64-10 MLP on the scikit-learn digits, thresholds 7-9.
     LibDigits,
     /// A 784-128-128-10 MLP on full MNIST (--epochs, default 50; 5 is plenty): LIB vs PCA node
     /// ablation on the full test set, curves in the run folder.
     LibMnist,
-    /// spec/usae.md 5.1, Test A: planted shared and private concepts in three "models"; the USAE
+    /// Universal SAEs (Thasarathan et al., ICML 2025) on planted shared and private concepts in three "models"; the USAE
     /// against independent SAEs, with BatchNorm on and off.
     UsaePlanted,
-    /// spec/usae.md 5.2, Test B: three MLPs on the glyph world, a USAE over their second hidden
-    /// layers against ridge, shuffled-pairing and independent controls.
+    /// A Universal SAE over the second hidden layers of three MLPs on the glyph world, against
+    /// ridge, shuffled-pairing and independent controls.
     UsaeGlyphs,
-    /// Not in the spec: a USAE (m 512, k 16) over an MLP, the bilinear model and a CNN trained
+    /// Beyond the paper: a USAE (m 512, k 16) over an MLP, the bilinear model and a CNN trained
     /// on full MNIST, against ridge and shuffled-pairing controls, with concept cards for the
     /// ten most universal latents (about 8 minutes).
     UsaeMnist,
-    /// spec/probegen.md 6 R1: a digits-INR zoo (1,797 SIRENs) read by StatNN, uniform probes,
+    /// ProbeGen (Kahana et al., ICLR 2025) on a digits-INR zoo (1,797 SIRENs) read by StatNN, uniform probes,
     /// vanilla probing, ProbeGen and the grid oracle; thresholds A1-A4 (pass --seeds).
     ProbegenDigitsInr,
-    /// spec/probegen.md 6 R2: a zoo of 1,200 digit MLPs labelled with their test accuracy, read
+    /// ProbeGen on a zoo of 1,200 digit MLPs labelled with their test accuracy, read
     /// by StatNN and P = 32 image probes (uniform, vanilla, ProbeGen, a non-linear generator, real
     /// digits); Kendall τ; thresholds B1-B3 (pass --seeds).
     ProbegenDigitsMlp,
-    /// spec/probegen.md 3.1 at 12k: SIRENs of the first 1,000 training and 200 test MNIST images
+    /// ProbeGen on an MNIST-INR zoo at 12k models: SIRENs of the first 1,000 training and 200 test MNIST images
     /// per digit (300 Adam steps each, built in shards that resume), ProbeGen and vanilla
     /// probing with P = 128 and StatNN (about 15 minutes on 2 cores).
     ProbegenMnistInr,
-    /// spec/probex.md 6: the synthetic Model-Tree world (4 trees × 240 fine-tuned MLPs, 128²
+    /// ProbeX (Horwitz et al., CVPR 2025) on the synthetic Model-Tree world (4 trees × 240 fine-tuned MLPs, 128²
     /// layer) read by per-tree ProbeX experts, dense, StatNN, linear and mixed ProbeX, across
     /// trees, and Ward routing; thresholds A1-A7 (pass --seeds; about 80 s per seed).
     ProbexTreeWorld,
-    /// spec/probex.md 6.4 / A8: text-aligned ProbeX on a tree of denoising autoencoders, one
+    /// Text-aligned (zero-shot) ProbeX on a tree of denoising autoencoders, one
     /// class each, 5 of 20 classes held out; zero-shot top-1 on the layer picked by held-out
     /// validation (pass --seeds).
     ProbexZeroshot,
-    /// Issue 7's real-data tree zoo: 4 roots (Fashion-MNIST, rotated MNIST, MNIST autoencoder,
+    /// ProbeX on a real-data tree zoo: 4 roots (Fashion-MNIST, rotated MNIST, MNIST autoencoder,
     /// Fashion-MNIST again) × 240 fine-tunes on 5-of-10 MNIST digits, exported as checkpoints
     /// with Model-J metadata and read back; per-tree ProbeX and baselines (pass --seeds).
     ProbexMnistTrees,
-    /// Issue 6's mnist-cnn-acc: 10,000 small CNNs trained on MNIST with sampled recipes, labelled
+    /// ProbeGen on a zoo of 10,000 small CNNs trained on MNIST with sampled recipes, labelled
     /// with their test accuracy; ProbeGen (transposed-convolution generator), vanilla, uniform and
     /// real-digit probes (P = 32, 60 epochs) and StatNN, Kendall tau; ProbeGen must beat vanilla
     /// and StatNN (pass --seeds; about 25 minutes to build the zoo, 12 per seed).
     ProbegenMnistCnn,
 }
 
-/// Run a paper reproduction from the method specs and check it against the spec's thresholds.
+/// Run a paper reproduction at small scale and check it against its thresholds.
 ///
-/// Each experiment trains its small models, measures what the spec's section 6 measures, and
+/// Each experiment trains its small models, measures what the paper's experiment measures, and
 /// writes a run folder (run.json with every number and each threshold's verdict, plus the
 /// trained checkpoints). With --check the command fails when any threshold is missed.
 #[derive(Args, Debug)]
@@ -81,7 +81,7 @@ pub struct ReproArgs {
     /// Run folder to write.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Seeds to average over (the spec uses three).
+    /// Seeds to average over.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub seeds: Vec<u64>,
     /// Epochs for the full-data paper setups.

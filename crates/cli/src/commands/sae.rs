@@ -116,7 +116,7 @@ pub struct SaeTrainArgs {
     #[arg(long)]
     pub update_all_decoders: bool,
     /// USAE: Gao-style tied init (unit dictionary rows, encoder 0.5·D, zero bias) instead of the
-    /// code's N(0, 1) rows: converges far faster on small runs (spec 5.1's prototype).
+    /// code's N(0, 1) rows: converges far faster on small runs.
     #[arg(long)]
     pub tied_init: bool,
 }

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 /// weight decay until the test set is solved) and on the procedural glyph world
 /// (12x12 images, 8 primitive types, multi-label), reads each bilinear model's function from
 /// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
-/// images of every glyph type), trains the modular-addition MLP of spec/lib.md (embedding 32,
+/// images of every glyph type), trains a modular-addition MLP (embedding 32,
 /// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
 /// leading features), trains a Universal SAE over one hidden layer of three glyph models
 /// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
 /// concept cards with top inputs and coordinated maximised inputs), builds a zoo of 2,400 INRs
 /// of single glyph primitives and reads which primitive each one draws with ProbeGen and with
 /// vanilla probing (`glassbox zoo build`, `glassbox probe train`), builds the synthetic
-/// model-tree world of spec/probex.md 6, recovers its trees and reads which classes each
+/// model-tree world, recovers its trees and reads which classes each
 /// fine-tune was trained on with one ProbeX expert per tree (`glassbox trees`, `glassbox
 /// probex train`), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
 #[derive(Args, Debug)]
@@ -278,7 +278,7 @@ fn model_readers(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>>
 }
 
 /// The ProbeX stage: the synthetic model-tree world (4 roots × 240 fine-tunes on 10 of 20
-/// classes, spec/probex.md 6), its trees recovered from one layer (`glassbox trees`), and one
+/// classes), its trees recovered from one layer (`glassbox trees`), and one
 /// ProbeX expert per tree against the baselines (`glassbox probex train`): which classes was
 /// each fine-tune trained on? (ProbeX about 0.75, StatNN 0.55, experts on other trees 0.50.)
 fn model_trees(cli: &Cli, out: &std::path::Path) -> Result<Vec<(String, f64)>> {

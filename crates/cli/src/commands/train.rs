@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub enum ModelKind {
     /// Multi-layer perceptron; --hidden sets the hidden widths, --activation the non-linearity.
     Mlp,
-    /// Bilinear layer model logits = U((W E x) * (V E x)) (spec/bilinear.md 1.6); --hidden is d_h.
+    /// Bilinear layer model logits = U((W E x) * (V E x)); --hidden is d_h.
     Bilinear,
     /// Small CNN: conv3x3+relu+maxpool per --channels entry, then a --hidden linear layer.
     Cnn,
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_embed: bool,
     /// MLP with a linear embedding of this width (no bias, no activation) before the first
-    /// layer: the modular-addition MLP of spec/lib.md 10.2, initialised as that spec says.
+    /// layer: the modular-addition MLP of the Local Interaction Basis reproduction, with its initialisation.
     #[arg(long)]
     pub embed: Option<usize>,
     /// Write the checkpoint every N epochs (and after the last): for full-batch runs of many

@@ -72,11 +72,11 @@ pub struct ZooImportArgs {
 
 /// Build a zoo from a preset into a folder (zoo.json, labels.json, models-NNNNN.safetensors).
 ///
-/// Presets (spec/probegen.md):
+/// Presets:
 ///
-/// - `digits-inr`: one SIREN INR (2-32-32-1, sin 30·, +0.5; spec 2.7) per scikit-learn digit
-///   (1,797 images, 8×8, 100 full-batch Adam steps), label = the digit, split 70/10/20 (spec 6 R1).
-/// - `mnist-inr`, `fmnist-inr`: one SIREN per 28×28 MNIST / Fashion-MNIST image (spec 3.1), all
+/// - `digits-inr`: one SIREN INR (2-32-32-1, sin 30·, +0.5) per scikit-learn digit
+///   (1,797 images, 8×8, 100 full-batch Adam steps), label = the digit, split 70/10/20.
+/// - `mnist-inr`, `fmnist-inr`: one SIREN per 28×28 MNIST / Fashion-MNIST image, all
 ///   70,000 or `--per-class TRAIN,TEST` images of each class; models of training images split
 ///   11:1 into train and validation, test images are the test split. `--fit-steps` Adam steps.
 /// - `glyph-inr`: built-in data, no data folder needed: one SIREN per 12×12 image of a single
@@ -84,16 +84,16 @@ pub struct ZooImportArgs {
 ///   steps, split 70/10/20.
 /// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
 ///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
-///   label = test accuracy on 597 held-out digits; split 60/10/30 (spec 6 R2).
+///   label = test accuracy on 597 held-out digits; split 60/10/30.
 /// - `mnist-cnn-acc`: `--count` (10,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
 ///   Linear 8→10), each trained like digits-mlp-acc on a 6,000-image MNIST pool; label = test
 ///   accuracy on the first 1,000 test images.
 ///
-/// - `tree-world` (spec/probex.md 6): built-in data: `--trees` (4) root MLPs 32-128-128-64, each
+/// - `tree-world`: built-in data: `--trees` (4) root MLPs 32-128-128-64, each
 ///   pre-trained on its own task, fine-tuned `--per-tree` (240) times on a random 10-of-20 class
 ///   subset with sampled lr, steps, weight decay and input noise; label `dataset_chosen_targets`
 ///   (Model-J style), split 160/30/50 per tree. `--hidden` sets the probed layer's width.
-/// - `tree-world-zeroshot` (spec/probex.md 6.4): one tree of denoising autoencoders, each
+/// - `tree-world-zeroshot`: one tree of denoising autoencoders, each
 ///   fine-tuned on one class (12 per class; 5 of the 20 classes only in validation and test),
 ///   and the classes' synthetic text embeddings in class-embeddings.safetensors.
 /// - `mnist-trees`: four MLP roots 784-h-h-64 pre-trained on Fashion-MNIST, rotated MNIST, an

@@ -42,7 +42,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let (uniform, vanilla, nonlinear, probegen, real) = (m[0], m[1], m[2], m[3], m[4]);
     let s = means.statnn;
     let (spread, range) = accuracy_spread(&zoo)?;
-    let mut checks = vec![Check::new("zoo", range > 0.5, format!("{} MLPs, {spread} (spec: 0.06 / 0.61 / 0.96); built in {build_seconds:.1} s ({} shards written, {} reused)", zoo.params.len(), report.shards_written, report.shards_skipped))];
+    let mut checks = vec![Check::new("zoo", range > 0.5, format!("{} MLPs, {spread} (reference implementation: 0.06 / 0.61 / 0.96); built in {build_seconds:.1} s ({} shards written, {} reused)", zoo.params.len(), report.shards_written, report.shards_skipped))];
     let probing_min = m[..4].iter().copied().fold(f64::INFINITY, f64::min);
     checks.push(Check::new("B1", probegen >= vanilla + 0.015 && probegen >= nonlinear && probing_min > s, format!("ProbeGen τ {probegen:.3} >= vanilla {vanilla:.3} + 0.015 and >= non-linear generator {nonlinear:.3}; every probing τ (lowest {probing_min:.3}) > StatNN {s:.3}")));
     checks.push(Check::new(
