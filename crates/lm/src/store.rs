@@ -545,7 +545,6 @@ fn verify_shard(dir: &Path, index: &StoreIndex, i: usize) -> Result<BTreeMap<Str
     Ok(tensors)
 }
 
-/// Reads one tensor's raw bytes.
 /// `len` bytes of a tensor's data from byte `offset` within it.
 fn read_tensor_range(path: &Path, entry: &TensorEntry, offset: u64, len: u64) -> Result<Vec<u8>> {
     if offset + len > entry.end - entry.start {
@@ -1146,8 +1145,8 @@ impl ActivationStore {
     /// batch is drawn uniformly from that buffer. A shard holds consecutive contexts of one
     /// stretch of text, so reading whole shards would fill a batch from a few stretches (a few
     /// books of a corpus); reading contexts from everywhere mixes the whole store while memory
-    /// stays bounded. Same seed, same order. Bad arguments (unknown hook, zero sizes) and read errors come out as an `Err`
-    /// item, after which the iterator ends.
+    /// stays bounded. Same seed, same order. Bad arguments (unknown hook, zero sizes) and read
+    /// errors come out as an `Err` item, after which the iterator ends.
     pub fn shuffled(
         &self,
         hook: &str,

@@ -47,7 +47,8 @@ pub fn forward_train(h: &mut [f32], pre: &mut [f32], bias: &[f32], batch_norm: O
         });
         return vec![1.0; m];
     };
-    // Per-latent sums of h and h², shifted by the first row so that E[h²] − E[h]² stays exact.
+    // Per-latent sums of h and h² in f64, shifted by the first row so that E[h²] − E[h]² does
+    // not cancel catastrophically.
     let shift: Vec<f64> = h[..m].iter().map(|&v| v as f64).collect();
     let (s1, s2) = column_sums(h, m, |row, s1, s2| {
         for ((&v, &c), (a, b)) in row.iter().zip(&shift).zip(s1.iter_mut().zip(s2.iter_mut())) {

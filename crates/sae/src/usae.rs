@@ -298,6 +298,9 @@ impl Usae {
         if batch.len() != self.models.len() || batch.iter().zip(&self.models).any(|(a, s)| a.ncols() != s.d || a.nrows() != batch[i].nrows()) {
             return Err(Error::invalid("a USAE batch needs every model's activations of the same inputs, with each model's width"));
         }
+        if batch[i].nrows() == 0 {
+            return Err(Error::invalid("a USAE batch needs at least one row"));
+        }
         let (t, m, d_i) = (batch[i].nrows(), cfg.m, self.models[i].d);
         let aux = cfg.aux_coef > 0.0;
         let mut ws = std::mem::take(&mut self.workspace);

@@ -153,6 +153,13 @@ fn a_training_step_has_the_gradients_of_its_loss() {
 }
 
 #[test]
+fn an_empty_usae_batch_is_an_error_not_a_panic() {
+    let mut usae = Usae::new(UsaeConfig::new(8, 2, 10), &[("a", 3), ("b", 2)], 5).unwrap();
+    let e = usae.train_step(0, &[Mat::zeros(0, 3), Mat::zeros(0, 2)]).err().unwrap().to_string();
+    assert!(e.contains("at least one row"), "{e}");
+}
+
+#[test]
 fn a_usae_saves_and_loads_exactly_and_names_a_wrong_tensor() {
     let mut usae = Usae::new(UsaeConfig::new(8, 2, 10), &[("a", 3), ("b", 2)], 5).unwrap();
     usae.train_step(1, &[random(16, 3, 1), random(16, 2, 2)]).unwrap();
