@@ -235,9 +235,7 @@ pub fn sparse_decode(codes: &SparseCodes, dict: &Mat<f32>) -> Mat<f32> {
     let mut out = vec![0f32; codes.rows.len() * d];
     for (t, row) in codes.rows.iter().enumerate() {
         for &(l, v) in row {
-            for (o, w) in out[t * d..][..d].iter_mut().zip(&rows[l as usize * d..][..d]) {
-                *o += v * w;
-            }
+            axpy(&mut out[t * d..][..d], v, &rows[l as usize * d..][..d]);
         }
     }
     MatRef::from_row_major_slice(&out, codes.rows.len(), d).to_owned()
