@@ -303,7 +303,7 @@ fn t12_training_gradients_match_finite_differences() {
     };
     let idx: Vec<usize> = (0..n).collect();
     let (x, y) = batch(&data, &idx, &train_device());
-    let (_, grads) = loss_and_grads(&model, &data, x, y, 1);
+    let (_, grads) = loss_and_grads(&model, &data, x, y, 1, false);
     let host: Vec<Vec<f64>> = model.params.to_host().iter().map(|v| v.iter().map(|&a| a as f64).collect()).collect();
     let loss = |p: &[Vec<f64>]| -> f64 {
         let m = |v: &Vec<f64>, r: usize, c: usize| Mat::from_fn(r, c, |i, j| v[i * c + j]);

@@ -106,7 +106,7 @@ fn small_cnn_on_mnist_reaches_98_5_percent() {
 /// Grokking setup: full batch, AdamW with strong weight decay, constant learning rate, stop
 /// when every held-out pair is right.
 fn grokking(p: usize, epochs: usize) -> (DataSpec, TrainConfig) {
-    let spec = DataSpec::Modadd(ModularAddition { p, train_fraction: 0.5, seed: 0 });
+    let spec = DataSpec::Modadd(ModularAddition { p, train_fraction: 0.5, seed: 0, tokens: false });
     let cfg = TrainConfig {
         epochs,
         batch_size: p * p,

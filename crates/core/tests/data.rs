@@ -335,7 +335,7 @@ fn load_named_knows_its_names() {
 
 #[test]
 fn modular_addition_is_complete_correct_and_deterministic() {
-    let m = ModularAddition { p: 7, train_fraction: 0.4, seed: 3 };
+    let m = ModularAddition { p: 7, train_fraction: 0.4, seed: 3, tokens: false };
     let s = m.generate().unwrap();
     assert_eq!((s.train.len(), s.test.len()), (20, 29)); // round(0.4 * 49) = 20
     assert_eq!((s.train.input_dim, s.train.image_shape, s.train.name.as_str()), (14, None, "modadd-p7"));
@@ -371,7 +371,7 @@ fn modular_addition_is_complete_correct_and_deterministic() {
 
 #[test]
 fn modular_addition_rejects_bad_settings() {
-    let err = |p: usize, f: f64| ModularAddition { p, train_fraction: f, seed: 0 }.generate().expect_err("an error").to_string();
+    let err = |p: usize, f: f64| ModularAddition { p, train_fraction: f, seed: 0, tokens: false }.generate().expect_err("an error").to_string();
     assert!(err(1, 0.5).contains("p >= 2, got 1"));
     assert!(err(0, 0.5).contains("p >= 2, got 0"));
     for f in [0.0, 1.0, -0.2, 1.5, f64::NAN] {
@@ -381,7 +381,7 @@ fn modular_addition_rejects_bad_settings() {
     assert!(err(2, 0.1).contains("empty"));
     assert!(err(2, 0.9).contains("empty"));
     assert!(err(100_000, 0.5).contains("GiB"));
-    let s = ModularAddition { p: 2, train_fraction: 0.5, seed: 0 }.generate().unwrap();
+    let s = ModularAddition { p: 2, train_fraction: 0.5, seed: 0, tokens: false }.generate().unwrap();
     assert_eq!((s.train.len(), s.test.len()), (2, 2));
     let json = serde_json::to_string(&ModularAddition::default()).unwrap();
     let back: ModularAddition = serde_json::from_str(&json).unwrap();

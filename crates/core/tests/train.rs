@@ -86,12 +86,12 @@ fn sharded_gradients_sum_to_the_batch_gradient() {
     let arch = Architecture::Mlp { dims: vec![12, 16, 3], activation: Activation::Relu, bias: true, embed: None };
     let model = Model::init(arch, 1, &dev).unwrap();
     let (x, y) = train::batch(&data, &idx, &dev);
-    let (loss, whole) = train::block_gradients(&model, &data, x.clone(), y.clone(), 1);
+    let (loss, whole) = train::block_gradients(&model, &data, x.clone(), y.clone(), 1, false);
     assert_eq!(whole.len(), 1);
     assert_eq!(whole[0].weight, 1.0);
     let whole = weighted_sum(&whole);
     for shards in [2, 3, 4] {
-        let (l, blocks) = train::block_gradients(&model, &data, x.clone(), y.clone(), shards);
+        let (l, blocks) = train::block_gradients(&model, &data, x.clone(), y.clone(), shards, false);
         assert_eq!(blocks.len(), shards);
         assert!((blocks.iter().map(|b| b.weight as f64).sum::<f64>() - 1.0).abs() < 1e-6);
         assert!((l - loss).abs() < 1e-6 * loss, "{shards} shards: loss {l} vs {loss}");

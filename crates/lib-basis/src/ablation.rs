@@ -2,8 +2,8 @@
 //! edge ablation with bisection, both scored by accuracy.
 
 use crate::basis::Basis;
-use crate::network::{accuracy, Network};
-use faer::Mat;
+use crate::network::{accuracy, Module, Network};
+use faer::{Mat, MatRef};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -27,27 +27,53 @@ pub fn schedule(width: usize) -> Vec<usize> {
     ks
 }
 
-/// Node layer l in feature coordinates, ready for ablations: f̂ = f C and C⁺ W, the map from
-/// features to the pre-activation of section l (so keeping k features costs N·k·P).
+/// Section l run on its input in feature coordinates: f̂ C⁺ goes through the section. A dense
+/// section's pre-activation is linear in the features, f̂ · (C⁺ W), so keeping k features
+/// costs N·k·P there.
+struct FromFeatures<'a> {
+    module: &'a Module,
+    c_plus: &'a Mat<f64>,
+    to_pre: Option<Mat<f64>>,
+}
+
+impl<'a> FromFeatures<'a> {
+    fn new(module: &'a Module, c_plus: &'a Mat<f64>) -> Self {
+        let to_pre = match module {
+            Module::Dense(s) => Some(c_plus * &s.weight),
+            _ => None,
+        };
+        FromFeatures { module, c_plus, to_pre }
+    }
+
+    /// The section's output from the first f_hat.ncols() features.
+    fn output(&self, f_hat: MatRef<'_, f64>) -> Mat<f64> {
+        let k = f_hat.ncols();
+        match (self.module, &self.to_pre) {
+            (Module::Dense(s), Some(to_pre)) => s.output_from_pre(&(f_hat * to_pre.subrows(0, k))),
+            (module, _) => module.forward(&(f_hat * self.c_plus.subrows(0, k))),
+        }
+    }
+}
+
+/// Node layer l in feature coordinates, ready for ablations.
 struct Features<'a> {
     net: &'a Network,
     l: usize,
     f_hat: Mat<f64>,
-    to_pre: Mat<f64>,
+    section: FromFeatures<'a>,
 }
 
 impl<'a> Features<'a> {
-    fn new(net: &'a Network, basis: &Basis, l: usize, f: &Mat<f64>) -> Self {
+    fn new(net: &'a Network, basis: &'a Basis, l: usize, f: &Mat<f64>) -> Self {
         let b = &basis.layers[l];
-        Features { net, l, f_hat: b.features(f), to_pre: &b.c_plus * &net.sections[l].weight }
+        Features { net, l, f_hat: b.features(f), section: FromFeatures::new(&net.sections[l], &b.c_plus) }
     }
 
     /// Accuracy with only the first k features kept: f ↦ f C[:, :k] C⁺[:k, :] before section l.
     /// Centred features are zero-mean, so dropping one mean-ablates its direction.
     fn keep_first(&self, k: usize, labels: &[usize]) -> f64 {
         let k = k.min(self.f_hat.ncols());
-        let pre = self.f_hat.subcols(0, k) * self.to_pre.subrows(0, k);
-        let out = self.net.sections[self.l].output_from_pre(&pre);
+        let out = self.section.output(self.f_hat.subcols(0, k));
         accuracy(&self.net.run_from(self.l + 1, out), labels)
     }
 }
@@ -97,7 +123,7 @@ pub fn node_ablation(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, label
 /// Outputs whose inputs are all kept share one pass.
 pub fn keep_edges(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &Mat<f64>, budget: usize, labels: &[usize]) -> f64 {
     let (b_in, b_out) = (&basis.layers[l], &basis.layers[l + 1]);
-    let section = &net.sections[l];
+    let section = FromFeatures::new(&net.sections[l], &b_in.c_plus);
     let f_hat = b_in.features(f);
     let first = b_in.const_first as usize;
     let (k_out, k_in) = (edges.nrows(), edges.ncols());
@@ -107,17 +133,14 @@ pub fn keep_edges(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, edges: &
     for &(i, j) in order.iter().take(budget) {
         keep[i][j] = true;
     }
-    // The section's pre-activation is linear in the features: pre = f̂ · (C⁺ W).
-    let to_pre = &b_in.c_plus * &section.weight;
-    let full = &section.output_from_pre(&(&f_hat * &to_pre)) * &b_out.c;
+    let full = &section.output(f_hat.as_ref()) * &b_out.c;
     let columns: Vec<(usize, Vec<f64>)> = (0..k_out)
         .into_par_iter()
         .filter(|&i| keep[i].iter().any(|k| !k))
         .map(|i| {
             let masked = Mat::from_fn(f.nrows(), k_in, |r, j| if keep[i][j] { f_hat[(r, j)] } else { 0.0 });
-            let out = section.output_from_pre(&(&masked * &to_pre));
-            let col = &out * b_out.c.col(i);
-            (i, (0..f.nrows()).map(|r| col[r]).collect())
+            let col = &section.output(masked.as_ref()) * b_out.c.col(i);
+            (i, (0..col.nrows()).map(|r| col[r]).collect())
         })
         .collect();
     let mut f_hat_out = full;

@@ -18,15 +18,17 @@ pub struct AnalysisOptions {
     pub variants: Vec<Variant>,
     pub threshold: Threshold,
     pub integration: Integration,
-    /// Accuracy drop allowed when counting the features and edges a layer needs.
+    /// Accuracy drop allowed when counting the features a layer needs.
     pub tolerance: f64,
+    /// Accuracy drop allowed when counting the edges a layer pair needs.
+    pub edge_tolerance: f64,
     /// Run the edge-ablation bisection (one section pass per output feature per step).
     pub edge_ablation: bool,
 }
 
 impl Default for AnalysisOptions {
     fn default() -> Self {
-        AnalysisOptions { variants: vec![Variant::Lib, Variant::Pca], threshold: Threshold::Relative(1e-10), integration: Integration::Gradient, tolerance: 0.01, edge_ablation: true }
+        AnalysisOptions { variants: vec![Variant::Lib, Variant::Pca], threshold: Threshold::Relative(1e-10), integration: Integration::Gradient, tolerance: 0.01, edge_tolerance: 0.01, edge_ablation: true }
     }
 }
 
@@ -77,10 +79,10 @@ impl Analysis {
 /// Bases from `basis_inputs` (folded, N × D), graphs over the same samples, ablations scored on
 /// `eval_inputs` against `eval_labels`.
 pub fn analyze(net: &Network, basis_inputs: Mat<f64>, eval_inputs: Mat<f64>, eval_labels: &[usize], opts: &AnalysisOptions) -> Result<Analysis> {
-    if eval_inputs.nrows() != eval_labels.len() {
-        return Err(Error::invalid(format!("{} evaluation inputs but {} labels", eval_inputs.nrows(), eval_labels.len())));
+    if net.samples(eval_inputs.nrows()) != eval_labels.len() {
+        return Err(Error::invalid(format!("{} evaluation inputs but {} labels", net.samples(eval_inputs.nrows()), eval_labels.len())));
     }
-    let basis_samples = basis_inputs.nrows();
+    let basis_samples = net.samples(basis_inputs.nrows());
     let acts = net.node_activations(basis_inputs);
     let eval_acts = net.node_activations(eval_inputs);
     let baseline = accuracy(eval_acts.last().unwrap(), eval_labels);
@@ -95,7 +97,7 @@ pub fn analyze(net: &Network, basis_inputs: Mat<f64>, eval_inputs: Mat<f64>, eva
         let edge_seconds = t.elapsed().as_secs_f64();
         let nodes = (0..net.sections.len()).map(|l| node_ablation(net, &basis, l, &eval_acts[l], eval_labels, baseline, opts.tolerance)).collect();
         let edge_ablations = if opts.edge_ablation {
-            (0..net.sections.len()).map(|l| edge_ablation(net, &basis, l, &eval_acts[l], &graphs[l], eval_labels, baseline, opts.tolerance)).collect()
+            (0..net.sections.len()).map(|l| edge_ablation(net, &basis, l, &eval_acts[l], &graphs[l], eval_labels, baseline, opts.edge_tolerance)).collect()
         } else {
             vec![]
         };
@@ -218,14 +220,16 @@ fn strongest_edges(r: &VariantResult, nodes: usize, per_pair: usize) -> (Vec<usi
 
 /// For modular addition: the Fourier purity and dominant frequency of the first 20 features of
 /// every hidden node layer per basis (returned for run.json), and figures of the 2-D power
-/// spectra of the first 8 (`figures/fourier-*.png`).
+/// spectra of the first 8 (`figures/fourier-*.png`). A transformer's first node layer (the
+/// embedded tokens) counts as hidden; an MLP's one-hot input does not.
 pub fn write_fourier(dir: &Path, net: &Network, analysis: &Analysis, all_pairs: &[f32], p: usize) -> Result<serde_json::Value> {
     let figs = dir.join("figures");
     std::fs::create_dir_all(&figs).map_err(|e| Error::io(&figs, e))?;
     let acts = net.node_activations(net.fold_input(all_pairs, p * p));
     let mut out = serde_json::Map::new();
     for r in &analysis.results {
-        for (l, acts_l) in acts.iter().enumerate().take(acts.len() - 1).skip(1) {
+        let first = matches!(net.input, crate::network::Input::Features) as usize;
+        for (l, acts_l) in acts.iter().enumerate().take(acts.len() - 1).skip(first) {
             let spectra = crate::fourier::layer_spectra(acts_l, &r.basis.layers[l], p, 20);
             let layer = &analysis.node_names[l];
             let purity: Vec<f64> = spectra.iter().map(|s| s.0).collect();

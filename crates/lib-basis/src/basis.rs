@@ -4,7 +4,7 @@
 //! Row form throughout: f̂ = f · C, f ≈ f̂ · C⁺, with C (D × k) and C⁺ (k × D).
 
 use crate::linalg::{columns, eigh_abs_desc};
-use crate::network::{Integration, Network};
+use crate::network::{Integration, Module, Network};
 use crate::{Error, Result};
 use faer::Mat;
 use serde::{Deserialize, Serialize};
@@ -165,7 +165,10 @@ fn pca(f: &Mat<f64>, center: bool, threshold: Threshold, what: &str) -> Result<P
 /// E\[JᵀJ] (D × D) of f ↦ section(f) · C_out over the samples, in closed form (spec 5):
 /// J(x) = Kᵀ diag(s(x)) Wᵀ with K = T C_out, so E\[JᵀJ] = W ((K Kᵀ) ⊙ E[s sᵀ]) Wᵀ.
 pub fn jacobian_moment(net: &Network, l: usize, f: &Mat<f64>, c_out: &Mat<f64>, rule: &Integration) -> Mat<f64> {
-    let s = &net.sections[l];
+    let s = match &net.sections[l] {
+        Module::Dense(s) => s,
+        other => return crate::transformer::sample_moment(other, f, c_out),
+    };
     let gates = s.gates(&s.pre(f), rule);
     let k = s.expand(c_out);
     let kk = &k * k.transpose();
@@ -180,6 +183,9 @@ pub fn build(net: &Network, acts: &[Mat<f64>], options: &BasisOptions) -> Result
     let n_layers = net.len();
     if acts.len() != n_layers {
         return Err(Error::invalid(format!("expected activations of {n_layers} node layers, got {}", acts.len())));
+    }
+    if options.integration != Integration::Gradient && net.sections.iter().any(|s| !matches!(s, Module::Dense(_))) {
+        return Err(Error::invalid("a transformer's LIB uses the plain gradient (integration rule 'gradient'); integrated gradients exist only for MLP-like models"));
     }
     let last = n_layers - 1;
     let final_name = &net.node_names[last];

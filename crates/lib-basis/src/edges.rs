@@ -2,7 +2,7 @@
 //! features of adjacent node layers, in closed form.
 
 use crate::basis::Basis;
-use crate::network::{Integration, Network};
+use crate::network::{Integration, Module, Network};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
@@ -13,9 +13,13 @@ use rayon::prelude::*;
 /// Jacobian is K_outᵀ diag(s) K_in with K_out = T C_{l+1} and K_in = (C⁺ W)ᵀ; each output feature
 /// i is one N × P × k_in product, and the outputs are spread over the rayon threads.
 pub fn edges(net: &Network, basis: &Basis, l: usize, f: &Mat<f64>, rule: &Integration) -> Mat<f64> {
-    let section = &net.sections[l];
     let (b_in, b_out) = (&basis.layers[l], &basis.layers[l + 1]);
     let f_hat = b_in.features(f);
+    let section = match &net.sections[l] {
+        Module::Dense(s) => s,
+        // Transformer sections: per-sample Jacobians (the plain gradient; `build` refuses others).
+        other => return crate::transformer::sample_edges(other, &b_in.c_plus, &b_out.c, &f_hat),
+    };
     let k_in = &b_in.c_plus * &section.weight; // k_in × P
     let gates = section.gates(&(&f_hat * &k_in), rule); // N × P
     let k_out = section.expand(&b_out.c); // P × k_out

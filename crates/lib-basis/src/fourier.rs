@@ -50,14 +50,16 @@ pub fn grid(values: &[f64], p: usize) -> Mat<f64> {
 }
 
 /// Purity, dominant frequency and power spectrum (|DFT|² with the DC term zeroed, as a p × p
-/// image scaled to its peak) of the first `count` non-constant features of node layer `l`, over all p² pairs
-/// given as folded inputs `all_pairs` (row a·p + b).
+/// image scaled to its peak) of the first `count` non-constant features of a node layer whose
+/// activations `acts_l` hold all p² pairs (sample a·p + b). A layer with several positions per
+/// sample (a transformer's residual stream into attention) has its positions summed first.
 pub fn layer_spectra(acts_l: &Mat<f64>, basis: &crate::LayerBasis, p: usize, count: usize) -> Vec<(f64, usize, Vec<f32>)> {
     let f_hat = basis.features(acts_l);
     let first = basis.const_first as usize;
+    let positions = acts_l.nrows() / (p * p);
     (first..basis.width().min(first + count))
         .map(|j| {
-            let g = grid(&(0..p * p).map(|r| f_hat[(r, j)]).collect::<Vec<_>>(), p);
+            let g = grid(&(0..p * p).map(|r| (0..positions).map(|s| f_hat[(r * positions + s, j)]).sum()).collect::<Vec<_>>(), p);
             let (pur, w) = purity(&g);
             let power = power_spectrum(&g);
             // Each spectrum scaled to its own peak: the grid shows where the power is, not how much.

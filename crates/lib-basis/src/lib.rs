@@ -3,7 +3,8 @@
 //!
 //! Everything runs in f64 on the host with closed-form Jacobians (spec section 5): a model is
 //! a chain of folded [`network::Section`]s, each a linear map followed by an elementwise gate
-//! (identity, ReLU, GELU) or the bilinear product.
+//! (identity, ReLU, GELU) or the bilinear product, or of a one-layer transformer's attention and
+//! residual MLP ([`transformer`]), whose Jacobians are per sample and position.
 
 pub mod ablation;
 pub mod analysis;
@@ -13,6 +14,7 @@ pub mod experiments;
 pub mod fourier;
 pub mod linalg;
 pub mod network;
+pub mod transformer;
 
 pub use basis::{build, Basis, BasisOptions, LayerBasis, Threshold, Variant};
 pub use glassbox_core::{Error, Result};

@@ -3,9 +3,11 @@
 //! Node layer l is the input of section l; node activations are row vectors with a trailing
 //! constant 1, and each folded weight maps that 1 to a pre-activation whose activation is 1
 //! again, so every hidden node layer keeps its constant coordinate. The logits have none.
+//! A transformer's first node layer has one row per position (see [`crate::transformer`]).
 
 use crate::{Error, Result};
 use faer::Mat;
+use crate::transformer::{Attention, ResidualMlp};
 use glassbox_core::model::{Activation, Architecture, Model};
 
 /// What a section does after its folded linear map.
@@ -154,12 +156,62 @@ impl Integration {
     }
 }
 
+/// What maps node layer l to node layer l + 1.
+#[derive(Clone, Debug)]
+pub enum Module {
+    /// gate(f · W), row by row (MLP layers, embeddings, the unembedding).
+    Dense(Section),
+    /// A transformer's attention with its residual, all positions in, the last one out.
+    Attention(Attention),
+    /// A transformer's MLP with its residual.
+    ResidualMlp(ResidualMlp),
+}
+
+impl Module {
+    /// Rows N·P_in (sample-major) to rows N·P_out.
+    pub fn forward(&self, f: &Mat<f64>) -> Mat<f64> {
+        match self {
+            Module::Dense(s) => s.forward(f),
+            Module::Attention(a) => a.forward(f),
+            Module::ResidualMlp(m) => m.forward(f),
+        }
+    }
+
+    /// Input rows per sample.
+    pub fn positions_in(&self) -> usize {
+        match self {
+            Module::Attention(a) => a.positions,
+            _ => 1,
+        }
+    }
+
+    /// Input width, the constant included.
+    pub fn in_width(&self) -> usize {
+        match self {
+            Module::Dense(s) => s.in_width(),
+            Module::Attention(a) => a.width(),
+            Module::ResidualMlp(m) => m.w_out.ncols(),
+        }
+    }
+}
+
+/// How a network's first node layer is made from a data set's inputs.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The inputs themselves with the constant appended.
+    Features,
+    /// Token ids (one f32 per position): row s of a sample is W_E[token_s] + W_pos[s] with the
+    /// constant appended; `embed` is vocabulary × d, `positions` P × d.
+    Tokens { embed: Mat<f64>, positions: Mat<f64> },
+}
+
 /// A model as folded sections; node layer l is the input of section l, the last one the logits.
 #[derive(Clone, Debug)]
 pub struct Network {
-    pub sections: Vec<Section>,
+    pub sections: Vec<Module>,
     /// Names of the node layers: `input`, then the activation site each section writes.
     pub node_names: Vec<String>,
+    pub input: Input,
 }
 
 /// Row form of a PyTorch Linear [out, in] plus bias, folded: (in + 1) × (out [+ 1]).
@@ -182,13 +234,20 @@ impl Network {
             model.params.index(name).map(|i| host[i].as_slice()).ok_or_else(|| Error::invalid(format!("the model has no parameter '{name}'")))
         };
         let opt = |name: &str| model.params.index(name).map(|i| host[i].as_slice());
-        let linear = |name: &str, d_in: usize, d_out: usize, gate: Gate, out_const: bool| -> Result<Section> {
+        let linear = |name: &str, d_in: usize, d_out: usize, gate: Gate, out_const: bool| -> Result<Module> {
             let weight = fold(get(&format!("{name}.weight"))?, opt(&format!("{name}.bias")), d_in, d_out, out_const.then(|| gate.constant_pre()));
-            Ok(Section { name: name.to_string(), weight, gate })
+            Ok(Module::Dense(Section { name: name.to_string(), weight, gate }))
+        };
+        let dense = |m: Result<Module>| -> Result<Section> {
+            match m? {
+                Module::Dense(s) => Ok(s),
+                _ => unreachable!("linear() builds dense sections"),
+            }
         };
         let mut sections = Vec::new();
         let mut names = vec!["input".to_string()];
         match &model.arch {
+            Architecture::Transformer(t) => return crate::transformer::network(t, &get, &opt),
             Architecture::Mlp { dims, activation, embed, .. } => {
                 let gate = match activation {
                     Activation::Relu => Gate::Relu,
@@ -215,11 +274,11 @@ impl Network {
                     names.push("embed".into());
                     width = *d_hidden;
                 }
-                let left = linear("layers.0.w", width, *d_hidden, Gate::Identity, true)?.weight;
-                let right = linear("layers.0.v", width, *d_hidden, Gate::Identity, true)?.weight;
+                let left = dense(linear("layers.0.w", width, *d_hidden, Gate::Identity, true))?.weight;
+                let right = dense(linear("layers.0.v", width, *d_hidden, Gate::Identity, true))?.weight;
                 let h = left.ncols();
                 let weight = Mat::from_fn(width + 1, 2 * h, |j, c| if c < h { left[(j, c)] } else { right[(j, c - h)] });
-                sections.push(Section { name: "layers.0".into(), weight, gate: Gate::Bilinear });
+                sections.push(Module::Dense(Section { name: "layers.0".into(), weight, gate: Gate::Bilinear }));
                 names.push("layers.0.post".into());
                 sections.push(linear("head", *d_hidden, *d_out, Gate::Identity, false)?);
             }
@@ -228,7 +287,7 @@ impl Network {
             }
         }
         names.push("logits".into());
-        Ok(Network { sections, node_names: names })
+        Ok(Network { sections, node_names: names, input: Input::Features })
     }
 
     /// Number of node layers, logits included.
@@ -240,10 +299,22 @@ impl Network {
         self.sections.is_empty()
     }
 
-    /// Inputs (N × d, row-major f32 as glassbox data sets store them) with the constant appended.
+    /// The first node layer for N inputs (row-major f32 as glassbox data sets store them): the
+    /// inputs with the constant appended, or a transformer's embedded tokens (P rows each).
     pub fn fold_input(&self, inputs: &[f32], n: usize) -> Mat<f64> {
         let d = self.sections[0].in_width() - 1;
-        Mat::from_fn(n, d + 1, |r, j| if j < d { inputs[r * d + j] as f64 } else { 1.0 })
+        match &self.input {
+            Input::Features => Mat::from_fn(n, d + 1, |r, j| if j < d { inputs[r * d + j] as f64 } else { 1.0 }),
+            Input::Tokens { embed, positions } => {
+                let p = positions.nrows();
+                Mat::from_fn(n * p, d + 1, |r, j| if j < d { embed[(inputs[r] as usize, j)] + positions[(r % p, j)] } else { 1.0 })
+            }
+        }
+    }
+
+    /// Samples in a first node layer of `rows` rows.
+    pub fn samples(&self, rows: usize) -> usize {
+        rows / self.sections[0].positions_in()
     }
 
     /// Every node layer's activations, f_0 (input) … f_L (logits).

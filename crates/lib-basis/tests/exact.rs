@@ -9,7 +9,7 @@ use glassbox_core::model::{Activation, Architecture, Model};
 use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use glassbox_lib_basis::edges::edges;
 use glassbox_lib_basis::linalg::relative_error;
-use glassbox_lib_basis::network::{Gate, Section};
+use glassbox_lib_basis::network::{Gate, Input, Module, Section};
 use glassbox_lib_basis::{build, BasisOptions, Integration, Network, Variant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -205,9 +205,9 @@ fn a_linear_network_has_diagonal_lib_edges() {
             (true, false) => 0.0,
             (false, false) => 1.0,
         });
-        Section { name: "linear".into(), weight, gate: Gate::Identity }
+        Module::Dense(Section { name: "linear".into(), weight, gate: Gate::Identity })
     };
-    let net = Network { sections: vec![layer(6, 5, true), layer(5, 4, true), layer(4, 3, false)], node_names: vec!["input".into(), "a".into(), "b".into(), "logits".into()] };
+    let net = Network { sections: vec![layer(6, 5, true), layer(5, 4, true), layer(4, 3, false)], node_names: vec!["input".into(), "a".into(), "b".into(), "logits".into()], input: Input::Features };
     let a = acts(&net, 400, 2);
     let basis = build(&net, &a, &BasisOptions::new(Variant::Lib)).unwrap();
     for l in 0..2 {

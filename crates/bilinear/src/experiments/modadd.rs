@@ -66,7 +66,7 @@ pub fn hankel_r2(layer: &BilinearLayer, p: usize) -> f64 {
 
 pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let task = ModularAddition { p: P, train_fraction: 0.5, seed: 0 };
+    let task = ModularAddition { p: P, train_fraction: 0.5, seed: 0, tokens: false };
     let split = task.generate()?;
     let spec = DataSpec::Modadd(task);
     let cfg = TrainConfig {

@@ -15,7 +15,9 @@ use std::time::Instant;
 /// (Bushnaq et al., 2024) with PCA as the baseline.
 ///
 /// For each node layer (the input, then every hidden activation, then the logits) of an MLP or
-/// bilinear checkpoint, with biases folded in as a constant coordinate: centres and whitens the
+/// bilinear checkpoint, or of a one-layer transformer read at its last position (the residual
+/// stream into attention over all positions, after attention and after the MLP at the last
+/// position), with biases folded in as a constant coordinate: centres and whitens the
 /// activations (PCA), rotates them by the eigenvectors of E\[JᵀJ], the Jacobian into the next
 /// layer's LIB features, and scales feature i by √Λ_i, so its second moment is its squared
 /// downstream Jacobian norm. Built backwards from the logits, in f64, with closed-form
@@ -30,7 +32,8 @@ use std::time::Instant;
 /// power spectra of the leading features). Render it with `glassbox report`.
 #[derive(Args, Debug)]
 pub struct LibArgs {
-    /// Checkpoint folder (model.json + model.safetensors) of an MLP or bilinear model.
+    /// Checkpoint folder (model.json + model.safetensors) of an MLP, bilinear or one-layer
+    /// transformer model.
     pub model: PathBuf,
     /// Run folder to write.
     #[arg(long, default_value = "glassbox-lib")]
@@ -44,9 +47,13 @@ pub struct LibArgs {
     /// Test samples for the ablations (all when 0).
     #[arg(long, default_value_t = 0)]
     pub eval_samples: usize,
-    /// Accuracy drop allowed when counting the features and edges a layer needs.
+    /// Accuracy drop allowed when counting the features a layer needs.
     #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
+    /// Accuracy drop allowed when counting the edges a layer pair needs (default: --tolerance;
+    /// the paper uses 0.001).
+    #[arg(long)]
+    pub edge_tolerance: Option<f64>,
     /// Skip the edge-ablation bisection (the slowest part on wide layers).
     #[arg(long)]
     pub no_edge_ablation: bool,
@@ -79,8 +86,11 @@ pub fn run(cli: &Cli, a: &LibArgs) -> Result<()> {
     if split.test.is_multilabel() {
         bail!("{}: LIB's ablations score accuracy on classes; {} is multi-label", a.model.display(), split.test.name);
     }
-    if !(0.0..1.0).contains(&a.tolerance) {
-        bail!("--tolerance must be in [0, 1), got {}", a.tolerance);
+    let edge_tolerance = a.edge_tolerance.unwrap_or(a.tolerance);
+    for (flag, t) in [("--tolerance", a.tolerance), ("--edge-tolerance", edge_tolerance)] {
+        if !(0.0..1.0).contains(&t) {
+            bail!("{flag} must be in [0, 1), got {t}");
+        }
     }
     let (basis_set, eval_set) = (first(&split.train, a.basis_samples), first(&split.test, a.eval_samples));
     let opts = AnalysisOptions {
@@ -88,6 +98,7 @@ pub fn run(cli: &Cli, a: &LibArgs) -> Result<()> {
         threshold: if a.absolute_threshold { Threshold::Absolute(a.threshold) } else { Threshold::Relative(a.threshold) },
         integration: a.trapezoid.map_or(Integration::Gradient, |n| Integration::Trapezoid { intervals: n }),
         tolerance: a.tolerance,
+        edge_tolerance,
         edge_ablation: !a.no_edge_ablation,
     };
     let labels = glassbox_lib_basis::experiments::labels(&eval_set);

@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use glassbox_core::data::glyphs::GlyphWorld;
 use glassbox_core::data::modadd::ModularAddition;
 use glassbox_core::dataspec::DataSpec;
-use glassbox_core::model::{Activation, Architecture};
+use glassbox_core::model::{Activation, Architecture, TransformerConfig};
 use glassbox_core::train::optim::{OptimConfig, OptimKind};
 use glassbox_core::train::schedule::{Schedule, ScheduleKind};
 use glassbox_core::train::{self, RunOptions, TrainConfig};
@@ -18,6 +18,10 @@ pub enum ModelKind {
     Bilinear,
     /// Small CNN: conv3x3+relu+maxpool per --channels entry, then a --hidden linear layer.
     Cnn,
+    /// Decoder-only transformer over token sequences, read at the last position (modadd: the
+    /// tokens "a b ="); --hidden is the MLP width, --layers, --d-model, --heads, --d-head the rest.
+    /// No LayerNorm, learned positions, ReLU MLP: Nanda et al.'s grokking model by default.
+    Transformer,
 }
 
 /// Train a model on a data set, writing a checkpoint folder after every epoch.
@@ -34,6 +38,9 @@ pub enum ModelKind {
 ///       --weight-decay 1.0 --input-noise 0.5 --batch-size 2048 --drop-last --epochs 20 --out runs/bil
 ///   glassbox train --model mlp --dataset modadd --p 113 --train-fraction 0.3 --weight-decay 1 \
 ///       --target-accuracy 1.0 --epochs 5000 --out runs/grok
+///   glassbox train --model transformer --dataset modadd --batch-size 10000 --lr 1e-3 \
+///       --weight-decay 1 --beta2 0.98 --schedule constant --warmup-epochs 10 --epochs 60000 \
+///       --loss-f64 --eval-every 100 --save-every 500 --target-accuracy 1.0 --out runs/grok-transformer
 #[derive(Args, Debug, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct TrainArgs {
@@ -69,6 +76,21 @@ pub struct TrainArgs {
     /// MLP without biases.
     #[arg(long)]
     pub no_bias: bool,
+    /// Transformer: number of blocks.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Transformer: residual stream width.
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    /// Transformer: attention heads per block.
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    /// Transformer: width of each head.
+    #[arg(long, default_value_t = 32)]
+    pub d_head: usize,
+    /// Transformer without MLPs.
+    #[arg(long)]
+    pub attn_only: bool,
     /// CNN channels per conv stage, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "16,32")]
     pub channels: Vec<usize>,
@@ -112,6 +134,10 @@ pub struct TrainArgs {
     /// the number of threads (the fastest choice); with --resume, the value the run started with.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub shards: Option<u64>,
+    /// Compute the cross-entropy in f64, as grokking runs do: in f32, losses near 1e-7 lose
+    /// their gradient to rounding and training turns unstable.
+    #[arg(long)]
+    pub loss_f64: bool,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -145,7 +171,11 @@ pub enum ScheduleArg {
 
 impl TrainArgs {
     pub fn data_spec(&self, seed: u64) -> Result<DataSpec> {
-        let modadd = ModularAddition { p: self.p, train_fraction: self.train_fraction, seed };
+        let tokens = matches!(self.model, ModelKind::Transformer);
+        if tokens && self.dataset != "modadd" {
+            bail!("the transformer reads token sequences; of the built-in data sets only modadd has them, not {}", self.dataset);
+        }
+        let modadd = ModularAddition { p: self.p, train_fraction: self.train_fraction, seed, tokens };
         let glyphs = GlyphWorld { n_train: self.glyph_train, n_test: self.glyph_test, seed };
         Ok(DataSpec::from_name(&self.dataset, seed, Some(modadd), Some(glyphs))?)
     }
@@ -171,6 +201,18 @@ impl TrainArgs {
                 let Some(image) = image else { bail!("the CNN needs an image data set (mnist, fashion-mnist, digits, glyphs)") };
                 Architecture::Cnn { image, channels: self.channels.clone(), kernel: 3, hidden: self.hidden[0], d_out: n_out }
             }
+            ModelKind::Transformer => Architecture::Transformer(TransformerConfig {
+                n_layers: self.layers,
+                d_model: self.d_model,
+                n_heads: self.heads,
+                d_head: self.d_head,
+                d_mlp: if self.attn_only { 0 } else { self.hidden[0] },
+                // The token data sets' vocabulary is their set of classes ("=" included).
+                d_vocab: n_out,
+                d_vocab_out: n_out,
+                n_ctx: input_dim,
+                ..TransformerConfig::modular_addition(n_out - 1)
+            }),
         })
     }
 
@@ -204,6 +246,7 @@ impl TrainArgs {
             eval_every: self.eval_every,
             target_accuracy: self.target_accuracy,
             shards,
+            loss_f64: self.loss_f64,
         }
     }
 }

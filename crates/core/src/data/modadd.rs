@@ -1,4 +1,5 @@
-//! Modular addition a + b mod p, the grokking task: inputs are one-hot(a) ++ one-hot(b).
+//! Modular addition a + b mod p, the grokking task. Inputs are one-hot(a) ++ one-hot(b) for
+//! MLPs, or the token ids "a b =" (with "=" the token p) for transformers.
 
 use super::{Dataset, Split, Targets};
 use crate::{Error, Result};
@@ -16,17 +17,22 @@ pub struct ModularAddition {
     pub p: usize,
     pub train_fraction: f64,
     pub seed: u64,
+    /// Token ids [a, b, p] instead of one-hot vectors; the labels then range over the p + 1
+    /// tokens of the vocabulary (the answer is never p, the "=" token).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tokens: bool,
 }
 
 impl Default for ModularAddition {
     fn default() -> Self {
-        ModularAddition { p: 113, train_fraction: 0.3, seed: 0 }
+        ModularAddition { p: 113, train_fraction: 0.3, seed: 0, tokens: false }
     }
 }
 
 impl ModularAddition {
     /// All p² pairs, shuffled by the seed; the first round(train_fraction·p²) of them train.
-    /// Sample i is [one-hot(a), one-hot(b)] with label (a + b) mod p.
+    /// Sample i is [one-hot(a), one-hot(b)] (or [a, b, p] with `tokens`), label (a + b) mod p.
+    /// The split does not depend on the input form.
     pub fn generate(&self) -> Result<Split> {
         let p = self.p;
         if p < 2 {
@@ -48,17 +54,22 @@ impl ModularAddition {
         let mut pairs: Vec<(usize, usize)> = (0..p).flat_map(|a| (0..p).map(move |b| (a, b))).collect();
         pairs.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed));
         let make = |pairs: &[(usize, usize)]| {
-            let mut inputs = vec![0f32; pairs.len() * 2 * p];
-            for (r, &(a, b)) in pairs.iter().enumerate() {
-                inputs[r * 2 * p + a] = 1.0;
-                inputs[r * 2 * p + p + b] = 1.0;
-            }
+            let (inputs, input_dim, n_classes) = if self.tokens {
+                (pairs.iter().flat_map(|&(a, b)| [a as f32, b as f32, p as f32]).collect(), 3, p + 1)
+            } else {
+                let mut inputs = vec![0f32; pairs.len() * 2 * p];
+                for (r, &(a, b)) in pairs.iter().enumerate() {
+                    inputs[r * 2 * p + a] = 1.0;
+                    inputs[r * 2 * p + p + b] = 1.0;
+                }
+                (inputs, 2 * p, p)
+            };
             Dataset {
                 name: format!("modadd-p{p}"),
                 inputs,
-                input_dim: 2 * p,
+                input_dim,
                 image_shape: None,
-                targets: Targets::Classes { labels: pairs.iter().map(|&(a, b)| ((a + b) % p) as u32).collect(), n_classes: p },
+                targets: Targets::Classes { labels: pairs.iter().map(|&(a, b)| ((a + b) % p) as u32).collect(), n_classes },
             }
         };
         Ok(Split { train: make(&pairs[..n_train]), test: make(&pairs[n_train..]) })

@@ -1,6 +1,7 @@
 //! The architectures: their parameters, activation sites and forward passes.
 
 use super::params::{Init, ParamSpec, Params};
+use super::transformer::TransformerConfig;
 use super::Recorder;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -71,6 +72,8 @@ pub enum Architecture {
     Cnn { image: [usize; 3], channels: Vec<usize>, kernel: usize, hidden: usize, d_out: usize },
     /// SIREN implicit neural representation: sin(w0 (W x + b)) layers, linear output.
     Siren { dims: Vec<usize>, w0: f64 },
+    /// A decoder-only transformer over token ids (see [`TransformerConfig`]).
+    Transformer(TransformerConfig),
 }
 
 fn yes() -> bool {
@@ -104,6 +107,7 @@ impl Architecture {
             Architecture::Bilinear { .. } => "bilinear",
             Architecture::Cnn { .. } => "cnn",
             Architecture::Siren { .. } => "siren",
+            Architecture::Transformer(_) => "transformer",
         }
     }
 
@@ -112,6 +116,7 @@ impl Architecture {
             Architecture::Mlp { dims, .. } | Architecture::Siren { dims, .. } => dims[0],
             Architecture::Bilinear { d_in, .. } => *d_in,
             Architecture::Cnn { image, .. } => image.iter().product(),
+            Architecture::Transformer(t) => t.n_ctx,
         }
     }
 
@@ -119,6 +124,7 @@ impl Architecture {
         match self {
             Architecture::Mlp { dims, .. } | Architecture::Siren { dims, .. } => *dims.last().unwrap(),
             Architecture::Bilinear { d_out, .. } | Architecture::Cnn { d_out, .. } => *d_out,
+            Architecture::Transformer(t) => t.output_dim(),
         }
     }
 
@@ -152,6 +158,7 @@ impl Architecture {
                     return bad("image too small for that many pooling stages");
                 }
             }
+            Architecture::Transformer(t) => t.validate()?,
         }
         Ok(())
     }
@@ -225,6 +232,7 @@ impl Architecture {
                     specs.extend(linear(&name, dims[i], dims[i + 1], true, init));
                 }
             }
+            Architecture::Transformer(t) => specs = t.param_specs(),
         }
         specs
     }
@@ -265,6 +273,7 @@ impl Architecture {
                 v.push("fc.pre".into());
                 v.push("fc.post".into());
             }
+            Architecture::Transformer(t) => return t.site_names(),
         }
         v.push("logits".into());
         v
@@ -333,6 +342,7 @@ impl Architecture {
                 }
                 apply_linear(p, "head", h, true)
             }
+            Architecture::Transformer(t) => t.forward(p, x, rec),
         };
         rec.record("logits", &out);
         out

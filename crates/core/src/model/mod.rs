@@ -5,9 +5,11 @@
 
 mod arch;
 pub mod params;
+pub mod transformer;
 
 pub use arch::{Activation, Architecture};
 pub use params::{Init, ParamSpec, Params};
+pub use transformer::{InitScheme, MlpKind, Norm, Positions, Readout, TransformerConfig};
 
 use crate::tensor::{Device, Tensor};
 use crate::{Error, Result};

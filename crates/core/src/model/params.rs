@@ -25,6 +25,7 @@ pub enum Init {
     /// N(0, 1/fan) (the modular-addition MLP of spec/lib.md 10.2).
     Normal { fan: usize },
     Zeros,
+    Ones,
 }
 
 impl ParamSpec {
@@ -38,7 +39,7 @@ impl ParamSpec {
     fn bound(&self) -> f64 {
         match self.init {
             Init::Normal { fan } => 1.0 / (fan as f64).sqrt(),
-            Init::Zeros => 0.0,
+            Init::Zeros | Init::Ones => 0.0,
             Init::Uniform { fan_in } => 1.0 / (fan_in as f64).sqrt(),
             Init::SirenFirst { fan_in } => 1.0 / fan_in as f64,
             Init::SirenHidden { fan_in, w0_milli } => {
@@ -65,6 +66,7 @@ impl Params {
                 let b = s.bound();
                 let v: Vec<f32> = match s.init {
                     Init::Zeros => vec![0.0; s.numel()],
+                    Init::Ones => vec![1.0; s.numel()],
                     Init::Normal { .. } => (0..s.numel()).map(|_| (b * rng.sample::<f64, _>(rand_distr::StandardNormal)) as f32).collect(),
                     _ => (0..s.numel()).map(|_| rng.random_range(-b..b) as f32).collect(),
                 };

@@ -4,6 +4,7 @@
 //! come from a generator seeded by (seed, epoch), and the optimiser state is checkpointed, so a
 //! run stopped after any epoch and resumed ends with the same weights as an unbroken run.
 
+pub mod lm;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
@@ -48,6 +49,10 @@ pub struct TrainConfig {
     /// Row blocks per batch whose gradients are computed in parallel (see [`block_gradients`]).
     #[serde(default = "default_shards")]
     pub shards: usize,
+    /// Cross-entropy in f64 (see [`loss::cross_entropy_f64`]): for runs trained to losses
+    /// near 1e-7, such as grokking.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loss_f64: bool,
 }
 
 fn default_shards() -> usize {
@@ -68,6 +73,7 @@ impl Default for TrainConfig {
             eval_every: 1,
             target_accuracy: None,
             shards: default_shards(),
+            loss_f64: false,
         }
     }
 }
@@ -180,8 +186,8 @@ const MIN_SHARD_ROWS: usize = 32;
 
 /// Mean loss of a batch and its gradient per parameter, as host vectors (see
 /// [`block_gradients`], whose block gradients this sums).
-pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize) -> (f64, Vec<Vec<f32>>) {
-    let (loss, blocks) = block_gradients(model, data, x, y, shards);
+pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, loss_f64: bool) -> (f64, Vec<Vec<f32>>) {
+    let (loss, blocks) = block_gradients(model, data, x, y, shards, loss_f64);
     (loss, weighted_sum(&blocks))
 }
 
@@ -192,21 +198,25 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
 /// small batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never on
 /// the thread count, so results are identical at any --threads. The blocks are returned
 /// unsummed so that Adam can sum them as it reads them ([`Adam::update_weighted`]).
-pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize) -> (f64, Vec<Weighted<HostValues>>) {
+pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, loss_f64: bool) -> (f64, Vec<Weighted<HostValues>>) {
     let n = x.dims()[0];
-    let blocks = split_blocks(model, data, x, y, shards, n);
+    let blocks = split_blocks(model, data, x, y, shards, n, loss_f64);
     let loss = blocks.iter().map(|(loss, b)| loss * b.weight as f64).sum();
     (loss, blocks.into_iter().map(|(_, b)| b).collect())
 }
 
 /// The blocks of [`block_gradients`] with their mean losses; `total` is the batch's row count.
-fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, total: usize) -> Vec<(f64, Weighted<HostValues>)> {
+fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, total: usize, loss_f64: bool) -> Vec<(f64, Weighted<HostValues>)> {
     let n = x.dims()[0];
     if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
         // Fresh parameter leaves per shard: concurrent backward passes must not share
         // graph nodes (burn consumes a node's tape on backward).
         let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
-        let loss = loss_fn(data, local.forward(x), y);
+        let logits = local.forward(x);
+        let loss = match data.targets {
+            Targets::Classes { .. } if loss_f64 => loss::cross_entropy_f64(logits, y),
+            _ => loss_fn(data, logits, y),
+        };
         let value = scalar(loss.clone());
         let mut grads = loss.backward();
         // grad_remove hands over the only reference, so HostValues keeps the buffer uncopied.
@@ -216,8 +226,8 @@ fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shard
     let (left, right) = (shards / 2, shards - shards / 2);
     let h = n * left / shards;
     let (mut a, b) = rayon::join(
-        || split_blocks(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, total),
-        || split_blocks(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, total),
+        || split_blocks(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, total, loss_f64),
+        || split_blocks(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, total, loss_f64),
     );
     a.extend(b);
     a
@@ -267,11 +277,11 @@ fn argmax(v: &[f32]) -> usize {
     best
 }
 
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
+pub(crate) fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
     let mut tensors = Vec::new();
     for (i, spec) in model.params.specs.iter().enumerate() {
         for (kind, state) in [("m", &adam.m[i]), ("v", &adam.v[i])] {
@@ -282,7 +292,7 @@ fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
     write_f32(&dir.join(OPTIMIZER_FILE), &tensors, meta)
 }
 
-fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig) -> Result<Adam> {
+pub(crate) fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig) -> Result<Adam> {
     let path = dir.join(OPTIMIZER_FILE);
     let file = SafetensorsFile::open(&path)?;
     let step = file
@@ -322,26 +332,30 @@ fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall:
 /// clipping, then Adam. Returns the batch loss; when it is not finite the weights are left
 /// untouched so the caller can stop on the last good state.
 pub fn train_step(model: &mut Model, adam: &mut Adam, data: &Dataset, x: Tensor<2>, y: Tensor<2>, cfg: &TrainConfig, lr: f64) -> f64 {
-    let (loss_value, blocks) = block_gradients(model, data, x, y, cfg.shards);
-    if !loss_value.is_finite() {
-        return loss_value;
+    let (loss_value, blocks) = block_gradients(model, data, x, y, cfg.shards, cfg.loss_f64);
+    if loss_value.is_finite() {
+        apply_update(model, adam, &blocks, cfg.clip_grad_norm, lr);
     }
+    loss_value
+}
+
+/// Adam on the summed block gradients, with optional global-norm clipping.
+pub(crate) fn apply_update(model: &mut Model, adam: &mut Adam, blocks: &[Weighted<HostValues>], clip_grad_norm: Option<f64>, lr: f64) {
     let device = model.params.values[0].device();
     // Taking the tensors out leaves their buffers unshared, and from_vec made them with f32's
     // alignment, so to_vec moves rather than copies.
     let mut host: Vec<Vec<f32>> = std::mem::take(&mut model.params.values).into_iter().map(to_vec).collect();
-    if let Some(max) = cfg.clip_grad_norm {
-        let mut g = weighted_sum(&blocks);
+    if let Some(max) = clip_grad_norm {
+        let mut g = weighted_sum(blocks);
         optim::clip_grad_norm(&mut g, max);
         adam.update(&mut host, &g, lr);
     } else {
-        adam.update_weighted(&mut host, &blocks, lr);
+        adam.update_weighted(&mut host, blocks, lr);
     }
     model.params.values = host.into_iter().map(|h| {
         let n = h.len();
         from_vec(h, [n], &device).require_grad()
     }).collect();
-    loss_value
 }
 
 /// Train `arch` on `data`. Writes a checkpoint, optimiser state and run.json after every epoch.

@@ -47,7 +47,7 @@ pub fn config(steps: usize, full_batch: usize) -> TrainConfig {
 /// Fourier purity and dominant frequency of the first `count` non-constant features of node
 /// layer `l` over all p² pairs (row a·p + b).
 pub fn feature_frequencies(net: &Network, analysis: &Analysis, variant: Variant, l: usize, p: usize, count: usize) -> Vec<(f64, usize)> {
-    let task = ModularAddition { p, train_fraction: 0.5, seed: 0 };
+    let task = ModularAddition { p, train_fraction: 0.5, seed: 0, tokens: false };
     let all = all_pairs(&task);
     let acts = net.node_activations(net.fold_input(&all, p * p));
     let b = &analysis.variant(variant).expect("variant analysed").basis.layers[l];
@@ -56,9 +56,12 @@ pub fn feature_frequencies(net: &Network, analysis: &Analysis, variant: Variant,
     (first..b.width().min(first + count)).map(|j| purity(&grid(&(0..p * p).map(|r| f_hat[(r, j)]).collect::<Vec<_>>(), p))).collect()
 }
 
-/// One-hot inputs of every pair (a, b), row a·p + b.
+/// Inputs of every pair (a, b), row a·p + b: one-hot, or the tokens [a, b, =] for transformers.
 pub fn all_pairs(task: &ModularAddition) -> Vec<f32> {
     let p = task.p;
+    if task.tokens {
+        return (0..p * p).flat_map(|r| [(r / p) as f32, (r % p) as f32, p as f32]).collect();
+    }
     let mut x = vec![0f32; p * p * 2 * p];
     for a in 0..p {
         for b in 0..p {
@@ -73,7 +76,7 @@ pub fn all_pairs(task: &ModularAddition) -> Vec<f32> {
 /// Dominant frequencies of the hidden neurons: those that are the top frequency of at least
 /// 5% of the neurons that fire at all.
 pub fn neuron_key_frequencies(net: &Network, l: usize, p: usize) -> (Vec<usize>, Vec<(f64, usize)>) {
-    let task = ModularAddition { p, train_fraction: 0.5, seed: 0 };
+    let task = ModularAddition { p, train_fraction: 0.5, seed: 0, tokens: false };
     let acts = net.node_activations(net.fold_input(&all_pairs(&task), p * p));
     let f = &acts[l];
     let neurons: Vec<(f64, usize)> = (0..f.ncols() - 1).map(|j| purity(&grid(&(0..p * p).map(|r| f[(r, j)]).collect::<Vec<_>>(), p))).filter(|&(_, w)| w > 0).collect();
@@ -98,7 +101,7 @@ pub fn run_with(opts: &ExperimentOptions, p: usize, steps: usize) -> Result<Outc
     let mut edges: BTreeMap<(&str, Variant), Vec<Option<usize>>> = BTreeMap::new();
     let (mut lib_purity, mut pca_purity, mut paired, mut subset) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &seed in &opts.seeds {
-        let task = ModularAddition { p, train_fraction: 0.5, seed };
+        let task = ModularAddition { p, train_fraction: 0.5, seed, tokens: false };
         let split = task.generate()?;
         let name = format!("modadd-p{p}-seed{seed}");
         let model = fit(architecture(p), &split, &DataSpec::Modadd(task.clone()), &config(steps, split.train.len()), seed, &opts.out, &name, opts.progress)?;
