@@ -321,3 +321,54 @@ fn sae_stream_refuses_inconsistent_or_truncated_stores() {
     let e = train(&cut);
     assert!(e.contains(shard) && (e.contains("truncated") || e.contains("shorter")), "{e}");
 }
+
+/// A text of 40 short documents for the language-model training tests.
+fn tiny_corpus(dir: &Path) -> std::path::PathBuf {
+    let stories: Vec<String> = (0..40)
+        .map(|i| format!("Story {i}. The little cat saw a red ball and the dog ran after it. They played in the garden until the sun went down, and then they slept."))
+        .collect();
+    let path = dir.join("stories.txt");
+    std::fs::write(&path, stories.join("\n\n")).unwrap();
+    path
+}
+
+#[test]
+fn lm_train_writes_a_checkpoint_and_resumes_bit_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_corpus(dir.path());
+    let (broken, whole) = (dir.path().join("broken"), dir.path().join("whole"));
+    for arch in ["bilinear", "gpt"] {
+        let args = |out: &Path, extra: &[&str]| {
+            let mut a = vec!["--quiet", "--threads", "2", "lm", "train", text.to_str().unwrap(), "--arch", arch, "--vocab", "300", "--lowercase", "--layers", "2",
+                "--d-model", "32", "--heads", "2", "--d-mlp", "48", "--context", "16", "--steps", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3",
+                "--save-every", "2", "--val-fraction", "0.1", "--out", out.to_str().unwrap()];
+            a.extend_from_slice(extra);
+            ok(&a)
+        };
+        std::fs::remove_dir_all(&broken).ok();
+        std::fs::remove_dir_all(&whole).ok();
+        args(&broken, &["--stop-after", "3"]);
+        args(&broken, &["--resume"]);
+        let out = args(&whole, &[]);
+        assert!(out.contains("val_loss"), "{out}");
+        let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+        assert_eq!(read(&broken, "model.safetensors"), read(&whole, "model.safetensors"), "{arch}: resumed weights differ from an unbroken run");
+        assert_eq!(read(&broken, "tokenizer.json"), read(&whole, "tokenizer.json"));
+        let run: serde_json::Value = serde_json::from_slice(&read(&whole, "run.json")).unwrap();
+        assert_eq!(run["history"].as_array().unwrap().len(), 6);
+    }
+}
+
+#[test]
+fn lm_train_refuses_what_it_cannot_train_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_corpus(dir.path());
+    let out = dir.path().join("m");
+    let base = ["--quiet", "lm", "train", text.to_str().unwrap(), "--out", out.to_str().unwrap(), "--steps", "1"];
+    let err = fails(&[&base[..], &["--d-model", "30", "--heads", "4"]].concat());
+    assert!(err.contains("not a multiple of --heads"), "{err}");
+    let err = fails(&[&base[..], &["--vocab", "100"]].concat());
+    assert!(err.contains("byte-level vocabulary needs more than 256"), "{err}");
+    let err = fails(&[&base[..], &["--context", "4000", "--vocab", "300"]].concat());
+    assert!(err.contains("validation documents hold fewer than"), "{err}");
+}

@@ -4,6 +4,7 @@
 
 pub mod allocator;
 pub mod config;
+pub mod corpus;
 pub mod generate;
 pub mod error;
 pub mod gguf;

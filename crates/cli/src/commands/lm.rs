@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Open, run and hook pretrained language models.
+/// Open, run and hook pretrained language models, or train a small one on your text
+/// (`glassbox lm train`).
 ///
 /// MODEL is a Hugging Face model folder (config.json, model.safetensors or a sharded index,
 /// tokenizer.json), a model id such as HuggingFaceTB/SmolLM2-135M found in the local Hugging
@@ -29,6 +30,7 @@ pub struct LmArgs {
 #[derive(Subcommand, Debug)]
 pub enum LmCommand {
     Info(InfoArgs),
+    Train(super::lm_train::LmTrainArgs),
     Run(RunArgs),
     Score(ScoreArgs),
     Generate(GenerateArgs),
@@ -147,6 +149,7 @@ pub struct GenerateArgs {
 pub fn run(cli: &Cli, a: &LmArgs) -> Result<()> {
     match &a.command {
         LmCommand::Info(a) => info(a),
+        LmCommand::Train(a) => super::lm_train::run(cli, a),
         LmCommand::Run(a) => run_prompts(cli, a),
         LmCommand::Score(a) => score_text(cli, a),
         LmCommand::Generate(a) => generate_text(cli, a),

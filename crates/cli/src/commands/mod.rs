@@ -4,6 +4,7 @@ pub mod eval;
 pub mod inspect;
 pub mod lib;
 pub mod lm;
+pub mod lm_train;
 pub mod lm_acts;
 pub mod probe;
 pub mod probex;
