@@ -372,3 +372,33 @@ fn lm_train_refuses_what_it_cannot_train_on() {
     let err = fails(&[&base[..], &["--context", "4000", "--vocab", "300"]].concat());
     assert!(err.contains("validation documents hold fewer than"), "{err}");
 }
+
+#[test]
+fn a_trained_language_model_opens_in_the_model_loader_with_the_same_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_corpus(dir.path());
+    for arch in ["bilinear", "gpt"] {
+        let out = dir.path().join(arch);
+        // Three layers: the bilinear attention scale 1/√6 is not a power of two.
+        ok(&["--quiet", "lm", "train", text.to_str().unwrap(), "--arch", arch, "--vocab", "300", "--layers", "3", "--d-model", "32", "--heads", "2", "--d-mlp", "48",
+            "--context", "16", "--steps", "4", "--batch-size", "4", "--val-fraction", "0.1", "--out", out.to_str().unwrap()]);
+        assert!(out.join("config.json").is_file() && out.join("tokenizer.json").is_file());
+        let prompts = dir.path().join("prompts.txt");
+        std::fs::write(&prompts, "the little cat saw a red ball\nthey played in the garden\n").unwrap();
+        let hooks = dir.path().join(format!("{arch}-hooks.safetensors"));
+        ok(&["--quiet", "lm", "run", out.to_str().unwrap(), "--prompts", prompts.to_str().unwrap(), "--hooks", "logits", "--out", hooks.to_str().unwrap()]);
+        let file = glassbox_core::io::SafetensorsFile::open(&hooks).unwrap();
+        let (tokens, offsets, logits) = (file.tensor_f32("tokens").unwrap().data, file.tensor_f32("offsets").unwrap().data, file.tensor_f32("logits").unwrap().data);
+        // glassbox's own checkpoint reader and transformer on the same tokens.
+        let (model, _) = glassbox_core::checkpoint::load(&out, &glassbox_core::tensor::infer_device()).unwrap();
+        let vocab = logits.len() / tokens.len();
+        for p in 0..2 {
+            let (lo, hi) = (offsets[p] as usize, offsets[p + 1] as usize);
+            let x = glassbox_core::tensor::from_vec(tokens[lo..hi].to_vec(), [1, hi - lo], &glassbox_core::tensor::infer_device());
+            let ours = glassbox_core::tensor::to_vec(model.forward(x));
+            let theirs = &logits[lo * vocab..hi * vocab];
+            let err = ours.iter().zip(theirs).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 1e-4, "{arch} prompt {p}: the model loader's logits differ from the trainer's by {err}");
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! `model.json` (architecture, task, seed, training configuration, metrics, version).
 
 use crate::io::{read_json, write_f32, write_json, HostTensor, SafetensorsFile};
+use crate::model::hf_layout::{self, HfFamily};
 use crate::model::{Architecture, Model, Params};
 use crate::tensor::Device;
 use crate::{Error, Result};
@@ -11,6 +12,8 @@ use std::path::Path;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CARD_FILE: &str = "model.json";
+/// Hugging Face's config.json, written beside language-model checkpoints.
+pub const HF_CONFIG_FILE: &str = "config.json";
 
 /// What the model was trained to do; enough to rebuild its data set for `eval` and `acts`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,13 +60,30 @@ pub fn params_to_host(params: &Params) -> Vec<HostTensor> {
         .collect()
 }
 
+/// The Hugging Face layout a model is saved in, if any (language-model transformers).
+fn hf_family(arch: &Architecture) -> Option<(&crate::model::TransformerConfig, HfFamily)> {
+    match arch {
+        Architecture::Transformer(t) => hf_layout::family(t).map(|f| (t, f)),
+        _ => None,
+    }
+}
+
 /// Write the weights first and the card last, each atomically: a card always describes
-/// weights that are complete on disk.
+/// weights that are complete on disk. Language-model transformers are written in their Hugging
+/// Face layout with a config.json (see [`crate::model::hf_layout`]); the end-of-text id for it
+/// comes from the card's `training.data.eos_token_id` when present.
 pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<()> {
     let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "glassbox".to_string());
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert("producer".to_string(), "glassbox".to_string());
     meta.insert("architecture".to_string(), model.arch.kind_name().to_string());
-    write_f32(&dir.join(WEIGHTS_FILE), &params_to_host(&model.params), meta)?;
+    let mut tensors = params_to_host(&model.params);
+    if let Some((t, family)) = hf_family(&model.arch) {
+        tensors = hf_layout::to_hf(t, family, &tensors);
+        let eos = card.training.as_ref().and_then(|t| t["data"]["eos_token_id"].as_u64()).unwrap_or(0) as u32;
+        write_json(&dir.join(HF_CONFIG_FILE), &hf_layout::config_json(t, family, eos))?;
+    }
+    write_f32(&dir.join(WEIGHTS_FILE), &tensors, meta)?;
     write_json(&dir.join(CARD_FILE), card)
 }
 
@@ -112,7 +132,25 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, ModelCard)> {
     let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
     card.architecture.validate().map_err(|e| Error::format(dir.join(CARD_FILE), e.to_string()))?;
     let specs = card.architecture.param_specs();
-    let host = read_params(&dir.join(WEIGHTS_FILE), &specs)?;
+    let path = dir.join(WEIGHTS_FILE);
+    let host = match hf_family(&card.architecture) {
+        Some((t, family)) => {
+            let file = SafetensorsFile::open(&path)?;
+            let tensors = file.entries()?.into_iter().map(|(name, _, _)| Ok((name.clone(), file.tensor_f32(&name)?.data))).collect::<Result<HashMap<_, _>>>()?;
+            let mut params = hf_layout::from_hf(t, family, &tensors).map_err(|e| Error::format(&path, e.to_string()))?;
+            specs
+                .iter()
+                .map(|s| {
+                    let v = params.remove(&s.name).ok_or_else(|| Error::format(&path, format!("no tensor for '{}'", s.name)))?;
+                    if v.len() != s.numel() {
+                        return Err(Error::format(&path, format!("'{}' has {} values, the architecture needs {:?}", s.name, v.len(), s.shape)));
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => read_params(&path, &specs)?,
+    };
     let params = Params::from_host(specs, host, device).require_grad();
     Ok((Model { arch: card.architecture.clone(), params }, card))
 }

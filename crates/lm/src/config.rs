@@ -42,6 +42,8 @@ pub enum Activation {
     /// SiLU (x·sigmoid(x)), the gate of SwiGLU.
     Silu,
     Relu,
+    /// No activation (transformers' "linear"): a gated MLP with it is bilinear.
+    Identity,
 }
 
 impl Activation {
@@ -52,6 +54,7 @@ impl Activation {
             "gelu" => Activation::GeluErf,
             "silu" | "swish" => Activation::Silu,
             "relu" => Activation::Relu,
+            "linear" => Activation::Identity,
             _ => return None,
         })
     }

@@ -235,6 +235,7 @@ pub fn activate_all(act: Activation, x: &mut [f32]) {
         Activation::GeluErf => vmath::gelu_erf(c),
         Activation::Silu => vmath::silu(c),
         Activation::Relu => c.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Identity => {}
     });
 }
 

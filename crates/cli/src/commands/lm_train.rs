@@ -37,9 +37,11 @@ pub enum DecayArg {
 /// model learns next-token prediction at every position with AdamW, a linear warm-up and a
 /// decay to zero.
 ///
-/// The output folder gets model.safetensors + model.json (the checkpoint, read by `glassbox
-/// lm` commands' loader and by `glassbox acts`), tokenizer.json, optimizer.safetensors (for
-/// --resume) and run.json (per-step training loss, validation loss every --eval-every steps).
+/// The output folder is a Hugging Face model folder as well as a glassbox checkpoint:
+/// config.json + model.safetensors + tokenizer.json in the layout of GPT-2 (gpt) or of Llama
+/// with an identity gate (bilinear), which transformers and the other `glassbox lm` commands
+/// open; model.json (glassbox's card), optimizer.safetensors (for --resume) and run.json
+/// (per-step training loss, validation loss every --eval-every steps).
 ///
 /// Examples:
 ///   glassbox lm train tinystories_val.txt --arch bilinear --vocab 4096 --lowercase \
@@ -207,6 +209,7 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
         "files": files, "documents": { "train": train_docs.len(), "validation": val_docs.len() },
         "tokens": { "train": train.tokens.len(), "validation": val.tokens.len() },
         "contexts": { "train": train.len(), "validation": val.len() }, "val_fraction": a.val_fraction,
+        "eos_token_id": tokenizer.eos_id(),
     });
     if !cli.quiet {
         eprintln!(

@@ -4,6 +4,7 @@
 //! [`Params`]. `forward` runs on any device; `forward_sites` also returns chosen activations.
 
 mod arch;
+pub mod hf_layout;
 pub mod params;
 pub mod transformer;
 

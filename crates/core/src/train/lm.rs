@@ -164,6 +164,14 @@ pub fn evaluate_lm(model: &Model, data: &Contexts, batch_size: usize) -> Result<
     Ok(sum / data.len().max(1) as f64)
 }
 
+/// The weights as trained, from the optimiser state: the checkpoint's weights file may hold a
+/// converted layout (an attention scale folded into a matrix) that is not bit-exact.
+fn exact_weights(dir: &std::path::Path, model: Model, dev: &Device) -> Result<Model> {
+    let file = crate::io::SafetensorsFile::open(&dir.join(super::OPTIMIZER_FILE))?;
+    let host = model.params.specs.iter().map(|s| Ok(file.tensor_f32(&format!("param.{}", s.name))?.data)).collect::<Result<Vec<_>>>()?;
+    Ok(Model { params: crate::model::Params::from_host(model.params.specs.clone(), host, dev).require_grad(), arch: model.arch })
+}
+
 /// The training rows of step `step`: epoch orders seeded by (seed, epoch), concatenated.
 fn step_rows(seed: u64, step: usize, batch: usize, n: usize) -> Vec<usize> {
     let mut rows = Vec::with_capacity(batch);
@@ -208,6 +216,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
             return Err(Error::format(card_path, "cannot resume: the architecture, training configuration, data or seed differ from this run's"));
         }
         let adam = load_optimizer(&opts.out_dir, &model, cfg.optim.clone())?;
+        let model = exact_weights(&opts.out_dir, model, &dev)?;
         let run: serde_json::Value = read_json(&opts.out_dir.join(RUN_FILE))?;
         let history: Vec<StepRecord> = serde_json::from_value(run["history"].clone()).map_err(|e| Error::format(opts.out_dir.join(RUN_FILE), format!("bad history: {e}")))?;
         (model, adam, history, old.epochs_done)
@@ -244,7 +253,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
         bar.inc(1);
         if (step + 1) % opts.save_every.max(1) == 0 || step + 1 == end {
             // Weights and optimiser first, card last: the card marks a complete checkpoint.
-            save_optimizer(&opts.out_dir, &model, &adam)?;
+            save_optimizer(&opts.out_dir, &model, &adam, true)?;
             checkpoint::save(&opts.out_dir, &model, &card)?;
             let run = serde_json::json!({
                 "name": opts.name, "command": opts.command, "seed": opts.seed,

@@ -281,8 +281,10 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-pub(crate) fn save_optimizer(dir: &Path, model: &Model, adam: &Adam) -> Result<()> {
-    let mut tensors = Vec::new();
+/// Adam's state; with `with_params`, also the exact weights (for checkpoints whose weights file
+/// holds a converted layout, so that a resume starts from bit-identical weights).
+pub(crate) fn save_optimizer(dir: &Path, model: &Model, adam: &Adam, with_params: bool) -> Result<()> {
+    let mut tensors = if with_params { crate::checkpoint::params_to_host(&model.params).into_iter().map(|t| HostTensor { name: format!("param.{}", t.name), ..t }).collect() } else { Vec::new() };
     for (i, spec) in model.params.specs.iter().enumerate() {
         for (kind, state) in [("m", &adam.m[i]), ("v", &adam.v[i])] {
             tensors.push(HostTensor { name: format!("{kind}.{}", spec.name), shape: vec![spec.numel()], data: state.clone() });
@@ -454,7 +456,7 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         let reached = matches!((test, cfg.target_accuracy), (Some(t), Some(target)) if t.accuracy >= target);
         if (epoch + 1) % opts.save_every.max(1) == 0 || epoch + 1 == end || reached {
             // Weights and optimiser first, card last: the card marks a complete checkpoint.
-            save_optimizer(&opts.out_dir, &model, &adam)?;
+            save_optimizer(&opts.out_dir, &model, &adam, false)?;
             checkpoint::save(&opts.out_dir, &model, &card)?;
             write_run(opts, &card, &history, clock.elapsed().as_secs_f64())?;
             last_saved = epoch + 1;
