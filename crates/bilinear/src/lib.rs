@@ -11,6 +11,7 @@ pub mod hosvd;
 pub mod interaction;
 pub mod layer;
 pub mod load;
+pub mod output_features;
 
 pub use decompose::{decompose, Decomposition};
 pub use eigen::{eigh, lanczos_top_k, Spectrum};

@@ -63,6 +63,26 @@ pub fn from_model(model: &Model) -> Result<BilinearModel> {
     assemble(path, &map, |name| tensors.get(name).cloned().ok_or_else(|| Error::format(path, format!("no tensor '{name}'"))))
 }
 
+/// The MLP of block `block` of a bilinear transformer (glassbox's `MlpKind::Bilinear`):
+/// out = W_out ((x W_gate) ⊙ (x W_in)), as W = W_gateᵀ, V = W_inᵀ, P = W_outᵀ, no biases.
+pub fn transformer_mlp(model: &Model, block: usize) -> Result<BilinearLayer> {
+    let Architecture::Transformer(t) = &model.arch else {
+        return Err(Error::invalid(format!("a {} model is not a transformer", model.arch.kind_name())));
+    };
+    if t.mlp != glassbox_core::model::MlpKind::Bilinear || block >= t.n_layers {
+        return Err(Error::invalid(format!("block {block} of this transformer ({} blocks, {:?} MLPs) has no bilinear MLP", t.n_layers, t.mlp)));
+    }
+    let host = model.params.to_host();
+    let get = |name: &str| -> &[f32] { &host[model.params.index(&format!("blocks.{block}.mlp.{name}")).expect("bilinear MLP weights")] };
+    let (d, h) = (t.d_model, t.d_mlp);
+    // [d, h] row-major to [h, d].
+    let transposed = |m: &[f32]| Mat::from_fn(h, d, |r, c| m[c * h + r] as f64);
+    // W_out [h, d] row-major to P [d, h].
+    let w_out = get("W_out");
+    let p = Mat::from_fn(d, h, |r, c| w_out[c * d + r] as f64);
+    Ok(BilinearLayer { w: transposed(get("W_gate")), v: transposed(get("W_in")), p, b1: None, b2: None })
+}
+
 /// Load from `weights` (safetensors) with the tensor names in `map_path` (JSON [`WeightMap`]).
 pub fn from_safetensors(weights: &Path, map_path: &Path) -> Result<BilinearModel> {
     let map: WeightMap = read_json(map_path)?;

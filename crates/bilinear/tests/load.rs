@@ -76,3 +76,28 @@ fn a_non_bilinear_checkpoint_is_refused_by_name() {
     let err = from_checkpoint(dir.path()).unwrap_err().to_string();
     assert!(err.contains("model.json") && err.contains("mlp model") && err.contains("bilinear"), "{err}");
 }
+
+#[test]
+fn a_bilinear_transformers_mlp_is_read_as_a_bilinear_layer() {
+    use glassbox_core::model::{Architecture, MlpKind, Model, Norm, Positions, Readout, TransformerConfig};
+    use glassbox_core::tensor::infer_device;
+    let config = TransformerConfig {
+        n_layers: 2, d_model: 8, n_heads: 2, d_head: 4, d_mlp: 12, d_vocab: 10, d_vocab_out: 10, n_ctx: 5, readout: Readout::EveryPosition,
+        norm: Norm::RmsNorm { eps: 1e-8 }, positions: Positions::Rotary { base: 10000.0 }, mlp: MlpKind::Bilinear, mlp_bias: false,
+        ..TransformerConfig::modular_addition(9)
+    };
+    let model = Model::init(Architecture::Transformer(config), 3, &infer_device()).unwrap();
+    let layer = glassbox_bilinear::load::transformer_mlp(&model, 1).unwrap();
+    // The transformer's own MLP output at hook_mlp_out from its input at ln2.hook_normalized.
+    let x = glassbox_core::tensor::from_vec(vec![1.0, 4.0, 2.0, 7.0, 3.0], [1, 5], &infer_device());
+    let sites = ["blocks.1.ln2.hook_normalized".to_string(), "blocks.1.hook_mlp_out".to_string()];
+    let (_, found) = model.forward_sites(x, &sites).unwrap();
+    let (input, output) = (glassbox_core::tensor::to_vec(found[0].value.clone()), glassbox_core::tensor::to_vec(found[1].value.clone()));
+    for pos in 0..5 {
+        let y = layer.forward(&input[pos * 8..(pos + 1) * 8].iter().map(|&v| v as f64).collect::<Vec<_>>());
+        for c in 0..8 {
+            assert!((y[c] - output[pos * 8 + c] as f64).abs() < 1e-5, "position {pos}, output {c}: {} vs {}", y[c], output[pos * 8 + c]);
+        }
+    }
+    assert!(glassbox_bilinear::load::transformer_mlp(&model, 2).is_err());
+}
