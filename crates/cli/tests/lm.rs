@@ -402,3 +402,30 @@ fn a_trained_language_model_opens_in_the_model_loader_with_the_same_logits() {
         }
     }
 }
+
+#[test]
+fn bilinear_reads_a_bilinear_transformers_mlp_through_saes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_corpus(dir.path());
+    let model = dir.path().join("lm");
+    let m = model.to_str().unwrap();
+    ok(&["--quiet", "lm", "train", text.to_str().unwrap(), "--arch", "bilinear", "--vocab", "300", "--layers", "2", "--d-model", "16", "--heads", "2", "--d-mlp", "24",
+        "--context", "16", "--steps", "4", "--batch-size", "4", "--val-fraction", "0.1", "--out", m]);
+    let sae = |hook: &str, out: &Path| {
+        ok(&["--quiet", "sae", "stream", "--model", m, "--text", text.to_str().unwrap(), "--context", "16", "--hook", hook, "--k", "8", "--expansion", "4",
+            "--tokens", "4000", "--batch", "256", "--out", out.to_str().unwrap()]);
+    };
+    let (sae_out, sae_in) = (dir.path().join("sae-out"), dir.path().join("sae-in"));
+    sae("blocks.1.hook_mlp_out", &sae_out);
+    sae("blocks.1.ln2.hook_normalized", &sae_in);
+    let run = dir.path().join("run");
+    let out = ok(&["bilinear", m, "--block", "1", "--sae-out", sae_out.to_str().unwrap(), "--sae-in", sae_in.to_str().unwrap(), "--text", text.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.contains("k = 16: mean correlation"), "{out}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["correlation_by_k"].as_array().unwrap().len(), 5);
+    let pairs = &json["input_feature_interactions"][0]["top_input_pairs"];
+    assert_eq!(pairs.as_array().unwrap().len(), 5, "{json}");
+    // Without --block the command does not guess which MLP to read.
+    let err = fails(&["bilinear", m, "--sae-out", sae_out.to_str().unwrap(), "--text", text.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(err.contains("--block"), "{err}");
+}

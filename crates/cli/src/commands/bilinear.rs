@@ -23,6 +23,14 @@ use std::time::Instant;
 /// as one Linear of 2*d_h rows: {"wv": "mlp.W.weight", "p": "head.weight", "embed": "embed.weight"}
 /// (other keys: "w", "v", "b1", "b2", "wv_bias"; all weights in PyTorch [out, in] layout).
 /// --dataset names the data set such a file was trained on.
+///
+/// For a bilinear transformer (`glassbox lm train --arch bilinear`), reads the MLP of --block
+/// through an SAE at its output (--sae-out, SAELens format, at `blocks.{L}.hook_mlp_out`): for
+/// each output feature a with encoder direction u_a, Q_a = sym(W^T diag(P^T u_a) V) in the
+/// residual-stream space, and the correlation, over the positions of --text where the feature
+/// fires, of its activation with Σ_{i≤k} λ_i (v_i·x)² for k = 1, 2, 4, 8, 16 (x the MLP's input,
+/// `blocks.{L}.ln2.hook_normalized`). With --sae-in (an SAE at that input), the strongest
+/// interactions f_i^T Q_a f_j between input features of the 20 most active output features.
 #[derive(Args, Debug)]
 pub struct BilinearArgs {
     /// Checkpoint folder, or a safetensors file with --weights-map.
@@ -70,10 +78,31 @@ pub struct BilinearArgs {
     /// Image height and width for a safetensors MODEL (checkpoints know theirs), e.g. 28,28.
     #[arg(long, value_delimiter = ',')]
     pub image: Option<Vec<usize>>,
+    /// Transformer: the block whose MLP to read.
+    #[arg(long)]
+    pub block: Option<usize>,
+    /// Transformer: SAE (folder in SAELens format) at the MLP's output.
+    #[arg(long)]
+    pub sae_out: Option<PathBuf>,
+    /// Transformer: SAE at the MLP's input, for input-feature interactions.
+    #[arg(long)]
+    pub sae_in: Option<PathBuf>,
+    /// Transformer: text whose positions the correlations are measured over.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Transformer: at most this many positions of --text.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_tokens: usize,
 }
 
 pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
     let start = Instant::now();
+    if a.weights_map.is_none() && a.model.join(glassbox_core::checkpoint::CARD_FILE).is_file() {
+        let (model, _) = glassbox_core::checkpoint::load(&a.model, &glassbox_core::tensor::infer_device())?;
+        if matches!(model.arch, glassbox_core::model::Architecture::Transformer(_)) {
+            return super::bilinear_lm::run(cli, a, &model);
+        }
+    }
     let (model, card) = match &a.weights_map {
         Some(map) => (load::from_safetensors(&a.model, map)?, None),
         None if a.model.is_dir() => {

@@ -1,5 +1,6 @@
 pub mod acts;
 pub mod bilinear;
+pub mod bilinear_lm;
 pub mod eval;
 pub mod inspect;
 pub mod lib;
