@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
 /// images of every glyph type), trains a modular-addition MLP (embedding 32,
 /// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
-/// leading features), trains a Universal SAE over one hidden layer of three glyph models
+/// leading features), does the same for Nanda et al.'s one-layer transformer on p = 31, trains a Universal SAE over one hidden layer of three glyph models
 /// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
 /// concept cards with top inputs and coordinated maximised inputs), builds a zoo of 2,400 INRs
 /// of single glyph primitives and reads which primitive each one draws with ProbeGen and with
@@ -45,6 +45,16 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
                 "--model mlp --embed 32 --hidden 128 --dataset modadd --p 59 --train-fraction 0.5 --batch-size 4096 --optimizer adamw \
                  --weight-decay 1.0 --beta2 0.98 --lr 3e-3 --schedule constant --epochs 4000 --eval-every 200 --save-every 1000 --out {}",
                 dir("mlp-embed-modadd")
+            ),
+        ),
+        // Nanda et al.'s one-layer transformer on a small modulus, for its LIB stage.
+        (
+            "transformer-modadd",
+            format!(
+                "--model transformer --dataset modadd --p 31 --train-fraction 0.5 --batch-size 10000 --lr 1e-3 --weight-decay 1 \
+                 --beta2 0.98 --schedule constant --warmup-epochs 10 --epochs 3000 --loss-f64 --eval-every 100 --save-every 1000 \
+                 --target-accuracy 1.0 --shards 1 --out {}",
+                dir("transformer-modadd")
             ),
         ),
         ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
@@ -83,8 +93,8 @@ pub fn run(cli: &Cli, a: &TourArgs) -> Result<()> {
         if name.starts_with("bilinear") {
             analyse_bilinear(cli, &train.out, &a.out.join(format!("{name}-weights")), train.dataset == "modadd")?;
         }
-        if name == "mlp-embed-modadd" {
-            local_interaction_basis(cli, &train.out, &a.out.join("mlp-embed-modadd-lib"))?;
+        if name == "mlp-embed-modadd" || name == "transformer-modadd" {
+            local_interaction_basis(cli, &train.out, &a.out.join(format!("{name}-lib")), name == "transformer-modadd")?;
         }
     }
     universal_sae(cli, &a.out)?;
@@ -119,10 +129,15 @@ fn analyse_bilinear(cli: &Cli, model: &std::path::Path, out: &std::path::Path, o
     run_stage(cli, &out.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()), argv)
 }
 
-/// The LIB stage of the tour: `glassbox lib` on the modular-addition MLP with its embedding.
-fn local_interaction_basis(cli: &Cli, model: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let argv: Vec<String> = ["lib", &model.display().to_string(), "--out", &out.display().to_string()].into_iter().map(String::from).collect();
-    run_stage(cli, "mlp-embed-modadd-lib", argv)
+/// A LIB stage of the tour: `glassbox lib` on a modular-addition model (the MLP with its
+/// embedding, or the transformer, whose edges are counted within 0.001 of its accuracy as in
+/// the LIB paper's transformer experiment).
+fn local_interaction_basis(cli: &Cli, model: &std::path::Path, out: &std::path::Path, transformer: bool) -> Result<()> {
+    let mut argv: Vec<String> = ["lib", &model.display().to_string(), "--out", &out.display().to_string()].into_iter().map(String::from).collect();
+    if transformer {
+        argv.extend(["--edge-tolerance".to_string(), "0.001".to_string()]);
+    }
+    run_stage(cli, &out.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()), argv)
 }
 
 /// One analysis step of the tour, as the glassbox command line a user could type (without
