@@ -34,8 +34,8 @@ pub enum DecayArg {
 /// BPE tokenizer of --vocab tokens is trained on the training documents first (lowercased
 /// with --lowercase, as the bilinear paper's 4,096-token tokenizer). Each document's tokens are
 /// followed by <|endoftext|>, concatenated and cut into contexts of --context + 1 tokens. The
-/// model learns next-token prediction at every position with AdamW, a linear warm-up and a
-/// decay to zero.
+/// model learns next-token prediction at every position with AdamW (gradients clipped to norm
+/// 1), a linear warm-up and a decay to zero.
 ///
 /// The output folder is a Hugging Face model folder as well as a glassbox checkpoint:
 /// config.json + model.safetensors + tokenizer.json in the layout of GPT-2 (gpt) or of Llama
