@@ -74,11 +74,12 @@ fn hf_family(arch: &Architecture) -> Option<(&crate::model::TransformerConfig, H
 /// comes from the card's `training.data.eos_token_id` when present.
 pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<()> {
     let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    meta.insert("producer".to_string(), "glassbox".to_string());
+    meta.insert("format".to_string(), "glassbox".to_string());
     meta.insert("architecture".to_string(), model.arch.kind_name().to_string());
     let mut tensors = params_to_host(&model.params);
     if let Some((t, family)) = hf_family(&model.arch) {
+        // transformers refuses safetensors files whose format is not "pt".
+        meta.insert("format".to_string(), "pt".to_string());
         tensors = hf_layout::to_hf(t, family, &tensors);
         let eos = card.training.as_ref().and_then(|t| t["data"]["eos_token_id"].as_u64()).unwrap_or(0) as u32;
         write_json(&dir.join(HF_CONFIG_FILE), &hf_layout::config_json(t, family, eos))?;

@@ -167,8 +167,11 @@ impl ResidualMlp {
 /// `blocks.0.hook_resid_pre` (P rows per sample), `blocks.0.hook_resid_mid`,
 /// `blocks.0.hook_resid_post` (without an MLP these two are one) and `logits`.
 pub(crate) fn network<'a>(t: &TransformerConfig, get: &dyn Fn(&str) -> Result<&'a [f32]>, _opt: &dyn Fn(&str) -> Option<&'a [f32]>) -> Result<Network> {
-    if t.n_layers != 1 || t.readout != Readout::LastPosition {
-        return Err(Error::invalid(format!("LIB reads one-layer transformers scored at their last position; this one has {} layers", t.n_layers)));
+    if t.n_layers != 1 {
+        return Err(Error::invalid(format!("LIB reads one-layer transformers; this one has {} layers", t.n_layers)));
+    }
+    if t.readout != Readout::LastPosition {
+        return Err(Error::invalid("LIB reads transformers that classify at their last position, not language models scored at every position"));
     }
     let plain = TransformerConfig { n_layers: 1, d_model: t.d_model, n_heads: t.n_heads, d_head: t.d_head, d_mlp: t.d_mlp, d_vocab: t.d_vocab, d_vocab_out: t.d_vocab_out, n_ctx: t.n_ctx, init: t.init, ..TransformerConfig::modular_addition(1) };
     if *t != plain {
@@ -245,7 +248,7 @@ impl<'a> SampleJacobians<'a> {
 }
 
 /// E\[JᵀJ] in row form, (1/(N·P_in)) Σ_x Σ_s J_s J_sᵀ (D × D): input positions are not
-/// cross-multiplied (spec 2.4). Samples are summed in parallel blocks.
+/// cross-multiplied, as in the reference code. Samples are summed in parallel blocks.
 pub(crate) fn sample_moment(module: &Module, f: &Mat<f64>, c_out: &Mat<f64>) -> Mat<f64> {
     let jac = SampleJacobians::new(module, c_out).expect("a module with per-sample Jacobians");
     let (p, d) = (module.positions_in(), f.ncols());
@@ -270,7 +273,7 @@ pub(crate) fn sample_moment(module: &Module, f: &Mat<f64>, c_out: &Mat<f64>) -> 
     m * faer::Scale(1.0 / f.nrows() as f64)
 }
 
-/// Squared gradient-times-activation edges (spec 5) from per-sample Jacobians, evaluated on
+/// Squared gradient-times-activation edges from per-sample Jacobians, evaluated on
 /// the reconstruction f̂ C⁺: A_ij = Σ_s (C⁺ J_s)_{j,i} f̂_{s,j}, E_ij = Σ_x A_ij² / (N·P_in).
 pub(crate) fn sample_edges(module: &Module, c_plus_in: &Mat<f64>, c_out: &Mat<f64>, f_hat: &Mat<f64>) -> Mat<f64> {
     let jac = SampleJacobians::new(module, c_out).expect("a module with per-sample Jacobians");

@@ -1,5 +1,6 @@
-//! Text for training language models: documents, a byte-pair tokenizer trained on them,
-//! a train/validation split by document, and contexts packed from the documents' tokens.
+//! Text for training language models: a byte-pair tokenizer trained on documents (as
+//! [`crate::score::split_documents`] cuts them), a train/validation split by document, and
+//! contexts packed from the documents' tokens.
 
 use crate::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
@@ -15,12 +16,6 @@ use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWra
 
 /// The token that ends every document.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
-
-/// The documents of a text: its blank-line-separated blocks (a story, an address, a paragraph),
-/// trimmed, empty ones dropped.
-pub fn documents(text: &str) -> Vec<&str> {
-    text.split("\n\n").map(str::trim).filter(|d| !d.is_empty()).collect()
-}
 
 /// A byte-level BPE tokenizer of `vocab_size` tokens (the end-of-text token first) trained on
 /// `docs`, optionally lowercasing everything first. Byte-level, so any text encodes and decodes
@@ -93,15 +88,10 @@ mod tests {
     const TEXT: &str = "Once upon a time there was a little cat.\nThe cat liked milk.\n\n\n  The dog barked at the cat. The cat ran away.  \n\nThe end of the story: the cat and the dog became friends.\n";
 
     #[test]
-    fn documents_are_blank_line_blocks() {
-        let docs = documents(TEXT);
-        assert_eq!(docs.len(), 3);
-        assert_eq!(docs[1], "The dog barked at the cat. The cat ran away.");
-    }
-
-    #[test]
     fn a_trained_tokenizer_round_trips_lowercased_text_and_packs_documents() {
-        let docs = documents(TEXT);
+        let docs = crate::score::split_documents(TEXT);
+        assert_eq!(docs.len(), 3);
+        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
         let dir = tempfile::tempdir().unwrap();
         let tokenizer = save_tokenizer(&train_tokenizer(&docs, 300, true).unwrap(), dir.path()).unwrap();
         assert_eq!(tokenizer.eos_id(), Some(0));

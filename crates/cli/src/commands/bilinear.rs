@@ -97,9 +97,11 @@ pub struct BilinearArgs {
 
 pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
     let start = Instant::now();
-    if a.weights_map.is_none() && a.model.join(glassbox_core::checkpoint::CARD_FILE).is_file() {
-        let (model, _) = glassbox_core::checkpoint::load(&a.model, &glassbox_core::tensor::infer_device())?;
-        if matches!(model.arch, glassbox_core::model::Architecture::Transformer(_)) {
+    let card_path = a.model.join(glassbox_core::checkpoint::CARD_FILE);
+    if a.weights_map.is_none() && card_path.is_file() {
+        let card: glassbox_core::checkpoint::ModelCard = glassbox_core::io::read_json(&card_path)?;
+        if matches!(card.architecture, glassbox_core::model::Architecture::Transformer(_)) {
+            let (model, _) = glassbox_core::checkpoint::load(&a.model, &glassbox_core::tensor::infer_device())?;
             return super::bilinear_lm::run(cli, a, &model);
         }
     }

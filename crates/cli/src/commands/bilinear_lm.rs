@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use glassbox_bilinear::output_features::{feature_correlation, input_feature_interactions, FeatureCorrelation};
 use glassbox_core::model::Model;
 use glassbox_core::tensor::{from_vec, infer_device, to_vec};
-use glassbox_lm::corpus::{documents, pack};
+use glassbox_lm::corpus::pack;
+use glassbox_lm::score::split_documents;
 use glassbox_lm::tokenizer::{read_utf8_text, Tokenizer};
 use glassbox_sae::saelens::Sae;
 use rayon::prelude::*;
@@ -36,10 +37,11 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
         glassbox_core::model::Architecture::Transformer(t) => t.n_ctx,
         _ => unreachable!("transformer_mlp accepted the model"),
     };
-    let contexts = pack(&tokenizer, &documents(&text), n_ctx - 1)?;
-    let rows = contexts.len().min(a.max_tokens.div_ceil(n_ctx));
+    let docs = split_documents(&text);
+    let contexts = pack(&tokenizer, &docs.iter().map(String::as_str).collect::<Vec<_>>(), n_ctx - 1)?;
+    let rows = contexts.len().min(a.max_tokens / n_ctx);
     if rows == 0 {
-        bail!("{}: fewer than {n_ctx} tokens", text_path.display());
+        bail!("{}: fewer than one context of {n_ctx} tokens (in the text, or allowed by --max-tokens)", text_path.display());
     }
     let sites = [format!("blocks.{block}.ln2.hook_normalized"), format!("blocks.{block}.hook_mlp_out")];
     let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -53,10 +55,12 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
     let n = x.len() / d;
     let acts = sae.encode(&y, n);
     let m = sae.d_sae;
+    // Feature f's encoder direction: column f of W_enc [d_in, d_sae].
+    let encoder = |f: usize| -> Vec<f64> { (0..d).map(|j| sae.w_enc[j * m + f] as f64).collect() };
     let results: Vec<FeatureCorrelation> = (0..m)
         .into_par_iter()
         .map(|f| {
-            let u: Vec<f64> = (0..d).map(|j| sae.w_enc[j * m + f] as f64).collect();
+            let u = encoder(f);
             let ya: Vec<f32> = (0..n).map(|r| acts[r * m + f]).collect();
             feature_correlation(&layer, f, &u, &x, &ya, &KS, MIN_FIRES)
         })
@@ -74,7 +78,8 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
             let c: Vec<f64> = results.iter().map(|r| r.correlation[i]).collect();
             let mean = c.iter().sum::<f64>() / c.len() as f64;
             let above = c.iter().filter(|&&v| v > 0.75).count() as f64 / c.len() as f64;
-            serde_json::json!({ "k": k, "mean_correlation": mean, "share_above_0.75": above })
+            // Beyond d_model eigenvectors the approximation is exact and stays there.
+            serde_json::json!({ "k": k, "eigenvectors": (*k).min(d), "mean_correlation": mean, "share_above_0.75": above })
         })
         .collect();
     // The strongest input-feature interactions of the most active output features.
@@ -92,8 +97,7 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
             .iter()
             .take(20)
             .map(|r| {
-                let u: Vec<f64> = (0..d).map(|j| sae.w_enc[j * m + r.feature] as f64).collect();
-                let top = input_feature_interactions(&layer, &u, &dirs, 5);
+                let top = input_feature_interactions(&layer, &encoder(r.feature), &dirs, 5);
                 serde_json::json!({ "output_feature": r.feature, "fires": r.fires, "top_input_pairs": top.iter().map(|(i, j, v)| serde_json::json!([i, j, v])).collect::<Vec<_>>() })
             })
             .collect::<Vec<_>>()

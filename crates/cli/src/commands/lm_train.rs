@@ -5,7 +5,8 @@ use glassbox_core::model::{Architecture, InitScheme, MlpKind, Norm, Positions, R
 use glassbox_core::train::lm::{train_lm, Decay, LmConfig};
 use glassbox_core::train::optim::{OptimConfig, OptimKind};
 use glassbox_core::train::RunOptions;
-use glassbox_lm::corpus::{documents, pack, save_tokenizer, split_documents, train_tokenizer};
+use glassbox_lm::corpus::{pack, save_tokenizer, split_documents, train_tokenizer};
+use glassbox_lm::score;
 use glassbox_lm::tokenizer::{read_utf8_text, Tokenizer};
 use std::path::PathBuf;
 
@@ -35,7 +36,7 @@ pub enum DecayArg {
 /// with --lowercase, as the bilinear paper's 4,096-token tokenizer). Each document's tokens are
 /// followed by <|endoftext|>, concatenated and cut into contexts of --context + 1 tokens. The
 /// model learns next-token prediction at every position with AdamW (gradients clipped to norm
-/// 1), a linear warm-up and a decay to zero.
+/// 1), a linear warm-up and then --decay (linear towards zero by default).
 ///
 /// The output folder is a Hugging Face model folder as well as a glassbox checkpoint:
 /// config.json + model.safetensors + tokenizer.json in the layout of GPT-2 (gpt) or of Llama
@@ -105,7 +106,7 @@ pub struct LmTrainArgs {
     #[arg(long, default_value_t = 100)]
     pub save_every: usize,
     /// Row blocks per batch computed in parallel; the result depends on this, not on
-    /// --threads. Default: the number of threads.
+    /// --threads. Default: the number of threads, or with --resume what the run started with.
     #[arg(long)]
     pub shards: Option<usize>,
     /// Continue from the checkpoint in --out.
@@ -118,6 +119,9 @@ pub struct LmTrainArgs {
 
 impl LmTrainArgs {
     fn architecture(&self, vocab: usize) -> Result<TransformerConfig> {
+        if self.d_mlp == 0 {
+            bail!("--d-mlp must be at least 1: the saved Hugging Face layouts have MLPs");
+        }
         if self.heads == 0 || self.d_model % self.heads != 0 {
             bail!("--d-model {} is not a multiple of --heads {}", self.d_model, self.heads);
         }
@@ -156,6 +160,16 @@ impl LmTrainArgs {
     }
 }
 
+/// The shards a resumed run started with (its result depends on them, not on --threads).
+fn resumed_shards(a: &LmTrainArgs) -> Result<Option<usize>> {
+    let card = a.out.join(glassbox_core::checkpoint::CARD_FILE);
+    if !(a.resume && card.exists()) {
+        return Ok(None);
+    }
+    let card: glassbox_core::checkpoint::ModelCard = glassbox_core::io::read_json(&card)?;
+    Ok(card.training.as_ref().and_then(|t| t["config"]["shards"].as_u64()).map(|n| n as usize))
+}
+
 pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
     // The architecture's own checks, before any text is read or tokenizer trained.
     Architecture::Transformer(a.architecture(a.vocab.max(1))?).validate()?;
@@ -163,7 +177,8 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
     for path in &a.text {
         docs_text.push(read_utf8_text(path)?);
     }
-    let docs: Vec<&str> = docs_text.iter().flat_map(|t| documents(t)).collect();
+    let docs: Vec<String> = docs_text.iter().flat_map(|t| score::split_documents(t)).collect();
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
     let (train_idx, val_idx) = split_documents(docs.len(), a.val_fraction, cli.seed).context("splitting the text into training and validation documents")?;
     let train_docs: Vec<&str> = train_idx.iter().map(|&i| docs[i]).collect();
     let val_docs: Vec<&str> = val_idx.iter().map(|&i| docs[i]).collect();
@@ -171,7 +186,12 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
     let tokenizer = match &a.tokenizer {
         Some(path) => {
             let t = Tokenizer::from_file(path)?;
-            std::fs::copy(path, a.out.join("tokenizer.json")).with_context(|| format!("cannot copy {} into {}", path.display(), a.out.display()))?;
+            let target = a.out.join("tokenizer.json");
+            // Copying a file onto itself would empty it.
+            let same = target.exists() && std::fs::canonicalize(path).ok() == std::fs::canonicalize(&target).ok();
+            if !same {
+                std::fs::copy(path, &target).with_context(|| format!("cannot copy {} into {}", path.display(), a.out.display()))?;
+            }
             t
         }
         None if a.resume && a.out.join("tokenizer.json").is_file() => Tokenizer::from_file(&a.out.join("tokenizer.json"))?,
@@ -187,7 +207,10 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
         bail!("the {} validation documents hold fewer than {} tokens: raise --val-fraction or shorten --context", val_docs.len(), a.context + 1);
     }
     let arch = a.architecture(tokenizer.vocab_size())?;
-    let shards = a.shards.unwrap_or_else(rayon::current_num_threads);
+    let shards = match a.shards {
+        Some(n) => n,
+        None => resumed_shards(a)?.unwrap_or_else(rayon::current_num_threads),
+    };
     let cfg = LmConfig {
         steps: a.steps,
         batch_size: a.batch_size,
@@ -231,6 +254,7 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
     for (k, v) in &card.metrics {
         println!("{k}: {v:.6}");
     }
+    println!("steps: {}", card.epochs_done);
     println!("parameters: {}", model.params.numel());
     println!("checkpoint: {}", a.out.display());
     Ok(())

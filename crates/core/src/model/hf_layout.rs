@@ -94,7 +94,13 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// The tensors of a checkpoint in the family's names and layouts. `params` holds glassbox's
 /// (TransformerLens's) names.
 pub fn to_hf(t: &TransformerConfig, family: HfFamily, params: &[HostTensor]) -> Vec<HostTensor> {
-    let get = |name: &str| params.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parameter {name}")).data.clone();
+    // With no parameters given, zeros of each parameter's size: the layout's names and shapes.
+    let sizes: HashMap<String, usize> = t.param_specs().into_iter().map(|s| (s.name.clone(), s.numel())).collect();
+    let get = |name: &str| match params.iter().find(|p| p.name == name) {
+        Some(p) => p.data.clone(),
+        None if params.is_empty() => vec![0.0; sizes[name]],
+        None => panic!("no parameter {name}"),
+    };
     let (d, h, dh, dm, v) = (t.d_model, t.n_heads, t.d_head, t.d_mlp, t.d_vocab);
     let mut out = Vec::new();
     match family {
@@ -151,6 +157,17 @@ pub fn to_hf(t: &TransformerConfig, family: HfFamily, params: &[HostTensor]) -> 
 /// glassbox's parameters (by name) from the family's tensors (by name); the inverse of
 /// [`to_hf`]. Refuses RMSNorm gains other than one, which the bilinear model does not have.
 pub fn from_hf(t: &TransformerConfig, family: HfFamily, hf: &HashMap<String, Vec<f32>>) -> Result<HashMap<String, Vec<f32>>> {
+    // Every tensor the family's layout has, with the number of values model.json implies.
+    let expected: HashMap<String, usize> = to_hf(t, family, &[]).into_iter().map(|x| (x.name, x.shape.iter().product())).collect();
+    for (name, n) in &expected {
+        match hf.get(name) {
+            None => return Err(Error::invalid(format!("missing tensor '{name}'"))),
+            Some(values) if values.len() != *n => {
+                return Err(Error::invalid(format!("tensor '{name}' has {} values, model.json's architecture needs {n}", values.len())))
+            }
+            _ => {}
+        }
+    }
     let get = |name: &str| hf.get(name).cloned().ok_or_else(|| Error::invalid(format!("missing tensor '{name}'")));
     let (d, h, dh, dm, v) = (t.d_model, t.n_heads, t.d_head, t.d_mlp, t.d_vocab);
     let mut out = HashMap::new();

@@ -165,8 +165,8 @@ impl TransformerConfig {
         if self.mlp == MlpKind::Bilinear && self.mlp_bias {
             return bad("the bilinear MLP has no biases".into());
         }
-        if !self.attn_residual_scale.is_finite() {
-            return bad("the attention residual scale must be finite".into());
+        if !self.attn_residual_scale.is_finite() || self.attn_residual_scale == 0.0 {
+            return bad("the attention residual scale must be finite and non-zero".into());
         }
         Ok(())
     }

@@ -67,7 +67,8 @@ pub struct LmConfig {
     pub optim: OptimConfig,
     /// Linear warm-up: step s < warmup uses lr · (s + 1) / warmup.
     pub warmup_steps: usize,
-    /// From the end of the warm-up to `min_lr` at the last step.
+    /// From the end of the warm-up towards `min_lr`, reached one step after the last (as
+    /// Hugging Face's linear schedule).
     pub decay: Decay,
     pub min_lr: f64,
     pub clip_grad_norm: Option<f64>,
@@ -116,29 +117,10 @@ fn vocab(model: &Model) -> Result<usize> {
 /// share of the rows), blocks computed in parallel.
 pub fn lm_gradients(model: &Model, x: Tensor<2>, y: Tensor<2, Int>, shards: usize, vocab: usize) -> (f64, Vec<Weighted<HostValues>>) {
     let total = x.dims()[0];
-    let blocks = split(model, x, y, shards, vocab, total);
+    let loss = |logits: Tensor<2>, y: Tensor<2, Int>| super::loss::lm_cross_entropy(logits, y, vocab);
+    let blocks = super::row_blocks(model, x, y, shards, 1, total, &loss);
     let loss = blocks.iter().map(|(l, b)| l * b.weight as f64).sum();
     (loss, blocks.into_iter().map(|(_, b)| b).collect())
-}
-
-fn split(model: &Model, x: Tensor<2>, y: Tensor<2, Int>, shards: usize, vocab: usize, total: usize) -> Vec<(f64, Weighted<HostValues>)> {
-    let n = x.dims()[0];
-    if shards <= 1 || n < 2 {
-        let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
-        let loss = super::loss::lm_cross_entropy(local.forward(x), y, vocab);
-        let value = scalar(loss.clone());
-        let mut grads = loss.backward();
-        let g = local.params.values.iter().map(|p| p.grad_remove(&mut grads).map_or_else(|| HostValues::zeros(p.dims()[0]), HostValues::new)).collect();
-        return vec![(value, Weighted { weight: (n as f64 / total as f64) as f32, grads: g })];
-    }
-    let (left, right) = (shards / 2, shards - shards / 2);
-    let h = n * left / shards;
-    let (mut a, b) = rayon::join(
-        || split(model, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, vocab, total),
-        || split(model, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, vocab, total),
-    );
-    a.extend(b);
-    a
 }
 
 /// One optimisation step; returns the batch loss (weights untouched when it is not finite).
@@ -201,6 +183,7 @@ pub struct StepRecord {
 
 /// Train `arch` on `train`, scoring `val`; `data` describes the text for model.json. Writes
 /// the checkpoint, optimiser state and run.json every `opts.save_every` steps and at the end.
+/// The card's `epochs_done` counts steps.
 pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serde_json::Value, cfg: &LmConfig, opts: &RunOptions) -> Result<(Model, ModelCard)> {
     cfg.validate()?;
     arch.validate()?;
@@ -210,6 +193,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
     let dev = train_device();
     let training_json = serde_json::json!({ "config": cfg, "data": data });
     let card_path = opts.out_dir.join(checkpoint::CARD_FILE);
+    let mut wall_before = 0.0;
     let (mut model, mut adam, mut history, start) = if opts.resume && card_path.exists() {
         let (model, old) = checkpoint::load(&opts.out_dir, &dev)?;
         if old.architecture != arch || old.training.as_ref() != Some(&training_json) || old.seed != opts.seed {
@@ -218,6 +202,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
         let adam = load_optimizer(&opts.out_dir, &model, cfg.optim.clone())?;
         let model = exact_weights(&opts.out_dir, model, &dev)?;
         let run: serde_json::Value = read_json(&opts.out_dir.join(RUN_FILE))?;
+        wall_before = run["wall_time_s"].as_f64().unwrap_or(0.0);
         let history: Vec<StepRecord> = serde_json::from_value(run["history"].clone()).map_err(|e| Error::format(opts.out_dir.join(RUN_FILE), format!("bad history: {e}")))?;
         (model, adam, history, old.epochs_done)
     } else {
@@ -246,7 +231,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
             card.metrics.insert("val_loss".into(), v);
             bar.println(format!("step {:>6}  train loss {loss:.4}  val loss {v:.4}", step + 1));
         }
-        card.metrics.insert("train_loss".into(), loss);
+        card.metrics.insert("last_step_train_loss".into(), loss);
         history.push(StepRecord { step: step + 1, lr, train_loss: loss, val_loss, seconds: t0.elapsed().as_secs_f64() });
         card.epochs_done = step + 1;
         bar.set_message(format!("loss {loss:.4}"));
@@ -257,7 +242,7 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
             checkpoint::save(&opts.out_dir, &model, &card)?;
             let run = serde_json::json!({
                 "name": opts.name, "command": opts.command, "seed": opts.seed,
-                "wall_time_s": clock.elapsed().as_secs_f64(),
+                "wall_time_s": wall_before + clock.elapsed().as_secs_f64(),
                 "config": { "architecture": card.architecture, "training": card.training },
                 "metrics": card.metrics, "history": history,
             });
@@ -290,6 +275,6 @@ mod tests {
         assert_eq!(cfg.lr_at(0), 0.5);
         assert_eq!(cfg.lr_at(2), 1.0);
         assert!((cfg.lr_at(7) - 0.5).abs() < 1e-12);
-        assert_eq!(cfg.lr_at(12), 0.0);
+        assert!((cfg.lr_at(11) - 0.1).abs() < 1e-12, "the last step");
     }
 }

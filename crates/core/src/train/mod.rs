@@ -207,16 +207,34 @@ pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>
 
 /// The blocks of [`block_gradients`] with their mean losses; `total` is the batch's row count.
 fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, total: usize, loss_f64: bool) -> Vec<(f64, Weighted<HostValues>)> {
+    let loss = |logits: Tensor<2>, y: Tensor<2>| match data.targets {
+        Targets::Classes { .. } if loss_f64 => loss::cross_entropy_f64(logits, y),
+        _ => loss_fn(data, logits, y),
+    };
+    row_blocks(model, x, y, shards, MIN_SHARD_ROWS, total, &loss)
+}
+
+/// Forward and backward passes of `shards` row blocks of a batch in parallel (rayon::join),
+/// each block's mean `loss` weighted by its share of the `total` rows; blocks smaller than
+/// `min_rows` are not split further.
+pub(crate) fn row_blocks<K: burn::tensor::kind::Basic>(
+    model: &Model,
+    x: Tensor<2>,
+    y: Tensor<2, K>,
+    shards: usize,
+    min_rows: usize,
+    total: usize,
+    loss: &(dyn Fn(Tensor<2>, Tensor<2, K>) -> Tensor<1> + Sync),
+) -> Vec<(f64, Weighted<HostValues>)>
+where
+    Tensor<2, K>: Send + Sync,
+{
     let n = x.dims()[0];
-    if shards <= 1 || n < 2 * MIN_SHARD_ROWS {
+    if shards <= 1 || n < 2 * min_rows {
         // Fresh parameter leaves per shard: concurrent backward passes must not share
         // graph nodes (burn consumes a node's tape on backward).
         let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
-        let logits = local.forward(x);
-        let loss = match data.targets {
-            Targets::Classes { .. } if loss_f64 => loss::cross_entropy_f64(logits, y),
-            _ => loss_fn(data, logits, y),
-        };
+        let loss = loss(local.forward(x), y);
         let value = scalar(loss.clone());
         let mut grads = loss.backward();
         // grad_remove hands over the only reference, so HostValues keeps the buffer uncopied.
@@ -226,8 +244,8 @@ fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shard
     let (left, right) = (shards / 2, shards - shards / 2);
     let h = n * left / shards;
     let (mut a, b) = rayon::join(
-        || split_blocks(model, data, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, total, loss_f64),
-        || split_blocks(model, data, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, total, loss_f64),
+        || row_blocks(model, x.clone().narrow(0, 0, h), y.clone().narrow(0, 0, h), left, min_rows, total, loss),
+        || row_blocks(model, x.clone().narrow(0, h, n - h), y.clone().narrow(0, h, n - h), right, min_rows, total, loss),
     );
     a.extend(b);
     a
