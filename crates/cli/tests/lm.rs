@@ -377,7 +377,7 @@ fn lm_train_refuses_what_it_cannot_train_on() {
 fn a_trained_language_model_opens_in_the_model_loader_with_the_same_logits() {
     let dir = tempfile::tempdir().unwrap();
     let text = tiny_corpus(dir.path());
-    for arch in ["bilinear", "gpt"] {
+    for arch in ["bilinear", "gpt", "swiglu"] {
         let out = dir.path().join(arch);
         // Three layers: the bilinear attention scale 1/√6 is not a power of two.
         ok(&["--quiet", "lm", "train", text.to_str().unwrap(), "--arch", arch, "--vocab", "300", "--layers", "3", "--d-model", "32", "--heads", "2", "--d-mlp", "48",

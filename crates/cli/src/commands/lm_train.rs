@@ -19,6 +19,9 @@ pub enum LmKind {
     /// P((W n) ⊙ (V n)) without biases, attention output scaled by 1/√(2·layers), untied
     /// unembedding.
     Bilinear,
+    /// The bilinear transformer with a SiLU on the gate (SwiGLU, Llama's MLP): the gated MLP the
+    /// bilinear paper compares with.
+    Swiglu,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -146,10 +149,10 @@ impl LmTrainArgs {
         };
         Ok(match self.arch {
             LmKind::Gpt => gpt,
-            LmKind::Bilinear => TransformerConfig {
+            LmKind::Bilinear | LmKind::Swiglu => TransformerConfig {
                 norm: Norm::RmsNorm { eps: 1e-8 },
                 positions: Positions::Rotary { base: 10000.0 },
-                mlp: MlpKind::Bilinear,
+                mlp: if self.arch == LmKind::Swiglu { MlpKind::SwiGlu } else { MlpKind::Bilinear },
                 mlp_bias: false,
                 attn_bias: false,
                 tied_embeddings: false,

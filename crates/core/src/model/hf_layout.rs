@@ -4,7 +4,7 @@
 //!   unembedding tied to `wte`);
 //! - bilinear models as Llama (`LlamaForCausalLM`) with `hidden_act` "linear", so that its
 //!   gated MLP down(act(gate x) ⊙ up x) is P((W n) ⊙ (V n)); RMSNorm gains are ones and the
-//!   attention residual scale is folded into `o_proj`.
+//!   attention residual scale is folded into `o_proj`. Their SwiGLU twins are plain Llamas.
 
 use super::transformer::{MlpKind, Norm, Positions, Readout, TransformerConfig};
 use crate::io::HostTensor;
@@ -31,7 +31,7 @@ pub fn family(t: &TransformerConfig) -> Option<HfFamily> {
         && t.attn_bias
         && t.tied_embeddings
         && t.attn_residual_scale == 1.0;
-    let llama = matches!(t.norm, Norm::RmsNorm { .. }) && matches!(t.positions, Positions::Rotary { .. }) && t.mlp == MlpKind::Bilinear && !t.attn_bias && !t.tied_embeddings && t.d_mlp > 0;
+    let llama = matches!(t.norm, Norm::RmsNorm { .. }) && matches!(t.positions, Positions::Rotary { .. }) && t.gated() && !t.attn_bias && !t.tied_embeddings && t.d_mlp > 0;
     if gpt2 && t.d_mlp > 0 {
         Some(HfFamily::Gpt2)
     } else if llama {
@@ -62,7 +62,8 @@ pub fn config_json(t: &TransformerConfig, family: HfFamily, eos: u32) -> serde_j
                 "architectures": ["LlamaForCausalLM"], "model_type": "llama",
                 "vocab_size": t.d_vocab, "max_position_embeddings": t.n_ctx, "hidden_size": t.d_model,
                 "intermediate_size": t.d_mlp, "num_hidden_layers": t.n_layers, "num_attention_heads": t.n_heads,
-                "num_key_value_heads": t.n_heads, "head_dim": t.d_head, "hidden_act": "linear",
+                "num_key_value_heads": t.n_heads, "head_dim": t.d_head,
+                "hidden_act": if t.mlp == MlpKind::SwiGlu { "silu" } else { "linear" },
                 "rms_norm_eps": eps, "rope_theta": base, "attention_bias": false, "mlp_bias": false,
                 "tie_word_embeddings": false, "bos_token_id": eos, "eos_token_id": eos, "torch_dtype": "float32",
             })

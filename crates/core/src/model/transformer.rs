@@ -15,7 +15,7 @@ use super::params::{Init, ParamSpec, Params};
 use super::Recorder;
 use crate::tensor::{from_vec, Tensor};
 use crate::{Error, Result};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
 use burn::tensor::module::embedding;
 use burn::tensor::Bool;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,8 @@ pub enum MlpKind {
     GeluTanh,
     /// (x W_gate) ⊙ (x W_in), then W_out: no activation at all.
     Bilinear,
+    /// SiLU(x W_gate) ⊙ (x W_in), then W_out (SwiGLU, Llama's MLP).
+    SwiGlu,
 }
 
 /// How weights start.
@@ -162,8 +164,8 @@ impl TransformerConfig {
         if matches!(self.positions, Positions::Rotary { .. }) && self.d_head % 2 == 1 {
             return bad(format!("rotary positions need an even head width, got {}", self.d_head));
         }
-        if self.mlp == MlpKind::Bilinear && self.mlp_bias {
-            return bad("the bilinear MLP has no biases".into());
+        if self.gated() && self.mlp_bias {
+            return bad("the gated (bilinear and SwiGLU) MLPs have no biases".into());
         }
         if !self.attn_residual_scale.is_finite() || self.attn_residual_scale == 0.0 {
             return bad("the attention residual scale must be finite and non-zero".into());
@@ -203,7 +205,7 @@ impl TransformerConfig {
             if dm > 0 {
                 norm(&mut specs, &format!("blocks.{l}.ln2"));
                 specs.push(ParamSpec::new(format!("blocks.{l}.mlp.W_in"), &[d, dm], matrix));
-                if self.mlp == MlpKind::Bilinear {
+                if self.gated() {
                     specs.push(ParamSpec::new(format!("blocks.{l}.mlp.W_gate"), &[d, dm], matrix));
                 }
                 if self.mlp_bias {
@@ -250,7 +252,7 @@ impl TransformerConfig {
             if self.d_mlp > 0 {
                 norm_hooks(&mut v, &format!("blocks.{l}.ln2"));
                 v.push(format!("blocks.{l}.mlp.hook_pre"));
-                if self.mlp == MlpKind::Bilinear {
+                if self.gated() {
                     v.push(format!("blocks.{l}.mlp.hook_pre_linear"));
                 }
                 v.push(format!("blocks.{l}.mlp.hook_post"));
@@ -261,6 +263,11 @@ impl TransformerConfig {
         norm_hooks(&mut v, "ln_final");
         v.push("logits".into());
         v
+    }
+
+    /// The MLP has a gate matrix W_gate beside W_in.
+    pub fn gated(&self) -> bool {
+        matches!(self.mlp, MlpKind::Bilinear | MlpKind::SwiGlu)
     }
 
     /// Outputs per sequence: the vocabulary, times the context for a language model.
@@ -332,11 +339,11 @@ impl TransformerConfig {
         let bias = |s: &str| self.mlp_bias.then(|| p.get::<1>(&name(s)));
         let pre = linear(x.clone(), p.get(&name("W_in")), bias("b_in"));
         let post = match self.mlp {
-            MlpKind::Bilinear => {
+            MlpKind::Bilinear | MlpKind::SwiGlu => {
                 let gate = linear(x, p.get(&name("W_gate")), None);
                 rec.record(&name("hook_pre"), &gate);
                 rec.record(&name("hook_pre_linear"), &pre);
-                gate * pre
+                if self.mlp == MlpKind::SwiGlu { silu(gate) * pre } else { gate * pre }
             }
             kind => {
                 rec.record(&name("hook_pre"), &pre);
