@@ -10,7 +10,7 @@
 //! equal parameter counts outside the embeddings. It lives in this crate to build with the
 //! binary's GEMM kernels (AVX-512) and allocator settings. Prints one JSON line.
 
-use glassbox_core::model::{Architecture, InitScheme, MlpKind, Model, Norm, Positions, Readout, TransformerConfig};
+use glassbox_core::model::{Architecture, MlpKind, Model, TransformerConfig};
 use glassbox_core::tensor::train_device;
 use glassbox_core::train::lm::{lm_step, Contexts, Decay, LmConfig};
 use glassbox_core::train::optim::{Adam, OptimConfig, OptimKind};
@@ -43,38 +43,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn config(model: &str) -> TransformerConfig {
-    let base = TransformerConfig {
-        n_layers: 4,
-        d_model: 256,
-        n_heads: 4,
-        d_head: 64,
-        d_mlp: 768,
-        d_vocab: VOCAB,
-        d_vocab_out: VOCAB,
-        n_ctx: CTX,
-        readout: Readout::EveryPosition,
-        norm: Norm::LayerNorm { eps: 1e-5 },
-        positions: Positions::Learned,
-        mlp: MlpKind::Gelu,
-        mlp_bias: true,
-        attn_bias: true,
-        tied_embeddings: true,
-        attn_residual_scale: 1.0,
-        init: InitScheme::Gpt2,
-    };
     match model {
-        "gpt" => base,
-        "bilinear" => TransformerConfig {
-            d_mlp: 512,
-            norm: Norm::RmsNorm { eps: 1e-8 },
-            positions: Positions::Rotary { base: 10000.0 },
-            mlp: MlpKind::Bilinear,
-            mlp_bias: false,
-            attn_bias: false,
-            tied_embeddings: false,
-            attn_residual_scale: 1.0 / 8f64.sqrt(),
-            ..base
-        },
+        "gpt" => TransformerConfig::gpt_style(4, 256, 4, 768, VOCAB, CTX),
+        "bilinear" => TransformerConfig::bilinear_lm(4, 256, 4, 512, VOCAB, CTX, MlpKind::Bilinear),
         _ => panic!("usage: lm_train_step gpt|bilinear THREADS [SHARDS]"),
     }
 }

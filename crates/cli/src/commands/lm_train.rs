@@ -1,7 +1,7 @@
 use crate::Cli;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use glassbox_core::model::{Architecture, InitScheme, MlpKind, Norm, Positions, Readout, TransformerConfig};
+use glassbox_core::model::{Architecture, MlpKind, TransformerConfig};
 use glassbox_core::train::lm::{train_lm, Decay, LmConfig};
 use glassbox_core::train::optim::{OptimConfig, OptimKind};
 use glassbox_core::train::RunOptions;
@@ -128,37 +128,11 @@ impl LmTrainArgs {
         if self.heads == 0 || self.d_model % self.heads != 0 {
             bail!("--d-model {} is not a multiple of --heads {}", self.d_model, self.heads);
         }
-        let gpt = TransformerConfig {
-            n_layers: self.layers,
-            d_model: self.d_model,
-            n_heads: self.heads,
-            d_head: self.d_model / self.heads,
-            d_mlp: self.d_mlp,
-            d_vocab: vocab,
-            d_vocab_out: vocab,
-            n_ctx: self.context,
-            readout: Readout::EveryPosition,
-            norm: Norm::LayerNorm { eps: 1e-5 },
-            positions: Positions::Learned,
-            mlp: MlpKind::Gelu,
-            mlp_bias: true,
-            attn_bias: true,
-            tied_embeddings: true,
-            attn_residual_scale: 1.0,
-            init: InitScheme::Gpt2,
-        };
+        let (l, d, h, m, n) = (self.layers, self.d_model, self.heads, self.d_mlp, self.context);
         Ok(match self.arch {
-            LmKind::Gpt => gpt,
-            LmKind::Bilinear | LmKind::Swiglu => TransformerConfig {
-                norm: Norm::RmsNorm { eps: 1e-8 },
-                positions: Positions::Rotary { base: 10000.0 },
-                mlp: if self.arch == LmKind::Swiglu { MlpKind::SwiGlu } else { MlpKind::Bilinear },
-                mlp_bias: false,
-                attn_bias: false,
-                tied_embeddings: false,
-                attn_residual_scale: 1.0 / ((2 * self.layers) as f64).sqrt(),
-                ..gpt
-            },
+            LmKind::Gpt => TransformerConfig::gpt_style(l, d, h, m, vocab, n),
+            LmKind::Bilinear => TransformerConfig::bilinear_lm(l, d, h, m, vocab, n, MlpKind::Bilinear),
+            LmKind::Swiglu => TransformerConfig::bilinear_lm(l, d, h, m, vocab, n, MlpKind::SwiGlu),
         })
     }
 }

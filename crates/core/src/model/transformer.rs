@@ -148,6 +148,47 @@ impl TransformerConfig {
         }
     }
 
+    /// A GPT-style language model: pre-LayerNorm (eps 1e-5), learned positions, GELU MLP with
+    /// biases, attention biases, unembedding tied to the embedding, GPT-2 initialisation;
+    /// d_head = d_model / n_heads.
+    pub fn gpt_style(n_layers: usize, d_model: usize, n_heads: usize, d_mlp: usize, vocab: usize, n_ctx: usize) -> Self {
+        TransformerConfig {
+            n_layers,
+            d_model,
+            n_heads,
+            d_head: d_model / n_heads.max(1),
+            d_mlp,
+            d_vocab: vocab,
+            d_vocab_out: vocab,
+            n_ctx,
+            readout: Readout::EveryPosition,
+            norm: Norm::LayerNorm { eps: 1e-5 },
+            positions: Positions::Learned,
+            mlp: MlpKind::Gelu,
+            mlp_bias: true,
+            attn_bias: true,
+            tied_embeddings: true,
+            attn_residual_scale: 1.0,
+            init: InitScheme::Gpt2,
+        }
+    }
+
+    /// The bilinear paper's language model with MLP `mlp` (`Bilinear`, or its `SwiGlu` twin):
+    /// RMSNorm without gain (eps 1e-8), rotary positions (base 10000), no biases, attention
+    /// output scaled by 1/√(2·n_layers), untied unembedding; otherwise as [`Self::gpt_style`].
+    pub fn bilinear_lm(n_layers: usize, d_model: usize, n_heads: usize, d_mlp: usize, vocab: usize, n_ctx: usize, mlp: MlpKind) -> Self {
+        TransformerConfig {
+            norm: Norm::RmsNorm { eps: 1e-8 },
+            positions: Positions::Rotary { base: 10000.0 },
+            mlp,
+            mlp_bias: false,
+            attn_bias: false,
+            tied_embeddings: false,
+            attn_residual_scale: 1.0 / ((2 * n_layers) as f64).sqrt(),
+            ..Self::gpt_style(n_layers, d_model, n_heads, d_mlp, vocab, n_ctx)
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid(format!("transformer architecture: {m}")));
         let sizes = [self.n_layers, self.d_model, self.n_heads, self.d_head, self.d_vocab, self.d_vocab_out, self.n_ctx];
