@@ -1,4 +1,4 @@
-"""PyTorch reference for crates/core/examples/lm_train_step.rs: the identical language models and
+"""PyTorch reference for crates/lm/examples/lm_train_step.rs: the identical language models and
 training step (next-token cross-entropy over every position, AdamW betas (0.9, 0.95), weight
 decay 0.1, lr 1e-3) on one fixed random batch of token contexts, written as a PyTorch user
 would (nn.Linear, F.scaled_dot_product_attention). Prints one JSON line like the Rust example.

@@ -1,9 +1,12 @@
-"""Table of glassbox/PyTorch speed ratios from bench/train_step.sh's JSON lines (medians over repetitions)."""
+"""Table of glassbox/PyTorch speed ratios from the JSON lines of bench/train_step.sh or
+bench/lm_train_step.sh (medians over repetitions)."""
 import json
 import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
+# Models in the order the benchmark ran them.
+models = list(dict.fromkeys(r["model"] for r in rows))
 
 
 def find(impl, model, threads, shards=None):
@@ -16,7 +19,7 @@ def find(impl, model, threads, shards=None):
 
 print("| model | threads | glassbox ms/step | PyTorch ms/step | speed vs PyTorch | glassbox CPU ms/step | PyTorch CPU ms/step |")
 print("|---|---|---|---|---|---|---|")
-for model in ["mlp", "bilinear", "cnn"]:
+for model in models:
     for threads in [1, 2]:
         g, t = find("glassbox", model, threads, 2), find("pytorch", model, threads)
         print(f"| {model} | {threads} | {g['ms_per_step']:.2f} | {t['ms_per_step']:.2f} | {t['ms_per_step'] / g['ms_per_step']:.2f}x"
@@ -27,7 +30,7 @@ print("results). Best 1-thread: glassbox with 1 shard at 1 thread against 2 shar
 print()
 print("| model | glassbox, same computation | glassbox, best 1-thread | PyTorch | glassbox 1 thread 1 shard ms/step | vs PyTorch 1 thread |")
 print("|---|---|---|---|---|---|")
-for model in ["mlp", "bilinear", "cnn"]:
+for model in models:
     g1, g2 = find("glassbox", model, 1, 2), find("glassbox", model, 2, 2)
     t1, t2 = find("pytorch", model, 1), find("pytorch", model, 2)
     one = find("glassbox", model, 1, 1)

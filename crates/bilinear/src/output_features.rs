@@ -3,11 +3,15 @@
 //! MLP's output), u·MLP(x) = xᵀ Q(u) x with Q(u) = sym(Wᵀ diag(Pᵀ u) V). Its top eigenvectors by
 //! |λ| give the approximation ŷ_k(x) = Σ_{i≤k} λ_i (v_i·x)², which is exact at k = d_model;
 //! how well ŷ_k correlates with the feature's activation where it fires says how low-rank the
-//! feature's computation is.
+//! feature's computation is. [`LowRankMlp`] keeps only the top-k eigenvectors of every output
+//! direction of a basis and so replaces the whole MLP by a low-rank one, whose cost to the
+//! model's loss says how much of the MLP's work those eigenvectors carry.
 
-use crate::eigen::eigh;
+use crate::eigen::{eigh, Spectrum};
 use crate::layer::BilinearLayer;
 use crate::Result;
+use faer::Mat;
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// How one output feature's activation is approximated by its top eigenvectors.
@@ -83,6 +87,87 @@ pub fn input_feature_interactions(layer: &BilinearLayer, u: &[f64], inputs: &[Ve
     all
 }
 
+/// The MLP with its output along each direction b_o of an orthonormal basis of the output space
+/// approximated by the top-k eigenvectors of Q(b_o): MLP_k(x) = Σ_o b_o Σ_{i≤k} λ_{o,i}
+/// (v_{o,i}·x)². At k = d_in every eigenvector is kept and MLP_k is the MLP exactly, since the
+/// b_o span the output space.
+pub struct LowRankMlp {
+    /// The output directions, one per row (d_out × d_out).
+    basis: Mat<f64>,
+    /// Per direction, its interaction matrix's eigenpairs sorted by |λ|.
+    spectra: Vec<Spectrum>,
+}
+
+impl LowRankMlp {
+    /// `basis` holds the output directions as rows; they must be orthonormal for MLP_d to be
+    /// the MLP.
+    pub fn new(layer: &BilinearLayer, basis: Mat<f64>) -> Result<Self> {
+        if basis.ncols() != layer.d_out() || basis.nrows() != layer.d_out() {
+            return Err(crate::Error::invalid(format!(
+                "the output basis is {}x{}, the MLP writes {} values",
+                basis.nrows(),
+                basis.ncols(),
+                layer.d_out()
+            )));
+        }
+        let spectra = (0..basis.nrows())
+            .into_par_iter()
+            .map(|o| eigh(&layer.interaction(&(0..basis.ncols()).map(|c| basis[(o, c)]).collect::<Vec<_>>())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LowRankMlp { basis, spectra })
+    }
+
+    /// The residual stream's own axes as the output directions.
+    pub fn standard(layer: &BilinearLayer) -> Result<Self> {
+        Self::new(layer, Mat::identity(layer.d_out(), layer.d_out()))
+    }
+
+    /// MLP_k of the rows of `x` (row-major, d_in values each) for every k of `ks`, each
+    /// row-major with d_out values per row.
+    pub fn outputs(&self, x: &[f32], ks: &[usize]) -> Vec<Vec<f32>> {
+        let d = self.spectra.first().map_or(0, |s| s.vectors.nrows());
+        let n = x.len().checked_div(d).unwrap_or(0);
+        let k_max = ks.iter().copied().max().unwrap_or(0).min(d);
+        let xm = Mat::from_fn(n, d, |r, c| x[r * d + c] as f64);
+        // coefficients[j][(r, o)]: Σ_{i≤ks[j]} λ_{o,i} (v_{o,i}·x_r)², the output along b_o.
+        let columns: Vec<Vec<Vec<f64>>> = self
+            .spectra
+            .par_iter()
+            .map(|s| {
+                let projections = &xm * s.vectors.subcols(0, k_max);
+                let mut cumulative = vec![0.0; n];
+                let mut per_k = vec![Vec::new(); ks.len()];
+                let mut kept = 0;
+                for j in sorted_indices(ks) {
+                    let k = ks[j].min(k_max);
+                    for i in kept..k {
+                        for (r, c) in cumulative.iter_mut().enumerate() {
+                            *c += s.values[i] * projections[(r, i)] * projections[(r, i)];
+                        }
+                    }
+                    kept = kept.max(k);
+                    per_k[j] = cumulative.clone();
+                }
+                per_k
+            })
+            .collect();
+        (0..ks.len())
+            .map(|j| {
+                let coefficients = Mat::from_fn(n, self.basis.nrows(), |r, o| columns[o][j][r]);
+                let out = &coefficients * &self.basis;
+                (0..n).flat_map(|r| (0..out.ncols()).map(move |c| (r, c))).map(|(r, c)| out[(r, c)] as f32).collect()
+            })
+            .collect()
+    }
+}
+
+/// Indices of `ks` in increasing order of their values, so cumulative sums are formed once.
+fn sorted_indices(ks: &[usize]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..ks.len()).collect();
+    idx.sort_by_key(|&j| ks[j]);
+    idx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +197,38 @@ mod tests {
         assert!((c.correlation[2] - 1.0).abs() < 1e-6, "k = d gives xᵀQx exactly: {:?}", c.correlation);
         assert!(c.correlation[0] < c.correlation[2]);
         assert!(c.top_eigenvalues.windows(2).all(|w| w[0].abs() >= w[1].abs()));
+    }
+
+    /// Every eigenvector kept gives the MLP back, in any orthonormal output basis; fewer give
+    /// the sum of the kept rank-one terms, computed here by brute force.
+    #[test]
+    fn low_rank_mlp_is_exact_at_full_rank_and_sums_kept_terms_below() {
+        let (d, out, n) = (5, 4, 7);
+        let layer = random_layer(d, 8, out, 5);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let exact: Vec<f64> = (0..n).flat_map(|r| layer.forward(&x[r * d..(r + 1) * d].iter().map(|&v| v as f64).collect::<Vec<_>>())).collect();
+        // A random orthonormal basis: the Q factor of a random matrix.
+        let a = Mat::from_fn(out, out, |_, _| rng.random_range(-1.0..1.0));
+        let q = a.qr().compute_Q();
+        for low in [LowRankMlp::standard(&layer).unwrap(), LowRankMlp::new(&layer, q.transpose().to_owned()).unwrap()] {
+            let ys = low.outputs(&x, &[d, 2]);
+            let worst = ys[0].iter().zip(&exact).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-5, "full rank differs from the MLP by {worst}");
+            for r in 0..n {
+                let row: Vec<f64> = x[r * d..(r + 1) * d].iter().map(|&v| v as f64).collect();
+                for c in 0..out {
+                    let want: f64 = (0..out)
+                        .map(|o| {
+                            let s = &low.spectra[o];
+                            let terms: f64 = (0..2).map(|i| s.values[i] * (0..d).map(|j| s.vectors[(j, i)] * row[j]).sum::<f64>().powi(2)).sum();
+                            terms * low.basis[(o, c)]
+                        })
+                        .sum();
+                    assert!((ys[1][r * out + c] as f64 - want).abs() < 1e-5);
+                }
+            }
+        }
     }
 
     #[test]

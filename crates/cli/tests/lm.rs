@@ -425,6 +425,20 @@ fn bilinear_reads_a_bilinear_transformers_mlp_through_saes() {
     assert_eq!(json["correlation_by_k"].as_array().unwrap().len(), 5);
     let pairs = &json["input_feature_interactions"][0]["top_input_pairs"];
     assert_eq!(pairs.as_array().unwrap().len(), 5, "{json}");
+    // The low-rank MLP: with all 16 eigenvectors per direction it is the MLP, so it adds no loss;
+    // with one it changes the loss (only a little: this model trained for four steps).
+    let low = &json["low_rank_mlp"];
+    assert!(low["mlp_read_error"].as_f64().unwrap() < 1e-4, "{low}");
+    for basis in low["bases"].as_array().unwrap() {
+        let by_k = basis["by_k"].as_array().unwrap();
+        let last = by_k.last().unwrap();
+        assert_eq!(last["k"], 16);
+        assert!(last["loss_added"].as_f64().unwrap().abs() < 1e-5, "{basis}");
+        assert!(by_k[0]["loss_added"].as_f64().unwrap().abs() > 1e-8, "{basis}");
+    }
+    for figure in ["01-correlation-by-k.svg", "02-correlation-k2.svg", "03-low-rank-loss.svg"] {
+        assert!(run.join("figures").join(figure).is_file(), "{figure} missing");
+    }
     // Without --block the command does not guess which MLP to read.
     let err = fails(&["bilinear", m, "--sae-out", sae_out.to_str().unwrap(), "--text", text.to_str().unwrap(), "--out", run.to_str().unwrap()]);
     assert!(err.contains("--block"), "{err}");

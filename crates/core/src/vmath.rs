@@ -114,6 +114,23 @@ pub fn gelu_erf(xs: &mut [f32]) {
     }
 }
 
+/// GELU with the exact error function and its derivative: for each x, gelu(x) = x·Φ(x) into
+/// `value` and gelu′(x) = Φ(x) + x·φ(x) into `derivative`, Φ and φ the standard normal CDF and
+/// density (erf as in [`gelu_erf`]; φ shares its e^{−x²/2}).
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+pub fn gelu_erf_with_derivative(xs: &[f32], value: &mut [f32], derivative: &mut [f32]) {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    for ((&x, v), d) in xs.iter().zip(value.iter_mut()).zip(derivative.iter_mut()) {
+        let a = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+        let t = 1.0 / (0.327_591_1 * a + 1.0);
+        let r = (((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6;
+        let gauss = exp1(-a * a);
+        let cdf = 0.5 * (1.0 + (1.0 - r * t * gauss).copysign(x));
+        *v = x * cdf;
+        *d = cdf + x * FRAC_1_SQRT_2PI * gauss;
+    }
+}
+
 /// GELU with the tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place.
 #[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub fn gelu_tanh(xs: &mut [f32]) {
@@ -193,6 +210,15 @@ mod tests {
             for (got, want) in checks {
                 assert!((got as f64 - want).abs() <= 2e-7 * v64.abs().max(1.0), "x = {v}: {got} vs {want}");
             }
+        }
+        let (mut value, mut derivative) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        gelu_erf_with_derivative(&x, &mut value, &mut derivative);
+        assert_eq!(value, ge, "the same GELU as gelu_erf");
+        for (i, &v) in x.iter().enumerate() {
+            let v64 = v as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(v64 / std::f64::consts::SQRT_2));
+            let want = cdf + v64 * (-0.5 * v64 * v64).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((derivative[i] as f64 - want).abs() <= 4e-7 * v64.abs().max(1.0), "gelu'({v}) = {} vs {want}", derivative[i]);
         }
         let mut edge = [-100.0f32, 100.0, f32::NAN];
         exp(&mut edge);

@@ -52,6 +52,9 @@ pub enum DecayArg {
 ///       --layers 4 --d-model 256 --d-mlp 512 --steps 2000 --out runs/bilinear-lm
 ///   glassbox lm train tinystories_val.txt --arch gpt --tokenizer runs/bilinear-lm/tokenizer.json \
 ///       --layers 4 --d-model 256 --d-mlp 768 --steps 2000 --out runs/gpt-lm
+/// The share of documents `lm train` holds out for validation unless told otherwise.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.05;
+
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct LmTrainArgs {
@@ -73,7 +76,7 @@ pub struct LmTrainArgs {
     #[arg(long)]
     pub lowercase: bool,
     /// Share of the documents held out for validation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = DEFAULT_VAL_FRACTION)]
     pub val_fraction: f64,
     #[arg(long, default_value_t = 128)]
     pub context: usize,

@@ -11,6 +11,7 @@ pub mod probe;
 pub mod probex;
 pub mod report;
 pub mod repro;
+pub mod repro_bilinear_lm;
 pub mod sae;
 pub mod sae_dashboard;
 pub mod sae_eval;

@@ -22,6 +22,13 @@ pub enum Experiment {
     BilinearMnist,
     /// The same pipeline on Fashion-MNIST, end to end with its eigenvector images.
     BilinearFashion,
+    /// The bilinear paper's language-model experiments at small scale (about an hour on 2
+    /// cores, resumable): bilinear, GPT-style and SwiGLU transformers (4 layers, d_model 128) on
+    /// TinyStories and Jane Austen; TopK SAEs (k 30, 4×) at the middle block's MLP input and
+    /// output; each output feature's top-k eigenvector approximation (k = 1 … 16) correlated with
+    /// its activation; the MLP replaced by its top-k eigenvectors per output direction and the
+    /// loss that adds. Every step is a glassbox command, printed as it runs.
+    BilinearLm,
     /// The Local Interaction Basis (Bushnaq et al., 2024) of a modular-addition MLP, p = 59 (embedding 32, ReLU 128), LIB vs PCA node and
     /// edge ablation and Fourier purity, thresholds 1-6 (about a minute per seed).
     LibModadd,
@@ -109,6 +116,7 @@ pub fn run(cli: &Cli, a: &ReproArgs) -> Result<()> {
         Experiment::BilinearF => experiments::modadd::run(&opts)?,
         Experiment::BilinearMnist => experiments::paper::run(&opts, false, a.epochs)?,
         Experiment::BilinearFashion => experiments::paper::run(&opts, true, a.epochs)?,
+        Experiment::BilinearLm => super::repro_bilinear_lm::run(cli, &opts, super::repro_bilinear_lm::Scale::FULL)?,
         Experiment::LibModadd => lib::modadd::run(&opts)?,
         Experiment::LibModaddTransformer => lib::modadd_transformer::run(&opts, lib::modadd_transformer::Scale::FULL)?,
         Experiment::LibDigits => lib::digits::run(&opts)?,

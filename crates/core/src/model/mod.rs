@@ -64,6 +64,15 @@ impl Model {
         self.arch.forward(&self.params, x, &mut rec)
     }
 
+    /// A transformer's final normalised residual stream `[batch, read positions, d_model]` and
+    /// its unembedding `[d_model, vocab]`, whose product is [`forward`](Self::forward)'s logits:
+    /// language-model training fuses that product with the loss. None for other architectures.
+    pub fn hidden_and_unembedding(&self, x: Tensor<2>) -> Option<(Tensor<3>, Tensor<2>)> {
+        let Architecture::Transformer(t) = &self.arch else { return None };
+        let mut rec = Recorder { wanted: &[], found: Vec::new() };
+        Some((t.forward_hidden(&self.params, x, &mut rec), t.unembedding(&self.params)))
+    }
+
     /// The outputs and the activations at `sites`, in the order asked for.
     /// An unknown site is an error that lists the valid names.
     pub fn forward_sites(&self, x: Tensor<2>, sites: &[String]) -> Result<(Tensor<2>, Vec<SiteValue>)> {

@@ -13,7 +13,7 @@
 
 use super::params::{Init, ParamSpec, Params};
 use super::Recorder;
-use crate::tensor::{from_vec, Tensor};
+use crate::tensor::{from_vec, HostValues, Tensor};
 use crate::{Error, Result};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
 use burn::tensor::module::embedding;
@@ -321,6 +321,24 @@ impl TransformerConfig {
 
     /// Token ids `[batch, positions ≤ n_ctx]` (as f32) to logits (see [`Readout`]).
     pub(crate) fn forward(&self, p: &Params, x: Tensor<2>, rec: &mut Recorder) -> Tensor<2> {
+        let [b, _] = x.dims();
+        let logits = linear(self.forward_hidden(p, x, rec), self.unembedding(p), None);
+        let [_, q, v] = logits.dims();
+        logits.reshape([b, q * v])
+    }
+
+    /// The unembedding `[d_model, vocab]`: W_U, or W_Eᵀ when tied.
+    pub(crate) fn unembedding(&self, p: &Params) -> Tensor<2> {
+        if self.tied_embeddings {
+            p.get::<2>("embed.W_E").transpose()
+        } else {
+            p.get("unembed.W_U")
+        }
+    }
+
+    /// Token ids to the final normalised residual stream `[batch, read positions, d_model]`,
+    /// which the unembedding turns into logits.
+    pub(crate) fn forward_hidden(&self, p: &Params, x: Tensor<2>, rec: &mut Recorder) -> Tensor<3> {
         let [b, n] = x.dims();
         let embed = embedding(p.get::<2>("embed.W_E"), x.int());
         rec.record("hook_embed", &embed);
@@ -352,11 +370,7 @@ impl TransformerConfig {
             }
             rec.record(&format!("blocks.{l}.hook_resid_post"), &resid);
         }
-        let resid = self.normalize(p, "ln_final", resid, rec);
-        let w_u = if self.tied_embeddings { p.get::<2>("embed.W_E").transpose() } else { p.get("unembed.W_U") };
-        let logits = linear(resid, w_u, None);
-        let [_, q, v] = logits.dims();
-        logits.reshape([b, q * v])
+        self.normalize(p, "ln_final", resid, rec)
     }
 
     fn normalize(&self, p: &Params, name: &str, x: Tensor<3>, rec: &mut Recorder) -> Tensor<3> {
@@ -390,7 +404,7 @@ impl TransformerConfig {
                 rec.record(&name("hook_pre"), &pre);
                 match kind {
                     MlpKind::Relu => relu(pre),
-                    MlpKind::Gelu => gelu(pre),
+                    MlpKind::Gelu => gelu_exact(pre),
                     _ => gelu_approximate(pre),
                 }
             }
@@ -455,6 +469,26 @@ fn rotate(x: Tensor<4>, first: usize, base: f64) -> Tensor<4> {
     let (cos, sin) = (table(f64::cos), table(f64::sin));
     let rotated = Tensor::cat(vec![x.clone().narrow(3, half, half).neg(), x.clone().narrow(3, 0, half)], 3);
     x * cos + rotated * sin
+}
+
+/// GELU with the exact error function. While training, its derivative comes from the same
+/// vectorised host pass as its value: the result is x ⊙ D + (gelu(x) − x ⊙ D) with D = gelu′(x)
+/// held constant, so autodiff records a product and a sum whose backward is one product. Burn's
+/// own GELU backward recomputes erf and exp per element with libm, the largest elementwise cost
+/// of a GPT-style training step.
+fn gelu_exact(x: Tensor<3>) -> Tensor<3> {
+    if !x.is_tracked() {
+        return gelu(x);
+    }
+    let shape = x.dims();
+    let inner = x.clone().inner();
+    let device = inner.device();
+    let host = HostValues::new(inner);
+    let xs = host.as_ref();
+    let (mut offset, mut derivative) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+    crate::vmath::gelu_erf_with_derivative(xs, &mut offset, &mut derivative);
+    offset.iter_mut().zip(&derivative).zip(xs).for_each(|((v, &d), &x)| *v -= x * d);
+    x * from_vec(derivative, shape, &device) + from_vec(offset, shape, &device)
 }
 
 /// x `[batch, positions, d_in]` · W `[d_in, d_out]` (+ b).

@@ -117,7 +117,10 @@ fn vocab(model: &Model) -> Result<usize> {
 /// share of the rows), blocks computed in parallel.
 pub fn lm_gradients(model: &Model, x: Tensor<2>, y: Tensor<2, Int>, shards: usize, vocab: usize) -> (f64, Vec<Weighted<HostValues>>) {
     let total = x.dims()[0];
-    let loss = |logits: Tensor<2>, y: Tensor<2, Int>| super::loss::lm_cross_entropy(logits, y, vocab);
+    let loss = |model: &Model, x: Tensor<2>, y: Tensor<2, Int>| match model.hidden_and_unembedding(x.clone()) {
+        Some((hidden, w_u)) => super::loss::fused_lm_cross_entropy(hidden, w_u, y),
+        None => super::loss::lm_cross_entropy(model.forward(x), y, vocab),
+    };
     let blocks = super::row_blocks(model, x, y, shards, 1, total, &loss);
     let loss = blocks.iter().map(|(l, b)| l * b.weight as f64).sum();
     (loss, blocks.into_iter().map(|(_, b)| b).collect())

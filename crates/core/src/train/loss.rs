@@ -3,6 +3,7 @@
 use crate::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{FloatDType, Int};
+use rayon::prelude::*;
 
 /// Mean cross-entropy; `onehot` is `[batch, classes]`.
 pub fn cross_entropy(logits: Tensor<2>, onehot: Tensor<2>) -> Tensor<1> {
@@ -28,6 +29,62 @@ pub fn lm_cross_entropy(logits: Tensor<2>, targets: Tensor<2, Int>, vocab: usize
     log_p.gather(1, targets.reshape([b * n, 1])).mean().neg()
 }
 
+/// [`lm_cross_entropy`] of the logits `hidden · w_u` (`hidden` `[batch, n, d]`, `w_u`
+/// `[d, vocab]`, `targets` `[batch, n]`), with the logits and the softmax kept out of the
+/// autodiff graph. The logits, the loss and its gradient (softmax − onehot) / rows are formed
+/// in one pass per row on the host; the gradients of `hidden` and `w_u` then reach the graph
+/// through Σ hidden ⊙ G wᵀ + Σ w_u ⊙ hiddenᵀ G, a term whose value is cancelled and whose
+/// gradients are exactly those of the loss. Recording the log-softmax instead costs about ten
+/// passes over the `[rows, vocab]` logits forward and backward, the largest cost of a
+/// language-model step after the matrix products.
+pub fn fused_lm_cross_entropy(hidden: Tensor<3>, w_u: Tensor<2>, targets: Tensor<2, Int>) -> Tensor<1> {
+    let [b, n, d] = hidden.dims();
+    let (rows, vocab) = (b * n, w_u.dims()[1]);
+    let hidden = hidden.reshape([rows, d]);
+    let (h, w) = (hidden.clone().inner(), w_u.clone().inner());
+    let device = h.device();
+    let mut logits = h.clone().matmul(w.clone()).into_data();
+    let targets = targets.into_data().convert::<i64>().try_into_vec::<i64>().expect("token ids");
+    let scale = 1.0 / rows as f32;
+    let total: f64 = logits
+        .as_mut_slice::<f32>()
+        .expect("f32 logits")
+        .par_chunks_mut(vocab)
+        .zip(&targets)
+        .map(|(row, &t)| softmax_minus_target(row, t as usize, scale))
+        .sum();
+    let g = Tensor::<2>::from_data(logits, &device);
+    let grad_h = g.clone().matmul(w.transpose());
+    let grad_w = h.transpose().matmul(g);
+    let carrier = (hidden * grad_h).sum() + (w_u * grad_w).sum();
+    carrier.clone() - carrier.detach() + total / rows as f64
+}
+
+/// One row of [`fused_lm_cross_entropy`]: overwrites the logits with (softmax − onehot(target))
+/// · `scale` and returns the row's loss, log Σ e^x − x_target.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+fn softmax_minus_target(row: &mut [f32], target: usize, scale: f32) -> f64 {
+    // Sixteen running maxima and sums, so that the loops vectorise (a single f32 accumulator
+    // fixes the order of the additions).
+    const LANES: usize = 16;
+    let x_target = row[target];
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for chunk in row.chunks(LANES) {
+        lanes.iter_mut().zip(chunk).for_each(|(m, &v)| *m = m.max(v));
+    }
+    let max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter_mut().for_each(|v| *v = crate::vmath::exp1_fma(*v - max));
+    let mut sums = [0f32; LANES];
+    for chunk in row.chunks(LANES) {
+        sums.iter_mut().zip(chunk).for_each(|(s, &v)| *s += v);
+    }
+    let sum: f64 = sums.iter().map(|&s| s as f64).sum();
+    let norm = (scale as f64 / sum) as f32;
+    row.iter_mut().for_each(|v| *v *= norm);
+    row[target] -= scale;
+    sum.ln() + (max - x_target) as f64
+}
+
 /// Mean binary cross-entropy with logits over all entries (torch BCEWithLogitsLoss):
 /// softplus(x) - x y, with softplus(x) = relu(x) + log1p(exp(-|x|)) for stability.
 pub fn bce_with_logits(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
@@ -39,6 +96,38 @@ pub fn bce_with_logits(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
 mod tests {
     use super::*;
     use crate::tensor::{from_vec, to_vec, train_device};
+
+    /// The fused loss against the recorded one on random hidden states and a random
+    /// unembedding: the same value, and the same gradients for both inputs.
+    #[test]
+    fn fused_lm_cross_entropy_equals_the_recorded_one() {
+        use rand::{Rng, SeedableRng};
+        let dev = train_device();
+        let (b, n, d, v) = (3, 5, 8, 11);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut random = |len: usize| (0..len).map(|_| rng.random_range(-2.0f32..2.0)).collect::<Vec<_>>();
+        let (hv, wv) = (random(b * n * d), random(d * v));
+        let ids: Vec<i64> = (0..b * n).map(|i| (i * 7 % v) as i64).collect();
+        let targets = || Tensor::<2, Int>::from_data(burn::tensor::TensorData::new(ids.clone(), [b, n]), &dev);
+        let run = |fused: bool| {
+            let h = from_vec(hv.clone(), [b, n, d], &dev).require_grad();
+            let w = from_vec(wv.clone(), [d, v], &dev).require_grad();
+            let loss = if fused {
+                fused_lm_cross_entropy(h.clone(), w.clone(), targets())
+            } else {
+                let logits = h.clone().reshape([b * n, d]).matmul(w.clone()).reshape([b, n * v]);
+                lm_cross_entropy(logits, targets(), v)
+            };
+            let grads = loss.backward();
+            (to_vec(loss)[0], to_vec(h.grad(&grads).unwrap()), to_vec(w.grad(&grads).unwrap()))
+        };
+        let (fused, recorded) = (run(true), run(false));
+        assert!((fused.0 - recorded.0).abs() < 1e-5, "loss {} vs {}", fused.0, recorded.0);
+        for (a, b) in [(&fused.1, &recorded.1), (&fused.2, &recorded.2)] {
+            let worst = a.iter().zip(b.iter()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst < 1e-6, "gradients differ by {worst}");
+        }
+    }
 
     #[test]
     fn f64_cross_entropy_keeps_what_f32_rounds_away() {

@@ -207,9 +207,9 @@ pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>
 
 /// The blocks of [`block_gradients`] with their mean losses; `total` is the batch's row count.
 fn split_blocks(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, total: usize, loss_f64: bool) -> Vec<(f64, Weighted<HostValues>)> {
-    let loss = |logits: Tensor<2>, y: Tensor<2>| match data.targets {
-        Targets::Classes { .. } if loss_f64 => loss::cross_entropy_f64(logits, y),
-        _ => loss_fn(data, logits, y),
+    let loss = |model: &Model, x: Tensor<2>, y: Tensor<2>| match data.targets {
+        Targets::Classes { .. } if loss_f64 => loss::cross_entropy_f64(model.forward(x), y),
+        _ => loss_fn(data, model.forward(x), y),
     };
     row_blocks(model, x, y, shards, MIN_SHARD_ROWS, total, &loss)
 }
@@ -224,7 +224,7 @@ pub(crate) fn row_blocks<K: burn::tensor::kind::Basic>(
     shards: usize,
     min_rows: usize,
     total: usize,
-    loss: &(dyn Fn(Tensor<2>, Tensor<2, K>) -> Tensor<1> + Sync),
+    loss: &(dyn Fn(&Model, Tensor<2>, Tensor<2, K>) -> Tensor<1> + Sync),
 ) -> Vec<(f64, Weighted<HostValues>)>
 where
     Tensor<2, K>: Send + Sync,
@@ -234,7 +234,7 @@ where
         // Fresh parameter leaves per shard: concurrent backward passes must not share
         // graph nodes (burn consumes a node's tape on backward).
         let local = Model { arch: model.arch.clone(), params: model.params.clone().require_grad() };
-        let loss = loss(local.forward(x), y);
+        let loss = loss(&local, x, y);
         let value = scalar(loss.clone());
         let mut grads = loss.backward();
         // grad_remove hands over the only reference, so HostValues keeps the buffer uncopied.
