@@ -99,8 +99,8 @@ pub struct LowRankMlp {
 }
 
 impl LowRankMlp {
-    /// `basis` holds the output directions as rows; they must be orthonormal for MLP_d to be
-    /// the MLP.
+    /// `basis` holds the output directions as rows; they must be orthonormal (checked to 1e-6),
+    /// so that MLP_d is the MLP.
     pub fn new(layer: &BilinearLayer, basis: Mat<f64>) -> Result<Self> {
         if basis.ncols() != layer.d_out() || basis.nrows() != layer.d_out() {
             return Err(crate::Error::invalid(format!(
@@ -109,6 +109,11 @@ impl LowRankMlp {
                 basis.ncols(),
                 layer.d_out()
             )));
+        }
+        let gram = &basis * basis.transpose();
+        let off = (0..gram.nrows()).flat_map(|r| (0..gram.ncols()).map(move |c| (r, c))).map(|(r, c)| (gram[(r, c)] - if r == c { 1.0 } else { 0.0 }).abs()).fold(0.0, f64::max);
+        if !(off <= 1e-6) {
+            return Err(crate::Error::invalid(format!("the output basis is not orthonormal: B Bᵀ differs from the identity by {off:.2e}")));
         }
         let spectra = (0..basis.nrows())
             .into_par_iter()
@@ -124,9 +129,12 @@ impl LowRankMlp {
 
     /// MLP_k of the rows of `x` (row-major, d_in values each) for every k of `ks`, each
     /// row-major with d_out values per row.
-    pub fn outputs(&self, x: &[f32], ks: &[usize]) -> Vec<Vec<f32>> {
+    pub fn outputs(&self, x: &[f32], ks: &[usize]) -> Result<Vec<Vec<f32>>> {
         let d = self.spectra.first().map_or(0, |s| s.vectors.nrows());
-        let n = x.len().checked_div(d).unwrap_or(0);
+        if d == 0 || x.len() % d != 0 {
+            return Err(crate::Error::invalid(format!("{} input values are not whole rows of the MLP's {d} inputs", x.len())));
+        }
+        let n = x.len() / d;
         let k_max = ks.iter().copied().max().unwrap_or(0).min(d);
         let xm = Mat::from_fn(n, d, |r, c| x[r * d + c] as f64);
         // coefficients[j][(r, o)]: Σ_{i≤ks[j]} λ_{o,i} (v_{o,i}·x_r)², the output along b_o.
@@ -151,13 +159,13 @@ impl LowRankMlp {
                 per_k
             })
             .collect();
-        (0..ks.len())
+        Ok((0..ks.len())
             .map(|j| {
                 let coefficients = Mat::from_fn(n, self.basis.nrows(), |r, o| columns[o][j][r]);
                 let out = &coefficients * &self.basis;
                 (0..n).flat_map(|r| (0..out.ncols()).map(move |c| (r, c))).map(|(r, c)| out[(r, c)] as f32).collect()
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -211,18 +219,23 @@ mod tests {
         // A random orthonormal basis: the Q factor of a random matrix.
         let a = Mat::from_fn(out, out, |_, _| rng.random_range(-1.0..1.0));
         let q = a.qr().compute_Q();
-        for low in [LowRankMlp::standard(&layer).unwrap(), LowRankMlp::new(&layer, q.transpose().to_owned()).unwrap()] {
-            let ys = low.outputs(&x, &[d, 2]);
+        for basis in [Mat::identity(out, out), q.transpose().to_owned()] {
+            let low = LowRankMlp::new(&layer, basis.clone()).unwrap();
+            let ys = low.outputs(&x, &[d, 2]).unwrap();
             let worst = ys[0].iter().zip(&exact).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-5, "full rank differs from the MLP by {worst}");
             for r in 0..n {
                 let row: Vec<f64> = x[r * d..(r + 1) * d].iter().map(|&v| v as f64).collect();
                 for c in 0..out {
+                    // The two largest |λ| of each direction's Q, from a decomposition of our own.
                     let want: f64 = (0..out)
                         .map(|o| {
-                            let s = &low.spectra[o];
-                            let terms: f64 = (0..2).map(|i| s.values[i] * (0..d).map(|j| s.vectors[(j, i)] * row[j]).sum::<f64>().powi(2)).sum();
-                            terms * low.basis[(o, c)]
+                            let b: Vec<f64> = (0..out).map(|k| basis[(o, k)]).collect();
+                            let evd = layer.interaction(&b).self_adjoint_eigen(faer::Side::Lower).unwrap();
+                            let mut order: Vec<usize> = (0..d).collect();
+                            order.sort_by(|&i, &j| evd.S()[j].abs().total_cmp(&evd.S()[i].abs()));
+                            let terms: f64 = order[..2].iter().map(|&i| evd.S()[i] * (0..d).map(|j| evd.U()[(j, i)] * row[j]).sum::<f64>().powi(2)).sum();
+                            terms * basis[(o, c)]
                         })
                         .sum();
                     assert!((ys[1][r * out + c] as f64 - want).abs() < 1e-5);

@@ -100,10 +100,16 @@ pub fn exp(xs: &mut [f32]) {
 /// vectorised CPU `erf` uses.
 #[inline(always)]
 fn erf1(x: f32) -> f32 {
-    let a = x.abs();
+    let (poly, gauss) = erfc_parts(x.abs());
+    (1.0 - poly * gauss).copysign(x)
+}
+
+/// For a ≥ 0, A&S 7.1.26's erfc(a) = p(a)·e^{−a²} as (p(a), e^{−a²}).
+#[inline(always)]
+fn erfc_parts(a: f32) -> (f32, f32) {
     let t = 1.0 / (0.327_591_1 * a + 1.0);
     let r = (((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6;
-    (1.0 - r * t * exp1(-a * a)).copysign(x)
+    (r * t, exp1(-a * a))
 }
 
 /// GELU with the exact error function, 0.5·x·(1 + erf(x/√2)), in place.
@@ -121,11 +127,9 @@ pub fn gelu_erf(xs: &mut [f32]) {
 pub fn gelu_erf_with_derivative(xs: &[f32], value: &mut [f32], derivative: &mut [f32]) {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
     for ((&x, v), d) in xs.iter().zip(value.iter_mut()).zip(derivative.iter_mut()) {
-        let a = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
-        let t = 1.0 / (0.327_591_1 * a + 1.0);
-        let r = (((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6;
-        let gauss = exp1(-a * a);
-        let cdf = 0.5 * (1.0 + (1.0 - r * t * gauss).copysign(x));
+        // e^{−a²} with a = |x|/√2 is e^{−x²/2}, the density's exponential as well.
+        let (poly, gauss) = erfc_parts(x.abs() * std::f32::consts::FRAC_1_SQRT_2);
+        let cdf = 0.5 * (1.0 + (1.0 - poly * gauss).copysign(x));
         *v = x * cdf;
         *d = cdf + x * FRAC_1_SQRT_2PI * gauss;
     }

@@ -23,6 +23,11 @@ const MIN_FIRES: usize = 10;
 const LOW_RANK_KS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// Contexts run through the language model at once.
 const CONTEXTS_PER_RUN: usize = 8;
+/// How to read the run, shown under it in the report.
+const NOTES: [&str; 2] = [
+    "Output features: for each output SAE latent, the correlation between its activation and the sum of the top-k eigenvector terms of its interaction matrix, over the positions where it fires. High values at small k mean the MLP computes that feature from a few directions of its input; the second figure shows how the latents spread at k = 2.",
+    "Low-rank MLP: the MLP with each output direction's interaction matrix cut to its top-k eigenvectors, and the next-token loss that adds relative to the clean model. At k = d_model nothing is cut and the loss added is zero; zeroing the MLP gives the scale (loss_mlp_zeroed). The principal directions are those of the MLP's outputs on the same positions the loss is measured on.",
+];
 
 pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
     let start = Instant::now();
@@ -87,7 +92,7 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
             serde_json::json!({ "k": k, "eigenvectors": (*k).min(d), "mean_correlation": mean, "share_above_0.75": above })
         })
         .collect();
-    // The strongest input-feature interactions of the most active output features.
+    // The strongest input-feature interactions of the most active non-dense output features.
     let interactions = sae_in.as_ref().map(|s| {
         let dirs: Vec<Vec<f64>> = (0..s.d_sae)
             .map(|f| {
@@ -96,8 +101,11 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
                 row.into_iter().map(|v| v / norm).collect()
             })
             .collect();
+        // Dense latents (firing at more than a tenth of the positions) mix many contexts: the
+        // busiest of the others read best, then the least dense if there are too few.
+        let dense = |r: &FeatureCorrelation| r.fires as f64 > glassbox_sae::lm_eval::DENSE_SHARE * n as f64;
         let mut busiest: Vec<&FeatureCorrelation> = results.iter().collect();
-        busiest.sort_by_key(|r| std::cmp::Reverse(r.fires));
+        busiest.sort_by_key(|r| if dense(r) { (1, r.fires as i64) } else { (0, -(r.fires as i64)) });
         busiest
             .iter()
             .take(20)
@@ -120,6 +128,7 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
         "features": results,
         "input_feature_interactions": interactions,
         "low_rank_mlp": low_rank,
+        "notes": NOTES,
     });
     glassbox_core::io::write_json(&a.out.join("run.json"), &run)?;
     if !cli.quiet {
@@ -127,10 +136,11 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
         for s in &summary {
             println!("k = {:>2}: mean correlation {:.3}, share above 0.75 {:.3}", s["k"], s["mean_correlation"].as_f64().unwrap(), s["share_above_0.75"].as_f64().unwrap());
         }
-        println!("low-rank MLP: next-token loss {:.4} clean, {:.4} with the MLP zeroed", low_rank["loss_clean"].as_f64().unwrap(), low_rank["loss_mlp_zeroed"].as_f64().unwrap());
-        for basis in low_rank["bases"].as_array().unwrap() {
-            let added: Vec<String> = basis["by_k"].as_array().unwrap().iter().map(|r| format!("k {} {:+.2}%", r["k"], 100.0 * r["loss_added"].as_f64().unwrap())).collect();
-            println!("  {}: loss added {}", basis["basis"].as_str().unwrap(), added.join(", "));
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        println!("low-rank MLP: next-token loss {:.4} clean, {:.4} with the MLP zeroed", number(&low_rank["loss_clean"]), number(&low_rank["loss_mlp_zeroed"]));
+        for basis in low_rank["bases"].as_array().into_iter().flatten() {
+            let added: Vec<String> = basis["by_k"].as_array().into_iter().flatten().map(|r| format!("k {} {:+.2}%", r["k"], 100.0 * number(&r["loss_added"]))).collect();
+            println!("  {}: loss added {}", basis["basis"].as_str().unwrap_or("basis"), added.join(", "));
         }
         println!("wrote {}", a.out.display());
     }
@@ -166,7 +176,7 @@ fn low_rank_losses(cli: &Cli, model_dir: &std::path::Path, block: usize, layer: 
         let mut cache = hooks.take_cache();
         let (x, y) = (cache.remove(&mlp_in).expect("captured"), cache.remove(&mlp_out_hook).expect("captured"));
         // The MLP read from the checkpoint must be the one the model runs.
-        for (xr, yr) in x.data.chunks(d).zip(y.data.chunks(d)) {
+        for (xr, yr) in x.data.chunks(layer.d_in()).zip(y.data.chunks(d)) {
             let f = layer.forward(&xr.iter().map(|&v| v as f64).collect::<Vec<_>>());
             let norm = yr.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt().max(1e-6);
             worst_read = worst_read.max(f.iter().zip(yr).map(|(a, &b)| (a - b as f64).powi(2)).sum::<f64>().sqrt() / norm);
@@ -177,7 +187,7 @@ fn low_rank_losses(cli: &Cli, model_dir: &std::path::Path, block: usize, layer: 
         ablated.intervene(config, &mlp_out_hook, Intervention::Zero)?;
         zeroed += run(&mut ablated)?.0;
         for (b, (_, basis)) in bases.iter().enumerate() {
-            for (j, out) in basis.outputs(&x.data, &ks).into_iter().enumerate() {
+            for (j, out) in basis.outputs(&x.data, &ks)?.into_iter().enumerate() {
                 let mut patched = Hooks::new();
                 patched.intervene(config, &mlp_out_hook, Intervention::Replace(HookTensor { shape: y.shape.clone(), data: out }))?;
                 low[b][j] += run(&mut patched)?.0;

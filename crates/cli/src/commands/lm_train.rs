@@ -31,6 +31,9 @@ pub enum DecayArg {
     Cosine,
 }
 
+/// The share of documents `lm train` holds out for validation unless told otherwise.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.05;
+
 /// Train a small language model on your text.
 ///
 /// The text files are cut into documents at blank lines; a seeded share of the documents is
@@ -52,9 +55,6 @@ pub enum DecayArg {
 ///       --layers 4 --d-model 256 --d-mlp 512 --steps 2000 --out runs/bilinear-lm
 ///   glassbox lm train tinystories_val.txt --arch gpt --tokenizer runs/bilinear-lm/tokenizer.json \
 ///       --layers 4 --d-model 256 --d-mlp 768 --steps 2000 --out runs/gpt-lm
-/// The share of documents `lm train` holds out for validation unless told otherwise.
-pub const DEFAULT_VAL_FRACTION: f64 = 0.05;
-
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct LmTrainArgs {

@@ -86,11 +86,14 @@ pub fn run(cli: &Cli, opts: &ExperimentOptions, scale: Scale) -> Result<Outcome>
     ];
     for (name, arch) in models {
         let folder = dir(name);
-        if folder.join("run.json").is_file() {
+        let card = folder.join(glassbox_core::checkpoint::CARD_FILE);
+        // run.json is rewritten at every checkpoint: a run is finished when its card says so.
+        let steps_done = if card.is_file() { glassbox_core::io::read_json::<glassbox_core::checkpoint::ModelCard>(&card)?.epochs_done } else { 0 };
+        if steps_done >= scale.steps {
             continue;
         }
         let mut argv = Argv::words("lm train").paths(&texts).and(arch).and(Argv::words(&common)).then("--out").path(&folder);
-        if folder.join(glassbox_core::checkpoint::CARD_FILE).is_file() {
+        if card.is_file() {
             argv = argv.then("--resume");
         }
         step(cli, argv)?;
@@ -99,7 +102,14 @@ pub fn run(cli: &Cli, opts: &ExperimentOptions, scale: Scale) -> Result<Outcome>
     // every measurement below reads the second, which no model or SAE has seen.
     let (train_text, held_out) = (dir("train.txt"), dir("validation.txt"));
     if !(train_text.is_file() && held_out.is_file()) {
-        write_split_texts(cli, &texts, &train_text, &held_out)?;
+        let validation = write_split_texts(cli, &texts, &train_text, &held_out)?;
+        // The split must be the one the models were trained on (same seed, same text).
+        let card: glassbox_core::checkpoint::ModelCard = glassbox_core::io::read_json(&dir("bilinear").join(glassbox_core::checkpoint::CARD_FILE))?;
+        let trained = card.training.as_ref().and_then(|t| t["data"]["documents"]["validation"].as_u64());
+        if trained != Some(validation as u64) {
+            std::fs::remove_file(&held_out).ok();
+            bail!("{}: held out {validation} documents, but the language models held out {trained:?}: were they trained with another --seed or text?", out.display());
+        }
     }
     let block = scale.layers / 2;
     let model = dir("bilinear");
@@ -108,7 +118,12 @@ pub fn run(cli: &Cli, opts: &ExperimentOptions, scale: Scale) -> Result<Outcome>
         let folder = dir(name);
         if !folder.join("training.json").is_file() {
             let flags = format!("--context {} --hook {hook} --k 30 --expansion 4 --tokens {} --batch 4096", scale.context, scale.sae_tokens);
-            step(cli, Argv::words("sae stream --model").path(&model).then("--text").path(&train_text).and(Argv::words(&flags)).then("--out").path(&folder))?;
+            let mut argv = Argv::words("sae stream --model").path(&model).then("--text").path(&train_text).and(Argv::words(&flags)).then("--out").path(&folder);
+            // An interrupted stream left its checkpoint: continue it.
+            if folder.join("training-checkpoint.safetensors").is_file() {
+                argv = argv.then("--resume");
+            }
+            step(cli, argv)?;
         }
         let eval = dir(&format!("{name}-eval"));
         if !eval.join("run.json").is_file() {
@@ -131,6 +146,11 @@ pub fn run(cli: &Cli, opts: &ExperimentOptions, scale: Scale) -> Result<Outcome>
             .path(&features);
         step(cli, argv)?;
     }
+    // The spread of the correlations, beside the charts `glassbox repro` draws from the summary.
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures).with_context(|| format!("cannot create {}", figures.display()))?;
+    let histogram = features.join("figures/02-correlation-k2.svg");
+    std::fs::copy(&histogram, figures.join("features-correlation-k2.svg")).with_context(|| format!("cannot copy {}", histogram.display()))?;
     summarise(out, start.elapsed().as_secs_f64())
 }
 
@@ -159,10 +179,13 @@ impl Argv {
     }
 }
 
-/// Runs one glassbox command (without `glassbox`) with this invocation's seed and quietness,
-/// printing it first so that it can be repeated by hand.
+/// Runs one glassbox command (without `glassbox`) with this invocation's seed, threads and
+/// quietness, printing it first so that it can be repeated by hand.
 fn step(cli: &Cli, argv: Argv) -> Result<()> {
     let mut args = vec!["glassbox".to_string(), "--seed".into(), cli.seed.to_string()];
+    if let Some(threads) = cli.threads {
+        args.extend(["--threads".into(), threads.to_string()]);
+    }
     if cli.quiet {
         args.push("--quiet".into());
     }
@@ -179,17 +202,18 @@ fn step(cli: &Cli, argv: Argv) -> Result<()> {
 
 /// The training and validation documents `glassbox lm train` splits `texts` into at this seed
 /// (its default --val-fraction), each set one document after another with blank lines between.
-fn write_split_texts(cli: &Cli, texts: &[PathBuf], train_path: &Path, val_path: &Path) -> Result<()> {
+fn write_split_texts(cli: &Cli, texts: &[PathBuf], train_path: &Path, val_path: &Path) -> Result<usize> {
     let mut docs = Vec::new();
     for t in texts {
         docs.extend(glassbox_lm::score::split_documents(&glassbox_lm::tokenizer::read_utf8_text(t)?));
     }
     let (train, val) = glassbox_lm::corpus::split_documents(docs.len(), super::lm_train::DEFAULT_VAL_FRACTION, cli.seed)?;
+    let validation = val.len();
     for (ids, path) in [(train, train_path), (val, val_path)] {
         let text: Vec<&str> = ids.iter().map(|&i| docs[i].as_str()).collect();
         glassbox_core::io::write_atomic(path, text.join("\n\n").as_bytes())?;
     }
-    Ok(())
+    Ok(validation)
 }
 
 /// The table and checks from the steps' run folders.
@@ -211,11 +235,15 @@ fn summarise(out: &Path, wall_time_s: f64) -> Result<Outcome> {
         let eval = read(out.join(format!("{name}-eval")).join("run.json"))?;
         let metrics = &eval["metrics"];
         let (clean, with_sae) = (number(metrics, &["ce_loss_without_sae"])?, number(metrics, &["ce_loss_with_sae"])?);
-        rows.push(serde_json::json!({
+        let mut row = serde_json::json!({
             "what": format!("SAE {name} on the validation documents"),
             "explained_variance": metrics["explained_variance"], "dead_fraction": metrics["dead_fraction"],
-            "loss_added": (with_sae - clean) / clean, "paper_loss_added_mlp_out": "0.012-0.087 by layer (TinyStories, 6 layers)",
-        }));
+            "loss_added": (with_sae - clean) / clean,
+        });
+        if name == "sae-mlp-out" {
+            row["paper_loss_added"] = "0.012-0.087 by layer (TinyStories, 6 layers)".into();
+        }
+        rows.push(row);
     }
     let features = read(out.join("features").join("run.json"))?;
     let by_k = features["correlation_by_k"].as_array().context("no correlation_by_k in features/run.json")?;
@@ -224,8 +252,20 @@ fn summarise(out: &Path, wall_time_s: f64) -> Result<Outcome> {
         "features": features["metrics"]["features_evaluated"], "by_k": by_k,
         "paper": "about 0.65 mean at k = 1; most features above 0.75 at k = 2", "tmlr_reproduction": "32-65 % above 0.75 at k = 2",
     }));
+    // The headline numbers as method comparisons too: the report shows them as metrics and
+    // `glassbox repro` draws them.
+    let per_k = |key: &str| -> Vec<Value> { by_k.iter().map(|r| serde_json::json!([format!("k = {}", r["k"]), r[key]])).collect() };
+    rows.push(serde_json::json!({ "methods": { "metric": "output features, mean correlation", "bars": per_k("mean_correlation") } }));
+    rows.push(serde_json::json!({ "methods": { "metric": "output features, share above 0.75", "bars": per_k("share_above_0.75") } }));
     let low = &features["low_rank_mlp"];
     rows.push(serde_json::json!({ "what": "low-rank MLP: top-k eigenvectors per output direction", "low_rank_mlp": low }));
+    let added: Vec<Value> = low["bases"][0]["by_k"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| serde_json::json!([format!("k = {}", r["k"]), 100.0 * r["loss_added"].as_f64().unwrap_or(f64::NAN)]))
+        .collect();
+    rows.push(serde_json::json!({ "methods": { "metric": "low-rank MLP (residual axes), loss added %", "bars": added } }));
     let gap = (val_loss["bilinear"] - val_loss["swiglu"]) / val_loss["swiglu"];
     let full_rank_added: Vec<f64> = low["bases"]
         .as_array()
@@ -279,7 +319,7 @@ mod tests {
                 assert!(check.pass, "{}: {}", check.name, check.detail);
             }
         }
-        assert_eq!(outcome.rows.len(), 5, "{:?}", outcome.rows);
+        assert_eq!(outcome.rows.len(), 8, "{:?}", outcome.rows);
         let trained = std::fs::metadata(dir.path().join("bilinear/run.json")).unwrap().modified().unwrap();
         run(&cli, &opts, Scale::FAST).unwrap();
         assert_eq!(std::fs::metadata(dir.path().join("bilinear/run.json")).unwrap().modified().unwrap(), trained, "a finished step ran again");

@@ -502,3 +502,30 @@ fn linear(x: Tensor<3>, w: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<3> {
     };
     y.reshape([batch, t, d_out])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{to_vec, train_device};
+
+    /// The training path of `gelu_exact` (value and derivative from the host pass) against
+    /// burn's GELU on the same tracked input: the same values and the same gradient.
+    #[test]
+    fn gelu_exact_matches_burns_gelu_and_its_gradient() {
+        let dev = train_device();
+        let xs: Vec<f32> = (0..2 * 3 * 37).map(|i| (i as f32 - 111.0) * 0.07).collect();
+        let run = |ours: bool| {
+            let x = from_vec(xs.clone(), [2, 3, 37], &dev).require_grad();
+            let y = if ours { gelu_exact(x.clone()) } else { gelu(x.clone()) };
+            // A weighted sum, so that each element's gradient is scaled differently.
+            let weights = from_vec((0..xs.len()).map(|i| 1.0 + (i % 5) as f32).collect(), [2, 3, 37], &dev);
+            let grads = (y.clone() * weights).sum().backward();
+            (to_vec(y), to_vec(x.grad(&grads).unwrap()))
+        };
+        let (ours, burns) = (run(true), run(false));
+        for (a, b) in [(&ours.0, &burns.0), (&ours.1, &burns.1)] {
+            let worst = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs() / q.abs().max(1.0)));
+            assert!(worst < 2e-6, "differs by {worst}");
+        }
+    }
+}

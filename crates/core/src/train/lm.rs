@@ -272,6 +272,28 @@ mod tests {
         assert_eq!(step_rows(7, 2, 4, 10), all[8..12]);
     }
 
+    /// Row blocks weight each block's mean loss by its share of the rows: two shards give the
+    /// loss and the gradients of one.
+    #[test]
+    fn sharded_gradients_equal_unsharded_ones() {
+        use rand::{Rng, SeedableRng};
+        let dev = crate::tensor::train_device();
+        let arch = Architecture::Transformer(crate::model::TransformerConfig::gpt_style(2, 16, 2, 24, 29, 8));
+        let model = Model::init(arch, 3, &dev).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Five contexts: the two shards hold 2 and 3 of them.
+        let data = Contexts { n_ctx: 8, tokens: (0..5 * 9).map(|_| rng.random_range(0..29u32)).collect() };
+        let (x, y) = data.batch(&[0, 1, 2, 3, 4], &dev);
+        let (one, one_blocks) = lm_gradients(&model, x.clone(), y.clone(), 1, 29);
+        let (two, two_blocks) = lm_gradients(&model, x, y, 2, 29);
+        assert_eq!(two_blocks.len(), 2);
+        assert!((one - two).abs() < 1e-6, "loss {one} vs {two}");
+        for (a, b) in crate::train::optim::weighted_sum(&one_blocks).iter().zip(&crate::train::optim::weighted_sum(&two_blocks)) {
+            let worst = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst < 1e-6, "gradients differ by {worst}");
+        }
+    }
+
     #[test]
     fn warmup_then_linear_decay() {
         let cfg = LmConfig { steps: 12, batch_size: 1, lr: 1.0, optim: OptimConfig::default(), warmup_steps: 2, decay: Decay::Linear, min_lr: 0.0, clip_grad_norm: None, eval_every: 1, shards: 1 };
