@@ -96,35 +96,42 @@ fn score_batch(model: &Transformer, windows: &[(usize, Vec<u32>)], hooks: &mut H
     let batch = Batch::new(&seqs);
     let out = model.forward(&batch, hooks, Logits::None)?;
     hooks.take_cache();
-    let d = model.config.d_model;
-    // Rows that predict a next token: every position but each window's last.
-    let mut rows: Vec<(usize, usize, u32)> = Vec::new();
-    for (s, (doc, _)) in windows.iter().enumerate() {
-        let r = batch.range(s);
-        rows.extend((r.start..r.end - 1).map(|i| (*doc, i, batch.tokens[i + 1])));
+    let docs: Vec<usize> = windows.iter().flat_map(|(doc, w)| std::iter::repeat_n(*doc, w.len() - 1)).collect();
+    for (doc, l) in docs.into_iter().zip(next_token_nll(model, &batch, &out.hidden)) {
+        results[doc].nll += l;
+        results[doc].predicted += 1;
     }
+    Ok(())
+}
+
+/// The negative log-likelihood of the next token at every position of `batch` that has one (all
+/// but each sequence's last), in order, from the final hidden states `hidden` `[tokens,
+/// d_model]`. Logits are formed 256 rows at a time, so that a large vocabulary never needs
+/// `[tokens, vocab]` at once.
+pub fn next_token_nll(model: &Transformer, batch: &Batch, hidden: &[f32]) -> Vec<f64> {
+    let d = model.config.d_model;
+    let rows: Vec<(usize, u32)> = (0..batch.n_sequences())
+        .flat_map(|s| {
+            let r = batch.range(s);
+            (r.start..r.end.saturating_sub(1)).map(|i| (i, batch.tokens[i + 1])).collect::<Vec<_>>()
+        })
+        .collect();
     const ROWS_PER_UNEMBED: usize = 256;
-    let nll: Vec<f64> = rows
-        .par_chunks(ROWS_PER_UNEMBED)
+    rows.par_chunks(ROWS_PER_UNEMBED)
         .flat_map_iter(|chunk| {
             let mut x = Vec::with_capacity(chunk.len() * d);
-            for &(_, i, _) in chunk {
-                x.extend_from_slice(&out.hidden[i * d..(i + 1) * d]);
+            for &(i, _) in chunk {
+                x.extend_from_slice(&hidden[i * d..(i + 1) * d]);
             }
             let logits = model.unembed(&x);
             let vocab = model.config.vocab_size;
             chunk
                 .iter()
                 .zip(logits.chunks(vocab))
-                .map(|(&(_, _, target), row)| ops::log_sum_exp(row) - row[target as usize] as f64)
+                .map(|(&(_, target), row)| ops::log_sum_exp(row) - row[target as usize] as f64)
                 .collect::<Vec<_>>()
         })
-        .collect();
-    for (&(doc, _, _), l) in rows.iter().zip(nll) {
-        results[doc].nll += l;
-        results[doc].predicted += 1;
-    }
-    Ok(())
+        .collect()
 }
 
 #[cfg(test)]

@@ -150,8 +150,9 @@ pub fn run(cli: &Cli, a: &BilinearArgs, model: &Model) -> Result<()> {
 /// The next-token loss of the model with block `block`'s MLP replaced by its low-rank version
 /// ([`LowRankMlp`]) for each k of [`LOW_RANK_KS`] below d_model and d_model itself, in two
 /// output bases: the residual stream's axes and the principal directions of the MLP's outputs
-/// `mlp_out` (row-major, d values per position). `loss_added` = (L_k − L_clean) / L_clean, the paper's measure for SAEs;
-/// `loss_recovered` = (L_zeroed − L_k) / (L_zeroed − L_clean), against the MLP's output zeroed.
+/// `mlp_out` (row-major, d values per position). `loss_added` = (L_k − L_clean) / L_clean, the
+/// paper's measure for SAEs; `loss_recovered` = (L_zeroed − L_k) / (L_zeroed − L_clean),
+/// against the MLP's output zeroed.
 fn low_rank_losses(cli: &Cli, model_dir: &std::path::Path, block: usize, layer: &BilinearLayer, sequences: &[Vec<u32>], mlp_out: &[f32]) -> Result<serde_json::Value> {
     use glassbox_lm::{Batch, HookTensor, Hooks, Intervention, Logits};
     let lm = glassbox_lm::loader::load_hf_folder(model_dir)?;
@@ -167,9 +168,11 @@ fn low_rank_losses(cli: &Cli, model_dir: &std::path::Path, block: usize, layer: 
     progress.set_message("contexts through the low-rank MLPs");
     for group in sequences.chunks(CONTEXTS_PER_RUN) {
         let batch = Batch::new(group);
+        // Summed next-token loss of the batch, and the positions it sums over.
         let run = |hooks: &mut Hooks| -> Result<(f64, usize)> {
-            let out = lm.model.forward(&batch, hooks, Logits::All)?;
-            Ok(next_token_loss(&batch, out.logits.as_deref().expect("all logits were asked for")))
+            let out = lm.model.forward(&batch, hooks, Logits::None)?;
+            let nll = glassbox_lm::score::next_token_nll(&lm.model, &batch, &out.hidden);
+            Ok((nll.iter().sum(), nll.len()))
         };
         let mut hooks = Hooks::capture(config, [&mlp_in, &mlp_out_hook])?;
         let (loss, count) = run(&mut hooks)?;
@@ -214,24 +217,6 @@ fn low_rank_losses(cli: &Cli, model_dir: &std::path::Path, block: usize, layer: 
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     }))
-}
-
-/// Summed next-token cross-entropy over the positions of each sequence that have a next token,
-/// and their count; `logits` holds a row per token.
-fn next_token_loss(batch: &glassbox_lm::Batch, logits: &[f32]) -> (f64, usize) {
-    let vocab = logits.len() / batch.tokens.len().max(1);
-    let targets: Vec<(usize, u32)> = (0..batch.n_sequences()).flat_map(|s| {
-        let r = batch.range(s);
-        (r.start..r.end.saturating_sub(1)).map(move |i| (i, batch.tokens[i + 1]))
-    }).collect();
-    let loss = targets
-        .par_iter()
-        .map(|&(i, t)| {
-            let row = &logits[i * vocab..(i + 1) * vocab];
-            glassbox_lm::ops::log_sum_exp(row) - row[t as usize] as f64
-        })
-        .sum();
-    (loss, targets.len())
 }
 
 /// The eigenvectors of the covariance of `rows` (d values each), as the rows of a d × d matrix,
