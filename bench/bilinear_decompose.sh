@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bilinear decomposition benchmark (issue 3): glassbox against numpy and PyTorch, at 1 and 2
+# Bilinear decomposition benchmark: glassbox against numpy and PyTorch, at 1 and 2
 # threads, on the weights of a d_h 512 MNIST model. Usage: bench/bilinear_decompose.sh [CHECKPOINT]
 # Needs GLASSBOX_DATA (MNIST test images) and $PYTHON with torch, numpy and safetensors.
 set -euo pipefail

@@ -1,5 +1,6 @@
-"""Independent PyTorch run of the paper's full-MNIST bilinear recipe (spec/bilinear.md 2.1, 1.11),
-to tell whether a truncation result belongs to glassbox or to the recipe.
+"""Independent PyTorch run of the full-MNIST bilinear recipe of Pearce et al. 2024, "Bilinear MLPs
+enable weight-based mechanistic interpretability" (its Table 1 and code), and of its truncation
+curve (Fig. 5, App F), to tell whether a truncation result belongs to glassbox or to the recipe.
 
 Model E (784->d_h) -> bilinear (d_h -> d_h, one Linear of 2*d_h rows, as the reference code
 stores it) -> U (d_h->10), no biases, PyTorch default init. AdamW lr 1e-3, wd 1.0 (decoupled, on
@@ -12,6 +13,8 @@ python bench/bilinear_mnist_reference.py DATA_DIR SEED [--epochs 50] [--threads 
 prints one JSON line with the test accuracy, the truncation curve and the effective ranks. --save
 writes the weights as DIR/model.safetensors with DIR/map.json, for
 `glassbox bilinear DIR/model.safetensors --weights-map DIR/map.json --dataset mnist --samples 0`.
+DATA_DIR is a glassbox data folder holding mnist/: `glassbox data fetch mnist` fills the default
+one, ~/.cache/glassbox/data.
 """
 import argparse
 import gzip

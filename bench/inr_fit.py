@@ -1,5 +1,5 @@
-"""PyTorch reference for the INR zoo fit of spec/probegen.md section 6 R1: N independent SIREN
-INRs (Linear(2,32), sin(30.), Linear(32,32), sin(30.), Linear(32,1), +0.5; init of R1), each
+"""PyTorch reference for the INR zoo fit of `glassbox zoo build digits-inr`: N independent SIREN
+INRs (Linear(2,32), sin(30.), Linear(32,32), sin(30.), Linear(32,1), +0.5; SIREN init), each
 fitted full-batch to one image on the grid linspace(-1,1,SIDE)^2 (x = column, y = row) with
 Adam lr 1e-3 for 100 steps. SIDE 8: the first N sklearn digits (pixel/16); SIDE 28: the first
 N MNIST training images (pixel/255). Prints one JSON line.
@@ -32,7 +32,7 @@ STEPS = 100
 # evaluations per chunk; 2-4x bigger chunks were 10-30% slower, as the [B,32,pixels]
 # activations leave the cache; smaller ones pay more per-step overhead).
 CHUNK = {8: 128, 28: 16}
-DATA = os.environ.get("GLASSBOX_DATA", "/work/shared/data")
+DATA = os.environ.get("GLASSBOX_DATA", os.path.expanduser("~/.cache/glassbox/data"))
 
 
 def targets(n, side):
@@ -53,7 +53,8 @@ def targets(n, side):
 
 
 def init(n, gen):
-    """Spec 6 R1: W1 ~ U(+-1/2), W2, W3 ~ U(+-sqrt(6/32)/30), biases ~ U(+-1/sqrt(fan_in)).
+    """SIREN init, as glassbox's INR zoos: W1 ~ U(+-1/2), W2, W3 ~ U(+-sqrt(6/32)/30), biases ~
+    U(+-1/sqrt(fan_in)).
     Biases are stored as columns ([B,32,1]) so they broadcast over the pixel axis."""
     def u(shape, a):
         return (torch.rand(shape, generator=gen) * 2 - 1) * a

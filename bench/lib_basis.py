@@ -1,7 +1,8 @@
-"""PyTorch reference for the Local Interaction Basis (spec/lib.md sections 1, 2, 5, 8) of a glassbox
-ReLU MLP checkpoint on the MNIST test images, in float64, with the Jacobians taken by autograd
-(torch.func.vmap(jacrev)) as the rib library does: the timings glassbox's LIB is compared with, and
-the eigenvalues and edge matrices its results are checked against (bench/summarize_lib_basis.py).
+"""PyTorch reference for the Local Interaction Basis (LIB; Bushnaq et al. 2024, "The Local
+Interaction Basis", as the authors' rib library builds it) of a glassbox ReLU MLP checkpoint on
+the MNIST test images, in float64, with the Jacobians taken by autograd (torch.func.vmap(jacrev))
+as the rib library does: the timings glassbox's LIB is compared with, and the eigenvalues and
+edge matrices its results are checked against (bench/summarize_lib_basis.py).
 
 Biases folded, centred Gram, constant direction first, relative thresholds 1e-10 * max for both
 eigendecompositions, output layer (logits) not rotated, squared edges with the plain gradient.
@@ -24,8 +25,8 @@ import torch
 from safetensors.numpy import load_file
 from safetensors.torch import save_file
 
-REL_THR = 1e-10  # spec 8.4: relative truncation for both eigendecompositions
-CONST_TOL = 1e-6  # spec 2.2: constant direction = |bias component| and eigenvalue above this
+REL_THR = 1e-10  # relative truncation (share of the largest) for both eigendecompositions
+CONST_TOL = 1e-6  # as rib: constant direction = |bias component| and eigenvalue above this
 
 
 def load_mlp(ckpt):
@@ -85,7 +86,7 @@ def jacobians(fn, f, chunk):
 
 
 def layer_basis(f, fn, chunk):
-    """Spec 2.1-2.6 for one node layer: (C, C+, Lambda)."""
+    """The LIB basis of one node layer, as rib builds it: (C, C+, Lambda)."""
     n, d = f.shape
     mu = f.mean(0)
     mu_t = mu.clone()
@@ -141,7 +142,8 @@ def build_basis(x, folded, chunk):
 
 
 def edges(fs, bases, folded, chunk):
-    """Spec 5, squared, gradient: E_l = mean_x (dfhat_{l+1}/dfhat_l * fhat_l)^2 (k_{l+1} x k_l)."""
+    """Squared edges, plain gradient: E_l = mean_x (dfhat_{l+1}/dfhat_l * fhat_l)^2 (k_{l+1} x k_l).
+    """
     out = []
     for l, f in enumerate(fs):
         c_in, c_in_plus, _ = bases[l]
@@ -163,7 +165,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chunk", type=int, default=1000, help="samples per vmap(jacrev) call")
-    ap.add_argument("--data", default=os.path.join(os.environ.get("GLASSBOX_DATA", "/work/shared/data"), "mnist"))
+    ap.add_argument("--data", default=os.path.join(os.environ.get("GLASSBOX_DATA", os.path.expanduser("~/.cache/glassbox/data")), "mnist"))
     a = ap.parse_args()
     if a.reps < 1 or a.samples < 1 or a.chunk < 1:
         raise SystemExit("--reps, --samples and --chunk must be at least 1")

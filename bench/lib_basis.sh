@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LIB benchmark (issue 4): the basis build and the edges of a 784-128-128-10 MNIST MLP, glassbox
+# LIB benchmark: the basis build and the edges of a 784-128-128-10 MNIST MLP, glassbox
 # (closed-form Jacobians, f64) against PyTorch autograd (torch.func vmap(jacrev), f64) on the
 # same checkpoint and the first N MNIST test images, at 1 and 2 threads, alternating. Trains the
 # MLP first if bench/results/lib-mnist-mlp does not exist. Needs $PYTHON with torch, numpy and

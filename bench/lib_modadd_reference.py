@@ -1,12 +1,12 @@
-"""Independent PyTorch run of spec/lib.md 10.2 (model A, modular addition p = 59) and of the Fourier
-purity of threshold 6 (10.4), to tell whether a purity result belongs to glassbox or to the recipe.
+"""Independent PyTorch run of the modular-addition MLP (p = 59) of `glassbox repro lib-modadd` and
+of its Fourier purity check, to tell whether a purity result belongs to glassbox or to the recipe.
 
-Training, as 10.2 says: all p^2 pairs, a seeded random 50/50 split; e = E_a[a] + E_b[b] (d 32, no
-bias) -> relu(W1 e + b1) (H 128) -> W2 h + b2; E_a, E_b, W1 ~ N(0, 1/d), W2 ~ N(0, 1/H), biases 0;
-AdamW full batch, lr 3e-3, wd 1.0 on every parameter, betas (0.9, 0.98), constant rate, 4,000
-steps. The LIB basis is the one of bench/lib_basis.py (spec 2.1-2.6, float64, autograd Jacobians),
-built backwards from the logits on the train split for the node layers hidden (H+1) and embed
-(d+1). Purity (10.2): the largest share of a feature's non-DC 2-D DFT power over the p x p grid
+Training, as glassbox's recipe: all p^2 pairs, a seeded random 50/50 split; e = E_a[a] + E_b[b]
+(d 32, no bias) -> relu(W1 e + b1) (H 128) -> W2 h + b2; E_a, E_b, W1 ~ N(0, 1/d), W2 ~ N(0, 1/H),
+biases 0; AdamW full batch, lr 3e-3, wd 1.0 on every parameter, betas (0.9, 0.98), constant rate,
+4,000 steps. The LIB basis is the one of bench/lib_basis.py (rib's algorithm, float64, autograd
+Jacobians), built backwards from the logits on the train split for the node layers hidden (H+1)
+and embed (d+1). Purity: the largest share of a feature's non-DC 2-D DFT power over the p x p grid
 in {(u, v): u, v in {0, +-w}} \\ {0}, averaged over the first 20 non-constant features. The neurons'
 key frequencies are those that are the top frequency of at least 5% of the firing neurons, as
 glassbox counts them.
@@ -71,7 +71,7 @@ def train(seed):
 
 
 def load_glassbox(folder):
-    """E_a, E_b, W1, b1, W2, b2 of a glassbox model-A checkpoint (embed.weight is d x 2p)."""
+    """E_a, E_b, W1, b1, W2, b2 of a glassbox modular-addition MLP checkpoint (embed.weight d x 2p)."""
     t = {k: torch.from_numpy(v).double() for k, v in load_file(f"{folder}/model.safetensors").items()}
     embed = t["embed.weight"]
     if embed.shape != (D, 2 * P):
@@ -127,9 +127,10 @@ def analyse(params, basis_rows, glassbox_c=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("seeds", nargs="*", type=int, help="train model A with these seeds")
+    ap.add_argument("seeds", nargs="*", type=int,
+                    help="train the modular-addition MLP with these seeds")
     ap.add_argument("--checkpoint", action="append", default=[],
-                    help="a glassbox model-A checkpoint folder instead (with its LIB run in FOLDER-lib, that basis's purity too)")
+                    help="a glassbox modular-addition MLP checkpoint folder instead (with its LIB run in FOLDER-lib, that basis's purity too)")
     ap.add_argument("--basis", choices=["train", "all"], default="train", help="pairs the basis is built on (a checkpoint has no split here: all)")
     ap.add_argument("--f64", action="store_true", help="train in float64, as a numpy implementation would")
     a = ap.parse_args()

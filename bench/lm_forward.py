@@ -28,7 +28,7 @@ import time
 MODELS_DIR = os.environ.get("GLASSBOX_MODELS", "/root/.cache/glassbox/models")
 MINILM = os.path.join(MODELS_DIR, "all-MiniLM-L6-v2")
 SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TEXT = os.environ.get("TINYSTORIES", "/work/shared/data/tinystories/tinystories_val.txt")
+TEXT = os.environ.get("TINYSTORIES", os.path.join(os.environ.get("GLASSBOX_DATA", os.path.expanduser("~/.cache/glassbox/data")), "tinystories/tinystories_val.txt"))
 SHORT_PROMPTS, SHORT_MAX = 64, 32
 CONTEXTS, CONTEXT_LEN = 8, 512
 TARGET_S = float(os.environ.get("TARGET_S", "5"))

@@ -55,7 +55,7 @@ def train_tokenizer(text_path, vocab_size):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "crates/lm/tests/fixtures/tiny-gpt2"))
-    ap.add_argument("--text", default="/work/shared/data/tinyshakespeare/input.txt")
+    ap.add_argument("--text", default=os.path.join(os.environ.get("GLASSBOX_DATA", os.path.expanduser("~/.cache/glassbox/data")), "tinyshakespeare/input.txt"))
     ap.add_argument("--vocab", type=int, default=512)
     args = ap.parse_args()
 

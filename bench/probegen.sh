@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Zoo-building and reader-training benchmarks (issue 6): glassbox against the PyTorch references
+# Zoo-building and reader-training benchmarks: glassbox against the PyTorch references
 # bench/inr_fit.py (INR fits, torch.compile over stacked models) and bench/probegen_epoch.py
 # (one ProbeGen / vanilla reader epoch, on INRs and on mnist-cnn-acc CNNs), at 1 and 2 threads, alternating implementations, three
 # repetitions; prints medians and ratios. Needs $PYTHON with torch and numpy (bench/README.md)

@@ -1,8 +1,9 @@
-# Not a speed benchmark: a PyTorch reference of spec/probegen.md 2.3-2.5 (ProbeGen's
-# transposed-convolution generator or vanilla probes, P = 32, the 2.4 head, Adam 3e-4 with a
-# per-step cosine, batches of 32 frozen models) on a glassbox mnist-cnn-acc zoo and its own split,
-# to tell a port problem from the method's behaviour. The generator is glassbox's 28x28 stack
-# (weightspace::deconv). Usage: python bench/probegen_cnn_reference.py ZOO probegen|vanilla EPOCHS SEED
+# Not a speed benchmark: a PyTorch reference of ProbeGen (Kahana et al. 2025) as its code trains
+# it (the transposed-convolution generator or vanilla probes, P = 32, ProbeGen's 6-layer MLP head,
+# Adam 3e-4 with a per-step cosine, batches of 32 frozen models) on a glassbox mnist-cnn-acc zoo and
+# its own split, to tell a port problem from the method's behaviour. The generator is glassbox's
+# 28x28 stack (weightspace::deconv).
+# Usage: python bench/probegen_cnn_reference.py ZOO probegen|vanilla EPOCHS SEED
 import json, sys, time, numpy as np, torch, torch.nn as nn
 from safetensors.numpy import load_file
 from scipy.stats import kendalltau

@@ -1,5 +1,6 @@
-"""PyTorch reference for one training epoch of the ProbeGen reader (spec/probegen.md sections
-2.3-2.5) on a zoo of INRs (section 2.7: 2-32-32-1, sin(30.), +0.5; init of section 6 R1).
+"""PyTorch reference for one training epoch of the ProbeGen reader (Kahana et al. 2025: generator,
+head and training as in the authors' code) on a zoo of INRs (the authors' SIREN wrapper:
+2-32-32-1, sin(30.), +0.5; SIREN's init, as glassbox's digits-INR zoo draws it).
 MODELS synthetic INRs with 10 random labels; P probes from latents Z [P,32] ~ N(0,1) through
 Linear(32,32), Linear(32,2) (KIND probegen) or free coordinates [P,2] ~ N(0,1) (KIND vanilla),
 shared by all models; representation = each model's P outputs; head Linear(P,256), ReLU,
@@ -11,7 +12,7 @@ epoch. Prints one JSON line.
 
 FAMILY cnn: mnist-cnn-acc CNNs (3x3 stride-2 padding-1 convolutions 1->8->8->8, ReLU or tanh per
 model, global average pool, Linear 8->10; He-scaled normal weights) with a random accuracy in
-[0, 1] to regress (MSE); probes are 28x28 images, tanh of spec 2.3's transposed-convolution
+[0, 1] to regress (MSE); probes are 28x28 images, tanh of ProbeGen's transposed-convolution
 generator (glassbox's 28x28 stack, weightspace::deconv) or of free pixels; the head reads P*10
 logits. A batch's CNNs run as grouped convolutions (groups = models), as in
 bench/probegen_cnn_reference.py.
@@ -32,7 +33,7 @@ WARMUP, TIMED = 1, 3
 
 
 def zoo(m, gen):
-    """Spec 6 R1 init; biases stored as columns so they broadcast over the probe axis."""
+    """SIREN init, as glassbox's INR zoos; biases are columns to broadcast over the probe axis."""
     def u(shape, a):
         return (torch.rand(shape, generator=gen) * 2 - 1) * a
     c = math.sqrt(6 / 32) / 30

@@ -1,5 +1,6 @@
-"""PyTorch reference for one training epoch of ProbeX (spec/probex.md sections 2.2, 2.3, 2.5) on
-MODELS synthetic SIDE x SIDE layers (d_H = d_W = SIDE, entries N(0, 0.02^2); only the shape
+"""PyTorch reference for one training epoch of ProbeX (Horwitz et al. 2025, "Learning on Model
+Weights using Tree Experts": its layers, hyper-parameters and loss as the authors' code has them)
+on MODELS synthetic SIDE x SIDE layers (d_H = d_W = SIDE, entries N(0, 0.02^2); only the shape
 matters) with 100 classes, each model a random 50-of-100 multi-hot target. r_U = r_V = r_T = 128:
 probes Linear(128, SIDE, bias=False) (weight = U), shared_probe_proj Linear(SIDE, 128,
 bias=False), ReLU, per_probe_encoders Linear(128*128, 128), classification_head Linear(128, 100),

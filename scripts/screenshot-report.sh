@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Render a glassbox report in headless Chromium: PNG screenshots, and checks that the page has no
-# horizontal overflow (wide and narrow windows, every feature-dashboard card shown), no broken
-# images, no script errors, and a working feature browser (search by index, next).
+# horizontal overflow (wide and narrow windows, the narrow contents menu open, every
+# feature-dashboard card shown), no figure wider than its column, no broken images, no script
+# errors, in-page links that all land, the navigation beside the page when wide and a top bar
+# when narrow, and a working feature browser (search by index, next).
 #
 #   scripts/screenshot-report.sh REPORT.html OUT_DIR [LATENT ...]
 #
-# Writes OUT_DIR/report-wide.png (1280 px), OUT_DIR/report-narrow.png (700 px), one
-# OUT_DIR/latent-N.png per LATENT given (that card, opened by its link), and OUT_DIR/checks.txt.
-# Exits 1 when a check fails. Needs chromium (Debian: apt-get install -y chromium).
+# Writes OUT_DIR/report-wide.png (1280 px) and OUT_DIR/report-narrow.png (700 px) of the top of
+# the page, OUT_DIR/group-NAME-wide.png and -narrow.png of each method group (the page with the
+# other groups hidden), one OUT_DIR/latent-N.png per LATENT given (that card of the first
+# feature dashboards, opened by its link) and OUT_DIR/checks.txt. Exits 1 when a check fails.
+# Needs chromium (Debian: apt-get install -y chromium).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 report=$(realpath "$1")
@@ -28,11 +32,29 @@ flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run --
 # Chromium sometimes keeps running after --screenshot on some hosts: a time limit per call.
 run() { timeout 120 "$chrome" "${flags[@]}" "$@" 2>/dev/null; }
 
+# A copy of the page with extra CSS in its head (headless screenshots do not scroll to an
+# anchor, so a part of the page is shown by hiding the rest).
+with_css() {
+    python3 - "$report" "$1" "$2" <<'EOF'
+import sys
+page = open(sys.argv[1], encoding="utf-8").read()
+open(sys.argv[2], "w", encoding="utf-8").write(page.replace("</head>", "<style>" + sys.argv[3] + "</style></head>", 1))
+EOF
+}
+
 run --window-size=1280,3200 --screenshot="$out/report-wide.png" "file://$report"
 run --window-size=700,3200 --screenshot="$out/report-narrow.png" "file://$report"
-for latent in "$@"; do
-    run --window-size=1280,3200 --screenshot="$out/latent-$latent.png" "file://$report#fd-0-$latent"
+part="$out/.part.html"
+for group in $(grep -o 'class="group" id="group-[a-z]*"' "$report" | sed 's/.*id="group-//; s/"//'); do
+    with_css "$part" ".top,#overview{display:none}section.group:not(#group-$group){display:none}"
+    run --window-size=1280,3200 --screenshot="$out/group-$group-wide.png" "file://$part"
+    run --window-size=700,3200 --screenshot="$out/group-$group-narrow.png" "file://$part"
 done
+for latent in "$@"; do
+    with_css "$part" ".top,#overview,section.group:not(:has(#fd-0)),section.run:not(:has(#fd-0)){display:none}"
+    run --window-size=1280,3200 --screenshot="$out/latent-$latent.png" "file://$part#fd-0-$latent"
+done
+rm -f "$part"
 
 # The checks run in a copy of the page with a probe script: one to record script errors before
 # anything else runs, one after the page's own scripts. Results land in <pre id="gb-check">.
@@ -48,6 +70,19 @@ function overflow(label){var sw=document.documentElement.scrollWidth;
  if(sw>W){[].slice.call(document.body.querySelectorAll('*')).filter(function(e){return e.getBoundingClientRect().right>W+1})
   .slice(-5).forEach(function(e){lines.push('   wide: '+e.tagName.toLowerCase()+'.'+e.className+' right='+Math.round(e.getBoundingClientRect().right))});}}
 overflow('as opened');
+var main=document.querySelector('main'),nav=document.querySelector('nav.toc');
+if(main){var right=main.getBoundingClientRect().right+1,figs=[].slice.call(document.querySelectorAll('figure'));
+ var wide=figs.filter(function(f){return f.getBoundingClientRect().right>right||f.scrollWidth>f.clientWidth+1});
+ lines.push((wide.length?'FAIL':'ok')+' figures: '+figs.length+' figures, '+wide.length+' wider than the page column');
+ wide.slice(0,5).forEach(function(f){lines.push('   wide: '+(f.querySelector('.file')||f).textContent.slice(0,60))});}
+var links=[].slice.call(document.querySelectorAll('a[href^="#"]')),lost=links.filter(function(a){var id=decodeURIComponent(a.getAttribute('href').slice(1));return id&&!document.getElementById(id)});
+lines.push((lost.length?'FAIL':'ok')+' links: '+links.length+' in-page links, '+lost.length+' without a target'+(lost.length?' ('+lost.slice(0,5).map(function(a){return a.getAttribute('href')}).join(' ')+')':''));
+if(nav&&main){var n=nav.getBoundingClientRect(),m=main.getBoundingClientRect(),list=nav.querySelector('.toc-list'),toggle=nav.querySelector('.toc-toggle');
+ var shown=function(){return list&&list.getBoundingClientRect().height>0};
+ if(W>860){lines.push((n.right<=m.left+1&&getComputedStyle(nav).position==='sticky'&&shown()?'ok':'FAIL')+' navigation: sticky sidebar beside the page ('+Math.round(n.width)+' px), contents shown');}
+ else{lines.push((n.bottom<=m.top+1&&n.height<80&&getComputedStyle(nav).position==='sticky'&&!shown()?'ok':'FAIL')+' navigation: sticky top bar above the page ('+Math.round(n.height)+' px high), contents folded');
+  if(toggle){toggle.checked=true;lines.push((shown()?'ok':'FAIL')+' navigation: the contents open from the top bar');overflow('with the contents open');toggle.checked=false;}}}
+else lines.push('FAIL navigation: no nav.toc beside a main');
 var roots=document.querySelectorAll('.fd');
 roots.forEach(function(root,r){
  var cards=[].slice.call(root.querySelectorAll('.fd-card')),search=root.querySelector('.fd-search');
@@ -63,6 +98,8 @@ roots.forEach(function(root,r){
 if(roots.length)overflow('with every card shown');
 var broken=[].slice.call(document.images).filter(function(i){return !i.complete||i.naturalWidth===0});
 lines.push((broken.length?'FAIL':'ok')+' images: '+document.images.length+' images, '+broken.length+' broken');
+var external=[].slice.call(document.querySelectorAll('[src],[href]')).map(function(e){return e.getAttribute('src')||e.getAttribute('href')}).filter(function(u){return /^(https?:)?\/\//.test(u)});
+lines.push((external.length?'FAIL':'ok')+' self-contained: '+external.length+' external references');
 lines.push((window.__errs.length?'FAIL':'ok')+' script errors: '+(window.__errs.join(' | ')||'none'));
 var pre=document.createElement('pre');pre.id='gb-check';pre.textContent=lines.join('\n');document.body.appendChild(pre);});</script>"""
 page = page.replace("<head>", "<head>" + catch, 1).replace("</body>", check + "</body>", 1)

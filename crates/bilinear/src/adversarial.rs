@@ -1,5 +1,6 @@
-//! Adversarial masks built from the weights alone (spec 2.6, 6.5): keys are the pseudoinverse
-//! of the top positive embedding-space eigenvectors, mapped to pixels by E^T.
+//! Adversarial masks built from the weights alone, the attack of the bilinear-MLP paper
+//! (Pearce et al. 2024, §4.4): keys are the pseudoinverse of the top positive embedding-space
+//! eigenvectors, mapped to pixels by E^T.
 
 use crate::decompose::{accuracy, argmax_row, embed_rows, layer_logits, Decomposition};
 use crate::layer::BilinearModel;
@@ -18,9 +19,10 @@ pub struct Mask {
     pub pixels: Vec<f64>,
 }
 
-/// Masks for the top `per_class` positive eigenvectors (spec: 10) of every class; returns the
-/// first `keep` of each class (spec: 3). D stacks the unit eigenvectors as rows, K = pinv(D)
-/// satisfies D K = I, and mask j is E^T K[:, j] (spec 2.6 steps 1-3).
+/// Masks for the top `per_class` positive eigenvectors (the paper: 10) of every class; returns
+/// the first `keep` of each class (the paper: 3). D stacks the unit eigenvectors as rows,
+/// K = pinv(D) satisfies D K = I, and mask j is E^T K[:, j] (a key excites only its own
+/// eigenvector, and E^T maps it to pixels).
 pub fn pinv_masks(model: &BilinearModel, dec: &Decomposition, per_class: usize, keep: usize) -> Result<Vec<Mask>> {
     if dec.bias_folded {
         return Err(Error::invalid("adversarial masks are defined for bias-free models"));
@@ -78,7 +80,8 @@ pub struct AttackResult {
     pub random_misclassified_to_target: f64,
 }
 
-/// The baseline a mask is compared with (spec 2.6 step 8).
+/// The baseline a mask is compared with (the paper's: permuted mask pixels, or Gaussian values
+/// on the same support).
 #[derive(Clone, Copy, Debug)]
 pub enum Baseline {
     /// The mask's pixels randomly permuted (same values, same norm).
@@ -147,7 +150,7 @@ fn target_rate(logits: &Mat<f64>, labels: &[usize], target: usize) -> f64 {
     others.iter().filter(|&&r| argmax_row(logits, r) == target).count() as f64 / others.len() as f64
 }
 
-/// Pixels whose mean over `x` is below `threshold` (spec: 0.01): the rarely active border.
+/// Pixels whose mean over `x` is below `threshold` (the paper: 0.01): the rarely active border.
 pub fn rare_pixels(x: &Mat<f64>, threshold: f64) -> Vec<bool> {
     let n = x.nrows().max(1) as f64;
     (0..x.ncols()).map(|j| (0..x.nrows()).map(|r| x[(r, j)]).sum::<f64>() / n < threshold).collect()

@@ -1,5 +1,6 @@
 //! The whole weight-based analysis of one bilinear model, written as a run folder: per-class
-//! spectra, truncation curve, HOSVD, adversarial masks, and their figures (spec 1.4-1.11, 2.6).
+//! spectra, truncation curve, HOSVD, adversarial masks, and their figures (the methods of the
+//! bilinear-MLP paper, Pearce et al. 2024).
 
 use crate::adversarial::{evaluate_masks, fix_sign, normalise, pinv_masks, rare_pixels, AttackResult, Baseline};
 use crate::eigen::{eigh, Spectrum};
@@ -21,6 +22,8 @@ pub struct EvalData {
     pub labels: Vec<usize>,
     /// Training inputs, used only to find rarely active pixels for edge masks.
     pub train_x: Option<Mat<f64>>,
+    /// Size of the whole test split `x` was taken from, so results on a subset say so.
+    pub test_size: usize,
 }
 
 impl EvalData {
@@ -35,6 +38,7 @@ impl EvalData {
             x: rows(test, n),
             labels: labels[..n].iter().map(|&l| l as usize).collect(),
             train_x: train.map(|t| rows(t, t.len())),
+            test_size: test.len(),
         })
     }
 }
@@ -45,9 +49,9 @@ pub struct AnalysisOptions {
     pub ks: Vec<usize>,
     /// Positive and negative eigenvector images per class in the figure.
     pub images_per_sign: usize,
-    /// Mask standard deviations for the adversarial attack (spec 2.6 step 5).
+    /// Mask standard deviations for the adversarial attack (each mask is scaled to std s).
     pub mask_strengths: Vec<f64>,
-    /// Restrict masks to pixels with train mean < 0.01 (spec 2.6, Fig 7B).
+    /// Restrict masks to pixels with train mean < 0.01 (the edge masks of the paper's Fig 7B).
     pub edge_masks: bool,
     /// (height, width) of image inputs, for eigenvector images.
     pub image_shape: Option<(usize, usize)>,
@@ -77,8 +81,10 @@ impl Default for AnalysisOptions {
 pub struct Analysis {
     pub effective_ranks: Vec<f64>,
     pub hosvd_singular_values: Vec<f64>,
-    /// Test accuracy of the model itself (f64 forward).
+    /// Accuracy of the model itself (f64 forward) on the evaluated test samples.
     pub accuracy: Option<f64>,
+    /// (samples evaluated, size of the test split): the first `samples` test samples were used.
+    pub evaluated: Option<(usize, usize)>,
     /// (k, accuracy) of the truncated model.
     pub truncation: Vec<(usize, f64)>,
     /// max |full-rank truncated logits − model logits| on the test inputs.
@@ -123,6 +129,7 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
         effective_ranks: decomposition.effective_ranks(),
         hosvd_singular_values: svd.singular_values,
         accuracy: None,
+        evaluated: None,
         truncation: Vec::new(),
         full_rank_max_error: None,
         adversarial: Vec::new(),
@@ -140,6 +147,7 @@ pub fn analyze(model: &BilinearModel, data: Option<&EvalData>, opts: &AnalysisOp
     }
     let logits = model_logits(model, &data.x);
     out.accuracy = Some(accuracy(&logits, &data.labels));
+    out.evaluated = Some((data.labels.len(), data.test_size.max(data.labels.len())));
     let dec = &out.decomposition;
     if opts.top_k.is_none() {
         let full = dec.truncated_logits(&data.x, usize::MAX);
@@ -200,11 +208,21 @@ pub fn write_run(dir: &Path, name: &str, command: &str, model: &BilinearModel, a
     let mut metrics = serde_json::Map::new();
     let n = analysis.effective_ranks.len().max(1) as f64;
     metrics.insert("mean_effective_rank".into(), (analysis.effective_ranks.iter().sum::<f64>() / n).into());
+    // The names say what was scored: the whole test split, or only its first n samples.
+    let subset = analysis.evaluated.filter(|&(n, total)| n < total);
+    let (accuracy_name, truncated_prefix) = match subset {
+        Some((n, _)) => (format!("first{n}_test_accuracy"), format!("first{n}_test_truncated_accuracy_k")),
+        None => ("test_accuracy".to_string(), "truncated_accuracy_k".to_string()),
+    };
     if let Some(a) = analysis.accuracy {
-        metrics.insert("test_accuracy".into(), a.into());
+        metrics.insert(accuracy_name, a.into());
+    }
+    if let Some((n, total)) = analysis.evaluated {
+        metrics.insert("test_samples_evaluated".into(), n.into());
+        metrics.insert("test_split_size".into(), total.into());
     }
     for (k, a) in &analysis.truncation {
-        metrics.insert(format!("truncated_accuracy_k{k}"), (*a).into());
+        metrics.insert(format!("{truncated_prefix}{k}"), (*a).into());
     }
     if let Some(e) = analysis.full_rank_max_error {
         metrics.insert("full_rank_max_error".into(), e.into());
@@ -253,6 +271,30 @@ pub fn write_run(dir: &Path, name: &str, command: &str, model: &BilinearModel, a
     write_json(&dir.join("run.json"), &run)
 }
 
+/// Colours of the signed pixel figures: RdBu on each image's own symmetric range.
+fn signed_colours() -> glassbox_report::ColourScale {
+    glassbox_report::ColourScale { colormap: glassbox_report::Colormap::Rdbu, low: "−max |value| of the image".into(), mid: Some("0".into()), high: "+max |value|".into() }
+}
+
+/// The report's note for an eigenvector figure: a row per spectrum, its top `n` positive then
+/// top `n` negative eigenvectors (blank cells where it has fewer), each labelled with λ.
+fn eigen_note(spectra: &[&Spectrum], row_labels: Vec<String>, n: usize, caption: String) -> glassbox_report::FigureNote {
+    let lambda = |v: f64| if v.abs() >= 10.0 { format!("λ {v:+.1}") } else if v.abs() >= 1.0 { format!("λ {v:+.2}") } else { format!("λ {v:+.3}") };
+    let mut cells = Vec::new();
+    for s in spectra {
+        let mut row: Vec<String> = s.top_positive(n).into_iter().chain(s.top_negative(n)).map(|i| lambda(s.values[i])).collect();
+        row.resize(2 * n, String::new());
+        cells.extend(row);
+    }
+    let col_labels = (1..=n).map(|k| format!("+{k}")).chain((1..=n).map(|k| format!("−{k}"))).collect();
+    glassbox_report::FigureNote {
+        kind: Some(glassbox_report::FigureKind::Eigenvectors),
+        caption,
+        colours: Some(signed_colours()),
+        grid: Some(glassbox_report::GridLabels { cols: 2 * n, rows: spectra.len(), cells, row_labels, col_labels }),
+    }
+}
+
 fn figure_error(e: glassbox_report::ReportError) -> Error {
     Error::invalid(format!("figure: {e}"))
 }
@@ -274,7 +316,11 @@ fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &
             let kmax = analysis.truncation.last().map_or(1, |t| t.0) as f64;
             series.push(("full model".into(), vec![(0.0, a), (kmax, a)]));
         }
-        let svg = glassbox_report::line_chart_svg("Accuracy with the top-k eigenvectors per class", "k", "test accuracy", &series).map_err(figure_error)?;
+        let y_label = match analysis.evaluated {
+            Some((n, total)) if n < total => format!("accuracy, first {n} of {total} test samples"),
+            _ => "test accuracy".to_string(),
+        };
+        let svg = glassbox_report::line_chart_svg("Accuracy with the top-k eigenvectors per class", "k", &y_label, &series).map_err(figure_error)?;
         write_atomic(&figs.join("03-truncation.svg"), svg.as_bytes())?;
     }
     if let Some((h, w)) = opts.image_shape.filter(|(h, w)| h * w == d_raw) {
@@ -287,6 +333,9 @@ fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &
         }
         let png = glassbox_report::diverging_grid_png(&images, h, w, 2 * n).map_err(figure_error)?;
         write_atomic(&figs.join("01-eigenvectors.png"), &png)?;
+        let classes: Vec<&Spectrum> = dec.classes.iter().collect();
+        let caption = format!("One row per class: the eigenvectors with the {n} largest positive eigenvalues, then those with the {n} most negative, each labelled with its eigenvalue λ.");
+        eigen_note(&classes, (0..classes.len()).map(|c| format!("class {c}")).collect(), n, caption).write_beside(&figs.join("01-eigenvectors.png")).map_err(figure_error)?;
         if !analysis.directions.is_empty() {
             let mut images = Vec::new();
             for s in &analysis.directions {
@@ -305,6 +354,9 @@ fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &
             }
             let png = glassbox_report::diverging_grid_png(&images, h, w, 2 * n).map_err(figure_error)?;
             write_atomic(&figs.join("05-directions.png"), &png)?;
+            let directions: Vec<&Spectrum> = analysis.directions.iter().collect();
+            let caption = format!("Eigenvectors of Q(u), one row per output direction u given: the {n} largest positive eigenvalues, then the {n} most negative, each labelled with λ.");
+            eigen_note(&directions, (1..=directions.len()).map(|d| format!("u {d}")).collect(), n, caption).write_beside(&figs.join("05-directions.png")).map_err(figure_error)?;
         }
         if !dec.bias_folded && !analysis.adversarial.is_empty() {
             let per_class = 10usize.min(model.layer.d_hidden() / model.layer.d_out().max(1));
@@ -312,6 +364,15 @@ fn write_figures(dir: &Path, model: &BilinearModel, analysis: &Analysis, opts: &
             let imgs: Vec<Vec<f32>> = masks.iter().map(|m| m.pixels.iter().map(|&v| v as f32).collect()).collect();
             let png = glassbox_report::diverging_grid_png(&imgs, h, w, imgs.len().min(10)).map_err(figure_error)?;
             write_atomic(&figs.join("04-adversarial-masks.png"), &png)?;
+            let cols = imgs.len().min(10);
+            glassbox_report::FigureNote {
+                kind: Some(glassbox_report::FigureKind::SignedImages),
+                caption: "One adversarial mask per class, labelled with its class: the pixel pattern that excites only that class's top eigenvector; added to an image it pushes the prediction towards the class.".into(),
+                colours: Some(signed_colours()),
+                grid: Some(glassbox_report::GridLabels { cols, rows: imgs.len().div_ceil(cols.max(1)), cells: masks.iter().map(|m| format!("class {}", m.class)).collect(), ..Default::default() }),
+            }
+            .write_beside(&figs.join("04-adversarial-masks.png"))
+            .map_err(figure_error)?;
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! Per-class decomposition of a bilinear model and the low-rank truncated model (spec 1.6, 1.11).
+//! Per-class decomposition of a bilinear model (Pearce et al. 2024, §3.2) and the low-rank
+//! truncated model (its Fig 5B).
 
 use crate::eigen::{eigh, lanczos_top_k, Spectrum};
 use crate::interaction::unit;
@@ -15,7 +16,7 @@ pub struct Decomposition {
     pub classes: Vec<Spectrum>,
     /// Per class, `[d_raw (+1 when bias_folded), n_vectors]`: column i is E^T v_i. Not unit-norm.
     pub pixel_vectors: Vec<Mat<f64>>,
-    /// True when the model had biases and was decomposed on x' = [x; 1] (spec 1.5).
+    /// True when the model had biases and was decomposed on x' = [x; 1] (the paper's App L).
     pub bias_folded: bool,
 }
 
@@ -78,8 +79,8 @@ impl Decomposition {
     }
 
     /// ŷ_c(x) = Σ_{i < k} λ_{c,i} ((E^T v_{c,i})·x)² with the k largest-|λ| eigenpairs of each
-    /// class (spec 1.11): no retraining, no renormalisation. k = 0 gives zeros; k = full rank
-    /// gives the model's logits.
+    /// class (the paper's truncation): no retraining, no renormalisation. k = 0 gives zeros;
+    /// k = full rank gives the model's logits.
     pub fn truncated_logits(&self, x: &Mat<f64>, k: usize) -> Mat<f64> {
         let xin = self.inputs(x);
         let mut out = Mat::<f64>::zeros(x.nrows(), self.n_classes());

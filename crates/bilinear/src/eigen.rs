@@ -1,12 +1,12 @@
-//! Symmetric eigendecomposition with faer in f64 (spec 1.4), ordered by |λ|, and a Lanczos
-//! solver for the top-k eigenpairs of a matrix known only through products Q x.
+//! Symmetric eigendecomposition with faer in f64 (bilinear-MLP paper §3.2), ordered by |λ|, and a
+//! Lanczos solver for the top-k eigenpairs of a matrix known only through products Q x.
 
 use crate::{Error, Result};
 use faer::{Mat, Side};
 use rand::{Rng, SeedableRng};
 
 /// Eigenpairs sorted by |λ| descending (ties: larger λ first). Column i of `vectors` is the
-/// unit eigenvector of `values[i]`; its sign is arbitrary (spec 5, pitfall 3).
+/// unit eigenvector of `values[i]`; its sign is arbitrary (compare with |cos|).
 #[derive(Clone, Debug)]
 pub struct Spectrum {
     pub values: Vec<f64>,
@@ -37,7 +37,7 @@ impl Spectrum {
         idx.truncate(k);
         idx
     }
-    /// (L1/L2)² of the eigenvalues (spec 2.4, App E).
+    /// (L1/L2)² of the eigenvalues (the bilinear-MLP paper's App E).
     pub fn effective_rank(&self) -> f64 {
         effective_count(&self.values)
     }

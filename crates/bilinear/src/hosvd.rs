@@ -1,5 +1,6 @@
-//! Higher-order SVD of the output tensor (spec 1.8, 4.2): B = Σ_s σ_s u_s ⊗ R_s, with the
-//! d_out x d_out Gram matrix G_cc' = tr(B_c B_c') computed from W, V, P without forming B.
+//! Higher-order SVD of the output tensor (bilinear-MLP paper §3.3, App D):
+//! B = Σ_s σ_s u_s ⊗ R_s, with the d_out x d_out Gram matrix G_cc' = tr(B_c B_c') computed from
+//! W, V, P without forming B.
 
 use crate::eigen::eigh;
 use crate::layer::BilinearLayer;
@@ -16,7 +17,7 @@ pub struct Hosvd {
 }
 
 /// G = ½ P [(M ∘ M^T) + (V V^T) ∘ (W W^T)] P^T with M = V W^T, which equals tr(B_c B_c') for
-/// the symmetrised B (derivation in the spec's Gram trick: tr(X X') + tr(X X'^T) over 2).
+/// the symmetrised B (the Gram trick: tr(sym(X) sym(X')) = (tr(X X') + tr(X X'^T)) / 2).
 pub fn gram(layer: &BilinearLayer) -> Mat<f64> {
     let m = &layer.v * layer.w.transpose();
     let ww = &layer.w * layer.w.transpose();

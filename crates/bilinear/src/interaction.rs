@@ -1,12 +1,12 @@
-//! Interaction matrices Q(u) = sym(W^T diag(P^T u) V), materialised and matrix-free, the
-//! output tensor B, the bias parts, the residual fold and two-layer chaining (spec 1.2-1.10).
+//! Interaction matrices Q(u) = sym(W^T diag(P^T u) V), materialised and matrix-free, the output
+//! tensor B, the bias parts, the residual fold and two-layer chaining (after Pearce et al. 2024).
 
 use crate::eigen::{eigh, Spectrum};
 use crate::layer::BilinearLayer;
 use crate::Result;
 use faer::Mat;
 
-/// (M + M^T) / 2: only the symmetric part of an interaction matrix reaches the output (spec 1.3).
+/// (M + M^T) / 2: only the symmetric part of an interaction matrix reaches the output.
 pub fn symmetrise(m: &Mat<f64>) -> Mat<f64> {
     Mat::from_fn(m.nrows(), m.ncols(), |i, j| 0.5 * (m[(i, j)] + m[(j, i)]))
 }
@@ -52,7 +52,7 @@ pub fn unit(n: usize, i: usize) -> Vec<f64> {
     e
 }
 
-/// The parts of a bias-augmented interaction matrix Q'(u) (size d+1, spec 1.5):
+/// The parts of a bias-augmented interaction matrix Q'(u) (size d+1, paper App L):
 /// u·y(x) = x^T quadratic x + linear·x + constant.
 #[derive(Clone, Debug)]
 pub struct BiasParts {
@@ -70,7 +70,7 @@ pub fn bias_parts(q_folded: &Mat<f64>) -> BiasParts {
     }
 }
 
-/// Residual fold (spec 1.10): U_c·z + z^T Q_c z = z'^T Q'_c z' with z' = [z; 1] and
+/// Residual fold: U_c·z + z^T Q_c z = z'^T Q'_c z' with z' = [z; 1] and
 /// Q'_c = [[Q_c, ½U_c^T], [½U_c, 0]].
 pub fn residual_fold(q: &Mat<f64>, linear: &[f64]) -> Mat<f64> {
     let d = q.nrows();
@@ -82,7 +82,7 @@ pub fn residual_fold(q: &Mat<f64>, linear: &[f64]) -> Mat<f64> {
     })
 }
 
-/// One eigen-path of a two-layer non-residual stack x -> g1(x) -> P2 g2(g1(x)) (spec 1.10):
+/// One eigen-path of a two-layer non-residual stack x -> g1(x) -> P2 g2(g1(x)):
 /// y·u = Σ_i λ_i (x^T Q_1(v_i) x)², where (λ_i, v_i) are the eigenpairs of the upper
 /// layer's Q_2(u) and Q_1(v) = sym(W_1^T diag(v) V_1).
 pub struct ChainTerm {

@@ -1,5 +1,5 @@
 //! A bilinear layer y = P((W x + b1) ⊙ (V x + b2)) and the image model logits = layer(E x)
-//! (spec 1.1, 1.5, 1.6), held in f64 for exact analysis.
+//! (the bilinear MLP of Pearce et al. 2024), held in f64 for exact analysis.
 
 use faer::Mat;
 
@@ -52,7 +52,7 @@ impl BilinearLayer {
         (0..self.d_out()).map(|c| dot_row(&self.p, c, &g)).collect()
     }
 
-    /// The same function as a bias-free layer on x' = [x; 1] (spec 1.5): W' = [W | b1],
+    /// The same function as a bias-free layer on x' = [x; 1] (the paper's App L): W' = [W | b1],
     /// V' = [V | b2]. A layer without biases gets a zero column, so the shapes stay uniform.
     pub fn with_bias_folded(&self) -> BilinearLayer {
         let (h, d) = (self.d_hidden(), self.d_in());
@@ -82,7 +82,8 @@ impl BilinearModel {
     }
 
     /// The bias-free equivalent on x' = [x; 1]: the layer folded as in
-    /// [`BilinearLayer::with_bias_folded`] and E' = blockdiag(E, 1) (spec 1.5, Casper code).
+    /// [`BilinearLayer::with_bias_folded`] and E' = blockdiag(E, 1) (as the authors'
+    /// Casper-task code does).
     pub fn with_bias_folded(&self) -> BilinearModel {
         let embed = self.embed.as_ref().map(|e| {
             let (r, c) = (e.nrows(), e.ncols());

@@ -1,6 +1,7 @@
-//! Bilinear MLPs read from their weights (spec/bilinear.md): interaction matrices and the
-//! output tensor, their eigendecomposition, the low-rank truncated model, HOSVD, chaining,
-//! and adversarial masks built without data or gradients.
+//! Bilinear MLPs read from their weights (Pearce et al. 2024, "Bilinear MLPs enable weight-based
+//! mechanistic interpretability"): interaction matrices and the output tensor, their
+//! eigendecomposition, the low-rank truncated model, HOSVD, chaining, and adversarial masks built
+//! without data or gradients.
 
 pub mod adversarial;
 pub mod analysis;

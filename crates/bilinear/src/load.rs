@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// Which tensor of a safetensors file is which (all in PyTorch `[out, in]` layout). Give
 /// either `w` and `v`, or `wv`: the reference code's single `Linear(d_in, 2 d_h)` whose rows
-/// [0, d_h) are W and [d_h, 2 d_h) are V (spec 1.1). `wv_bias` likewise stacks b1 and b2.
+/// [0, d_h) are W and [d_h, 2 d_h) are V. `wv_bias` likewise stacks b1 and b2.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightMap {

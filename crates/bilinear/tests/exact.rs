@@ -1,4 +1,5 @@
-//! The exact-math tests of spec/bilinear.md 6.2, in f64 to 1e-10 unless stated.
+//! Exact-math tests of the bilinear-MLP identities (tensor form, eigen identity, bias trick,
+//! truncation, HOSVD, pinv keys, gradients), in f64 to 1e-10 unless stated.
 
 // Index loops here mirror the formulas they check.
 #![allow(clippy::needless_range_loop)]
@@ -32,7 +33,7 @@ fn layer(rng: &mut ChaCha8Rng, d: usize, h: usize, o: usize, bias: bool) -> Bili
     }
 }
 
-/// (d, h, o): the spec's case and one with h > d.
+/// (d, h, o): a case with h < d and one with h > d.
 const SHAPES: [(usize, usize, usize); 2] = [(7, 5, 3), (4, 9, 3)];
 
 fn quad(q: &Mat<f64>, x: &[f64]) -> f64 {
@@ -282,8 +283,9 @@ fn t11_pinv_keys_are_dual_to_their_eigenvectors() {
     assert!(max_diff(&(&d * &k), &Mat::identity(100, 100)) < 1e-10, "D K = I");
 }
 
-/// Spec 6.2 test 12: glassbox trains with burn's autodiff, so that is the backward pass checked
-/// here, in f32, against central finite differences of this crate's independent f64 forward.
+/// Test 12, the gradient check: glassbox trains with burn's autodiff, so that is the backward
+/// pass checked here, in f32, against central finite differences of this crate's independent
+/// f64 forward.
 #[test]
 fn t12_training_gradients_match_finite_differences() {
     use glassbox_core::data::{Dataset, Targets};

@@ -1,6 +1,6 @@
-//! The reproductions of spec/bilinear.md section 6 against the spec's thresholds. Each prints
-//! its checks; run with `-- --nocapture` to see the numbers. The same runs are available as
-//! `glassbox repro bilinear-{a,b,e,f} --check`.
+//! The small-scale reproductions of the bilinear-MLP paper (Pearce et al. 2024) against the
+//! thresholds named in their checks. Each prints its checks; run with `-- --nocapture` to see the
+//! numbers. The same runs are available as `glassbox repro bilinear-{a,b,e,f} --check`.
 
 use glassbox_bilinear::experiments::{boolean, digits, mnist5k, modadd, ExperimentOptions, Outcome};
 use std::path::PathBuf;

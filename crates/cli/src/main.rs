@@ -26,8 +26,9 @@ pub struct Cli {
     /// No progress bars or per-epoch lines; only results and errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Folder with the real data sets (mnist/, fashion-mnist/, sklearn-digits/).
-    /// Defaults to the GLASSBOX_DATA environment variable.
+    /// Folder with the real data sets (mnist/, fashion-mnist/, sklearn-digits/), as
+    /// `glassbox data fetch` fills it. Defaults to the GLASSBOX_DATA environment variable, else
+    /// the per-user cache (~/.cache/glassbox/data on Linux).
     #[arg(long, global = true, env = "GLASSBOX_DATA")]
     pub data: Option<PathBuf>,
     #[command(subcommand)]
@@ -39,6 +40,7 @@ pub enum Command {
     Train(commands::train::TrainArgs),
     Eval(commands::eval::EvalArgs),
     Lm(commands::lm::LmArgs),
+    Data(commands::data::DataArgs),
     Acts(commands::acts::ActsArgs),
     Inspect(commands::inspect::InspectArgs),
     Bilinear(commands::bilinear::BilinearArgs),

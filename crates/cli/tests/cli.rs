@@ -6,7 +6,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).env_remove("GLASSBOX_DATA").output().expect("binary runs")
+    // No data folder from the environment, and a per-user cache that does not exist.
+    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(args)
+        .env_remove("GLASSBOX_DATA")
+        .env("XDG_CACHE_HOME", "/nonexistent/glassbox-test-cache")
+        .output()
+        .expect("binary runs")
 }
 
 fn text(o: &Output) -> String {
@@ -15,7 +21,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "zoo", "probe", "probex", "trees", "repro", "lm"] {
+    for cmd in ["train", "eval", "acts", "inspect", "report", "tour", "bilinear", "lib", "sae", "zoo", "probe", "probex", "trees", "repro", "lm", "data"] {
         let o = glassbox(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}: {}", text(&o));
         let t = text(&o);
@@ -36,7 +42,36 @@ fn missing_data_folder_is_a_clear_error() {
     let out = dir.path().join("r");
     let o = glassbox(&["--quiet", "train", "--model", "mlp", "--dataset", "mnist", "--out", out.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("pass --data DIR or set GLASSBOX_DATA"), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("/nonexistent/glassbox-test-cache/glassbox/data") && t.contains("glassbox data fetch"), "{t}");
+    // A data folder without the set names the command that fetches it.
+    let empty = dir.path().join("data");
+    std::fs::create_dir(&empty).unwrap();
+    let o = glassbox(&["--quiet", "--data", empty.to_str().unwrap(), "train", "--model", "mlp", "--dataset", "digits", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("sklearn-digits/digits.csv.gz: not found: download it with `glassbox data fetch digits`"), "{}", text(&o));
+}
+
+#[test]
+fn data_fetch_names_what_it_cannot_do_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("cache");
+    let o = glassbox(&["data", "fetch", "cifar10", "--to", to.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("unknown name 'cifar10': choose from mnist, fashion-mnist, digits, minilm, smollm2, or all"), "{}", text(&o));
+    // Nothing listens on port 1: a clear error naming the file, and no file in place.
+    let o = glassbox(&["--quiet", "data", "fetch", "digits", "--to", to.to_str().unwrap(), "--mirror", "http://127.0.0.1:1"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("fetching digits") && t.contains("http://127.0.0.1:1/scikit_learn-1.9.1"), "{t}");
+    assert!(!to.join("sklearn-digits").exists() && !to.join(".glassbox-fetch").exists(), "nothing is left behind");
+    let o = glassbox(&["data", "list", "--to", to.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    for name in ["mnist", "fashion-mnist", "digits", "minilm", "smollm2"] {
+        assert!(t.contains(name), "{t}");
+    }
+    assert!(!t.contains("present"), "{t}");
 }
 
 fn s(p: &Path) -> &str {
@@ -145,6 +180,18 @@ fn bilinear_evaluates_a_pytorch_layer_on_the_data_set_named() {
     assert!(b["accuracy"].is_f64() && b["truncation"].as_array().unwrap().len() == 3, "{b}");
     // Full rank reproduces the layer's own logits.
     assert!(b["full_rank_max_error"].as_f64().unwrap() < 1e-9, "{b}");
+    // The first 2,000 test pairs (the default) are scored, and the metrics' names say so.
+    let metrics = &run["metrics"];
+    let total = metrics["test_split_size"].as_u64().unwrap();
+    assert!(total > 2000 && metrics["test_samples_evaluated"] == 2000, "{metrics}");
+    assert!(metrics["first2000_test_accuracy"].is_f64() && metrics["first2000_test_truncated_accuracy_k8"].is_f64(), "{metrics}");
+    assert!(metrics.get("test_accuracy").is_none() && metrics.get("truncated_accuracy_k8").is_none(), "{metrics}");
+    assert!(text(&o).contains(&format!("accuracy on the first 2000 of {total} test samples")), "{}", text(&o));
+    let o = glassbox(&[&base[..], &["--dataset", "modadd", "--samples", "0"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(run["metrics"]["test_accuracy"].is_f64() && run["metrics"]["truncated_accuracy_k8"].is_f64(), "{}", run["metrics"]);
+    assert_eq!(run["metrics"]["test_samples_evaluated"].as_u64(), Some(total));
 
     // Without a data set the analysis is weights-only and says how to add one.
     let o = glassbox(&base);
@@ -307,7 +354,7 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     // The saved reader scores the zoo's test split as training reported, and predicts every model.
     let reported = text(&o).split("): ").nth(1).and_then(|t| t.split(';').next()).unwrap().to_string();
     let o = glassbox(&["probe", "eval", s(&out), s(&zoo)]);
-    assert!(o.status.success() && text(&o).contains(&format!("accuracy on 360 models (Test split of {}): {reported}", zoo.display())), "{reported} vs {}", text(&o));
+    assert!(o.status.success() && text(&o).contains(&format!("accuracy on 360 models (test split of {}): {reported}", zoo.display())), "{reported} vs {}", text(&o));
     let csv = dir.path().join("pred.csv");
     let o = glassbox(&["probe", "predict", s(&out), s(&zoo), "--out", s(&csv)]);
     let pred = std::fs::read_to_string(&csv).unwrap_or_default();
@@ -347,11 +394,14 @@ fn zoo_build_info_and_probe_train_on_the_digits_inr_zoo_and_their_bad_inputs() {
     assert!(!o.status.success() && text(&o).contains("--method nonlinear has a fully-connected generator"), "{}", text(&o));
     let o = glassbox(&["--quiet", "--data", &data, "zoo", "build", "mnist-cnn-acc", "--count", "5", "--out", s(&dir.path().join("tiny"))]);
     assert!(!o.status.success() && text(&o).contains("--count must be at least 10"), "{}", text(&o));
-    // Exported as standalone checkpoints and imported back, the CNNs are a CNN zoo again.
+    // Exported as standalone checkpoints and imported back without --labels or --target, the
+    // CNNs are the same CNN zoo again: same split, same default target.
     let (ckpts, back) = (dir.path().join("cnn-ckpts"), dir.path().join("cnn-back"));
     assert!(glassbox(&["zoo", "export", s(&cnn), "--out", s(&ckpts)]).status.success());
-    let o = glassbox(&["zoo", "import", s(&ckpts), "--target", "test_accuracy", "--out", s(&back)]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = glassbox(&["zoo", "import", s(&ckpts), "--out", s(&back)]);
+    assert!(o.status.success() && text(&o).contains("imported 20 cnn models (target 'test_accuracy')"), "{}", text(&o));
+    let splits = |zoo: &Path| text(&glassbox(&["zoo", "info", s(zoo)])).lines().find(|l| l.starts_with("splits:")).unwrap_or_default().to_string();
+    assert!(splits(&back).ends_with("; target 'test_accuracy'") && splits(&back) == splits(&cnn), "{} vs {}", splits(&back), splits(&cnn));
     assert!(text(&glassbox(&["zoo", "info", s(&back)])).contains("20 models of family 'cnn'"));
     let o = glassbox(&["--quiet", "probe", "train", s(&back), "--probes", "4", "--epochs", "1", "--out", s(&dir.path().join("back-reader"))]);
     assert!(o.status.success() && text(&o).contains("test kendall_tau"), "{}", text(&o));
@@ -379,6 +429,9 @@ fn trees_probex_train_predict_and_zeroshot_on_tree_world_zoos_and_their_bad_inpu
     let csv = dir.path().join("pred.csv");
     let o = glassbox(&["probex", "predict", s(&experts), s(&ckpts), "--out", s(&csv)]);
     assert!(o.status.success() && text(&o).contains("accuracy against their 'dataset_chosen_targets' labels"), "{}", text(&o));
+    // The headline is the test models'; the experts' own training models are counted apart.
+    let printed = text(&o);
+    assert!(printed.contains(" test models (not used to train the experts or choose their checkpoints): ") && printed.contains(" of the experts' training models: ") && printed.contains("all 96 models (training, validation and test together): "), "{printed}");
     let lines = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(lines.lines().count(), 97, "a header and 96 models");
     assert!(lines.lines().nth(1).unwrap().starts_with("model_00000,0,\"['class_"), "{lines}");

@@ -73,6 +73,18 @@ fn hf_family(arch: &Architecture) -> Option<(&crate::model::TransformerConfig, H
 /// Face layout with a config.json (see [`crate::model::hf_layout`]); the end-of-text id for it
 /// comes from the card's `training.data.eos_token_id` when present.
 pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<()> {
+    write_files(model, card, |name| dir.join(name)).map(|_| ())
+}
+
+/// The files of [`save`] written to their staged names (`NAME.next`, see
+/// [`crate::io::commit_set`]); returns their names in the order to put them in place, the card
+/// last.
+pub(crate) fn save_staged(dir: &Path, model: &Model, card: &ModelCard) -> Result<Vec<&'static str>> {
+    write_files(model, card, |name| crate::io::staged(dir, name))
+}
+
+fn write_files(model: &Model, card: &ModelCard, path: impl Fn(&str) -> std::path::PathBuf) -> Result<Vec<&'static str>> {
+    let mut names = Vec::new();
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "glassbox".to_string());
     meta.insert("architecture".to_string(), model.arch.kind_name().to_string());
@@ -82,16 +94,19 @@ pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<()> {
         meta.insert("format".to_string(), "pt".to_string());
         tensors = hf_layout::to_hf(t, family, &tensors);
         let eos = card.training.as_ref().and_then(|t| t["data"]["eos_token_id"].as_u64()).unwrap_or(0) as u32;
-        write_json(&dir.join(HF_CONFIG_FILE), &hf_layout::config_json(t, family, eos))?;
+        write_json(&path(HF_CONFIG_FILE), &hf_layout::config_json(t, family, eos))?;
+        names.push(HF_CONFIG_FILE);
     }
-    write_f32(&dir.join(WEIGHTS_FILE), &tensors, meta)?;
-    write_json(&dir.join(CARD_FILE), card)
+    write_f32(&path(WEIGHTS_FILE), &tensors, meta)?;
+    write_json(&path(CARD_FILE), card)?;
+    names.extend([WEIGHTS_FILE, CARD_FILE]);
+    Ok(names)
 }
 
 /// Read the named tensors of `specs` from a safetensors file, checking that every expected
 /// name is present with the right shape and dtype and that there are no others.
-pub fn read_params(path: &Path, specs: &[crate::model::ParamSpec]) -> Result<Vec<Vec<f32>>> {
-    let file = SafetensorsFile::open(path)?;
+pub fn read_params(file: &SafetensorsFile, specs: &[crate::model::ParamSpec]) -> Result<Vec<Vec<f32>>> {
+    let path = &file.path;
     let entries = file.entries()?;
     let found: HashMap<&str, (&safetensors::Dtype, &Vec<usize>)> =
         entries.iter().map(|(n, d, s)| (n.as_str(), (d, s))).collect();
@@ -132,11 +147,22 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, ModelCard)> {
     }
     let card: ModelCard = read_json(&dir.join(CARD_FILE))?;
     card.architecture.validate().map_err(|e| Error::format(dir.join(CARD_FILE), e.to_string()))?;
-    let specs = card.architecture.param_specs();
     let path = dir.join(WEIGHTS_FILE);
+    let file = SafetensorsFile::open(&path)?;
+    // Every layer has tensors of its own: a layer count the weights cannot hold is refused
+    // before it sizes the list of parameters.
+    if let Architecture::Transformer(t) = &card.architecture {
+        let held = file.entries()?.len();
+        if t.n_layers > held {
+            return Err(Error::format(
+                dir.join(CARD_FILE),
+                format!("claims {} layers, but {} holds only {held} tensors", t.n_layers, path.display()),
+            ));
+        }
+    }
+    let specs = card.architecture.param_specs();
     let host = match hf_family(&card.architecture) {
         Some((t, family)) => {
-            let file = SafetensorsFile::open(&path)?;
             let tensors = file.entries()?.into_iter().map(|(name, _, _)| Ok((name.clone(), file.tensor_f32(&name)?.data))).collect::<Result<HashMap<_, _>>>()?;
             let mut params = hf_layout::from_hf(t, family, &tensors).map_err(|e| Error::format(&path, e.to_string()))?;
             specs
@@ -150,7 +176,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<(Model, ModelCard)> {
                 })
                 .collect::<Result<Vec<_>>>()?
         }
-        None => read_params(&path, &specs)?,
+        None => read_params(&file, &specs)?,
     };
     let params = Params::from_host(specs, host, device).require_grad();
     Ok((Model { arch: card.architecture.clone(), params }, card))

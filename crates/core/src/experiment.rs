@@ -105,8 +105,8 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// The middle value (the upper one of an even count), as the specs' "judge the median";
-/// NaN for no values.
+/// The middle value (the upper one of an even count), for thresholds judged on the median over
+/// seeds; NaN for no values.
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -123,7 +123,7 @@ pub fn test_data_dir() -> Option<PathBuf> {
             assert!(
                 !require,
                 "GLASSBOX_REQUIRE_DATA=1 but GLASSBOX_DATA is {other:?}, not an existing folder: \
-                 set GLASSBOX_DATA to the data folder (e.g. /work/shared/data)"
+                 set GLASSBOX_DATA to a folder holding the data sets (`glassbox data fetch all --to DIR`)"
             );
             eprintln!("skipped: GLASSBOX_DATA not set");
             None

@@ -5,7 +5,7 @@ use crate::{Error, Result};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Write `bytes` to `path` through a temporary file in the same folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -20,6 +20,76 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// Suffix of a file written as one of a set (see [`commit_set`]).
+pub const STAGED_SUFFIX: &str = ".next";
+
+/// `dir/NAME.next`: where a file of a set is written before [`commit_set`] puts it in place.
+pub fn staged(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{STAGED_SUFFIX}"))
+}
+
+/// Put a set of files in place: each was written whole to its [`staged`] name, and they are
+/// renamed in the order given. The last one marks the set: while it is staged, all of them are,
+/// so [`recover_set`] can finish a commit cut short instead of leaving files of two versions
+/// side by side (a checkpoint's weights of one epoch with the optimiser state of the next).
+pub fn commit_set(dir: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let (from, to) = (staged(dir, name), dir.join(name));
+        std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    Ok(())
+}
+
+/// Finish or undo what a writer of the set `names` (last: the mark, see [`commit_set`]) killed
+/// mid-way left in `dir`: with the mark staged the commit is finished; without it the staged
+/// files are an incomplete set and are deleted, as are the temporary files of writes cut short.
+/// Returns the files deleted. The folder must have no other writer.
+pub fn recover_set(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
+    let Some(mark) = names.last() else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    if staged(dir, mark).exists() {
+        let present: Vec<&str> = names.iter().copied().filter(|n| staged(dir, n).exists()).collect();
+        commit_set(dir, &present)?;
+    } else {
+        for name in names {
+            let path = staged(dir, name);
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed.push(path);
+            }
+        }
+    }
+    let ours = |base: &str, _pid: u32| names.contains(&base.strip_suffix(STAGED_SUFFIX).unwrap_or(base));
+    removed.extend(remove_temporaries(dir, ours)?);
+    Ok(removed)
+}
+
+/// Delete the temporary files that [`write_atomic`] leaves when it is killed mid-write,
+/// `NAME.<pid>.tmp` in `dir`, for which `remove(NAME, pid)` is true. Returns their paths.
+pub fn remove_temporaries(dir: &Path, remove: impl Fn(&str, u32) -> bool) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        let Some((base, pid)) = name.strip_suffix(".tmp").and_then(|n| n.rsplit_once('.')) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && remove(base, pid) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Whether process `pid` has ended, so that its temporary files are abandoned: on Linux when
+/// /proc has no entry for it (a process of another machine writing to a shared folder is not
+/// seen); elsewhere never assumed.
+pub fn process_ended(pid: u32) -> bool {
+    cfg!(target_os = "linux") && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Serialise a value as pretty JSON, atomically.

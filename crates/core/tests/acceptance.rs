@@ -1,4 +1,4 @@
-//! The foundation's acceptance runs on real data (../shared/data via GLASSBOX_DATA) and on
+//! The foundation's acceptance runs on real data (the folder GLASSBOX_DATA names) and on
 //! modular addition. Each prints its measured accuracy; run with `-- --nocapture` to see it:
 //!   cargo test --release -p glassbox-core --test acceptance -- --nocapture --test-threads 1
 
@@ -49,8 +49,8 @@ fn mlp_784_512_10_on_mnist_reaches_98_percent_in_10_epochs() {
     assert!(acc >= 0.98, "MLP on MNIST: {acc}");
 }
 
-/// spec/bilinear.md 2.1: d_h 512, AdamW lr 1e-3 wd 1.0, input noise 0.5, batch 2048
-/// (drop_last), cosine per epoch, no biases.
+/// The bilinear-MLP paper's image setup (Pearce et al. 2024, Table 1): d_h 512, AdamW lr 1e-3
+/// wd 1.0, input noise 0.5, batch 2048 (drop_last), cosine per epoch, no biases.
 fn bilinear_config(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -78,8 +78,8 @@ fn bilinear_on_mnist_reaches_97_5_percent() {
     assert!(acc >= 0.975, "bilinear on MNIST: {acc}");
 }
 
-/// The same model and optimiser on Fashion-MNIST, with the spec's other documented settings:
-/// input noise 0.15 (spec 2.1, Fig 7) and the reference code's default weight decay 0.5. With
+/// The same model and optimiser on Fashion-MNIST, with the paper's other documented settings:
+/// input noise 0.15 (its Fig 7) and the reference code's default weight decay 0.5. With
 /// the MNIST values (noise 0.5, wd 1.0) it stays at 86.1 % after 50 epochs: the noise that
 /// regularises digit strokes hides the fine texture that separates shirts from pullovers.
 #[test]
@@ -140,9 +140,10 @@ fn mlp_and_bilinear_generalise_on_modular_addition_59() {
     assert!(acc >= 0.95, "bilinear on a + b mod 59: {acc}");
 }
 
-/// The grokking recipe that solves p = 113 (spec/bilinear.md 6.8 scaled up): AdamW with
-/// betas (0.9, 0.98) and weight decay 1, full batch, constant learning rate. Measured: the
-/// bilinear model is exact after ~400 epochs (~70 s on one core), the MLP after ~800 (~160 s).
+/// The grokking recipe that solves p = 113 (the p = 31 bilinear modular-addition experiment
+/// scaled up): AdamW with betas (0.9, 0.98) and weight decay 1, full batch, constant learning
+/// rate. Measured: the bilinear model is exact after ~400 epochs (~70 s on one core), the MLP
+/// after ~800 (~160 s).
 fn grokking_113(lr: f64) -> (DataSpec, TrainConfig) {
     let (spec, cfg) = grokking(113, 20000);
     let optim = OptimConfig { beta2: 0.98, ..adam(OptimKind::AdamW, 1.0) };

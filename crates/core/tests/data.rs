@@ -465,7 +465,8 @@ fn glyph_render_of_known_primitives() {
     assert_eq!(glyphs::TYPE_NAMES, ["hbar", "vbar", "diag", "antidiag", "square3", "hollow5", "plus", "checker4"]);
 }
 
-/// Every placement of primitive `kind` the spec allows, written out independently of the library.
+/// Every placement of primitive `kind` the glyph world allows, written out independently of the
+/// library.
 fn placements(kind: usize) -> Vec<BTreeSet<(usize, usize)>> {
     let mut out = Vec::new();
     let n = 12;

@@ -1,5 +1,5 @@
-//! How many features and edges the model needs (spec section 6): node ablation curves and
-//! edge ablation with bisection, both scored by accuracy.
+//! How many features and edges the model needs (the LIB paper's evaluation): node ablation
+//! curves and edge ablation with bisection, both scored by accuracy.
 
 use crate::basis::Basis;
 use crate::network::{accuracy, Module, Network};
@@ -7,8 +7,8 @@ use faer::{Mat, MatRef};
 use rayon::prelude::*;
 use serde::Serialize;
 
-/// The spec's "exponential" schedule: every k up to 10, then steps growing by 1.05^x, up to
-/// and including `width`.
+/// The LIB reference code's "exponential" schedule: every k up to 10, then steps growing by
+/// 1.05^x, up to and including `width`.
 pub fn schedule(width: usize) -> Vec<usize> {
     let mut ks: Vec<usize> = (0..=width.min(10)).collect();
     let mut x = 10.0f64;

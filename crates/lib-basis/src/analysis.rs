@@ -1,5 +1,5 @@
 //! One LIB analysis of a model: the bases of each variant, their interaction graphs, node and
-//! edge ablations, and the run folder with its figures (spec sections 2-6).
+//! edge ablations, and the run folder with its figures (after Bushnaq et al. 2024).
 
 use crate::ablation::{edge_ablation, node_ablation, EdgeAblation, NodeAblation};
 use crate::basis::{build, Basis, BasisOptions, Threshold, Variant};
@@ -164,7 +164,7 @@ pub fn write_run(dir: &Path, name: &str, command: &str, analysis: &Analysis, ext
     write_json(&dir.join("run.json"), &run)
 }
 
-/// The honest reading of LIB-vs-PCA gaps (spec 10.4), stored with every run.
+/// The honest reading of LIB-vs-PCA gaps, stored with every run.
 pub const CAVEAT: &str = "On the paper's modular-addition transformer LIB and PCA need the same number of features in node ablation and LIB needs only 10-25% fewer edges. Large LIB-vs-PCA gaps in MLP toys come mostly from layers whose PCA spectrum is flat (one-hot inputs, pixels) and from the Jacobian-rank truncation (LIB drops directions the next layer cannot see, which PCA cannot do). Edge-mass metrics favour LIB because its features are scaled by √Λ; the functional edge-ablation counts are the fairer comparison.";
 
 fn write_figures(dir: &Path, analysis: &Analysis) -> Result<()> {
@@ -220,8 +220,10 @@ fn strongest_edges(r: &VariantResult, nodes: usize, per_pair: usize) -> (Vec<usi
 
 /// For modular addition: the Fourier purity and dominant frequency of the first 20 features of
 /// every hidden node layer per basis (returned for run.json), and figures of the 2-D power
-/// spectra of the first 8 (`figures/fourier-*.png`). A transformer's first node layer (the
-/// embedded tokens) counts as hidden; an MLP's one-hot input does not.
+/// spectra of the first 8 (`figures/fourier-*.png`: frequency (0, 0) at the centre, log scale,
+/// with a note beside each telling the report what the colours and labels mean). A
+/// transformer's first node layer (the embedded tokens) counts as hidden; an MLP's one-hot
+/// input does not.
 pub fn write_fourier(dir: &Path, net: &Network, analysis: &Analysis, all_pairs: &[f32], p: usize) -> Result<serde_json::Value> {
     let figs = dir.join("figures");
     std::fs::create_dir_all(&figs).map_err(|e| Error::io(&figs, e))?;
@@ -240,11 +242,41 @@ pub fn write_fourier(dir: &Path, net: &Network, analysis: &Analysis, all_pairs: 
             }));
             let images: Vec<Vec<f32>> = spectra.iter().take(8).map(|s| s.2.clone()).collect();
             if !images.is_empty() {
-                let png = glassbox_report::image_grid_png(&images, p, p, 8).map_err(figure_error)?;
+                let png = glassbox_report::power_spectrum_grid_png(&images, p, 4, FOURIER_DECADES).map_err(figure_error)?;
                 let file = figs.join(format!("fourier-{}-{l}-{layer}.png", r.variant.name()));
                 std::fs::write(&file, png).map_err(|e| Error::io(&file, e))?;
+                fourier_note(&spectra[..images.len()], r.variant.name(), layer, p).write_beside(&file).map_err(figure_error)?;
             }
         }
     }
     Ok(serde_json::Value::Object(out))
+}
+
+/// Decades of power below each spectrum's peak that the Fourier figures show.
+const FOURIER_DECADES: f32 = 3.0;
+
+/// What a `fourier-*.png` shows, for the report: one image per feature, labelled with its
+/// dominant frequency and purity, and what the colours mean.
+fn fourier_note(spectra: &[(f64, usize, Vec<f32>)], basis: &str, layer: &str, p: usize) -> glassbox_report::FigureNote {
+    use glassbox_report::{ColourScale, Colormap, FigureKind, FigureNote, GridLabels};
+    let basis = if basis == "lib" || basis == "pca" { basis.to_uppercase() } else { basis.to_string() };
+    FigureNote {
+        kind: Some(FigureKind::FourierSpectra),
+        caption: format!(
+            "The first {n} {basis} features at layer {layer}: 2-D Fourier power over all {p} × {p} input pairs (a, b), frequency (0, 0) at the centre (grey), \
+             frequencies −{h} … {last} in a downwards and in b across. Colour: power relative to the image's peak, on a log scale. \
+             Label: rank: dominant frequency w · Fourier purity.",
+            n = spectra.len(),
+            h = p / 2,
+            last = p - 1 - p / 2
+        ),
+        colours: Some(ColourScale { colormap: Colormap::Magma, low: format!("≤ 1e-{FOURIER_DECADES} of the peak"), mid: (FOURIER_DECADES % 2.0 == 0.0).then(|| format!("1e-{}", FOURIER_DECADES / 2.0)), high: "peak".into() }),
+        grid: Some(GridLabels {
+            cols: spectra.len().min(4),
+            rows: spectra.len().div_ceil(4),
+            cells: spectra.iter().enumerate().map(|(k, (purity, w, _))| format!("{}: w {w} · {purity:.2}", k + 1)).collect(),
+            row_labels: Vec::new(),
+            col_labels: Vec::new(),
+        }),
+    }
 }

@@ -1,5 +1,5 @@
-//! The per-layer bases (spec sections 2-3): LIB (the paper's `jacobian` formula), PCA (`svd`
-//! with centering) and the neuron basis, built backwards from the logits.
+//! The per-layer bases of the LIB paper (Bushnaq et al. 2024): LIB (the paper's `jacobian`
+//! formula), PCA (`svd` with centering) and the neuron basis, built backwards from the logits.
 //!
 //! Row form throughout: f̂ = f · C, f ≈ f̂ · C⁺, with C (D × k) and C⁺ (k × D).
 
@@ -42,11 +42,13 @@ impl Variant {
     }
 }
 
-/// Which eigenvalues count as zero (spec 8, pitfall 4).
+/// Which eigenvalues count as zero (an absolute threshold lets whitening by D^{-1/2} amplify
+/// directions barely above it).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "value")]
 pub enum Threshold {
-    /// Drop eigenvalues below value · the largest (the spec's recommendation, 1e-10).
+    /// Drop eigenvalues below value · the largest (1e-10 recommended: exact null
+    /// directions come out near 1e-16 · max).
     Relative(f64),
     /// Drop eigenvalues below value (the reference code's 1e-15, for bit-for-bit comparisons).
     Absolute(f64),
@@ -117,7 +119,7 @@ pub struct Basis {
     pub layers: Vec<LayerBasis>,
 }
 
-/// The whitened PCA of one node layer (spec 2.1-2.3).
+/// The whitened PCA of one node layer (centred Gram matrix, its eigendecomposition, whitening).
 struct Pca {
     /// Kept Gram eigenvalues (constant first when centred).
     values: Vec<f64>,
@@ -162,7 +164,7 @@ fn pca(f: &Mat<f64>, center: bool, threshold: Threshold, what: &str) -> Result<P
     Ok(Pca { values, w, w_plus })
 }
 
-/// E\[JᵀJ] (D × D) of f ↦ section(f) · C_out over the samples, in closed form (spec 5):
+/// E\[JᵀJ] (D × D) of f ↦ section(f) · C_out over the samples, in closed form:
 /// J(x) = Kᵀ diag(s(x)) Wᵀ with K = T C_out, so E\[JᵀJ] = W ((K Kᵀ) ⊙ E[s sᵀ]) Wᵀ.
 pub fn jacobian_moment(net: &Network, l: usize, f: &Mat<f64>, c_out: &Mat<f64>, rule: &Integration) -> Mat<f64> {
     let s = match &net.sections[l] {
@@ -217,7 +219,8 @@ pub fn build(net: &Network, acts: &[Mat<f64>], options: &BasisOptions) -> Result
     Ok(Basis { options: options.clone(), layers })
 }
 
-/// Spec 2.2-2.6 for node layer l, given the next layer's C.
+/// The LIB basis of node layer l, given the next layer's C: Gram eigendecomposition, whitening,
+/// eigendecomposition of the whitened Jacobian moment, Λ scaling and truncation.
 fn lib_layer(net: &Network, l: usize, f: &Mat<f64>, c_next: &Mat<f64>, options: &BasisOptions) -> Result<LayerBasis> {
     let name = &net.node_names[l];
     let p = pca(f, options.center, options.threshold, name)?;

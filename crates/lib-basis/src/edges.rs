@@ -1,4 +1,4 @@
-//! The interaction graph (spec section 5): squared gradient-times-activation edges between the
+//! The interaction graph of the LIB paper: squared gradient-times-activation edges between the
 //! features of adjacent node layers, in closed form.
 
 use crate::basis::Basis;

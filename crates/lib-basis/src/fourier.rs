@@ -1,4 +1,4 @@
-//! Fourier purity of modular-addition features (spec 10.2): how much of a feature's
+//! Fourier purity of modular-addition features: how much of a feature's
 //! non-constant 2-D DFT power over the p × p grid of inputs sits at one frequency.
 
 use faer::Mat;

@@ -1,4 +1,5 @@
-//! The f64 linear algebra LIB needs (spec section 8: decompositions always in f64).
+//! The f64 linear algebra LIB needs (decompositions always in f64: lower precision is unstable,
+//! as the reference code notes).
 
 use crate::{Error, Result};
 use faer::{Mat, Side};

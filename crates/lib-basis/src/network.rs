@@ -1,4 +1,5 @@
-//! A model as a chain of sections with folded biases, in f64 (spec lib.md section 1).
+//! A model as a chain of sections with folded biases, in f64 (the conventions of the LIB
+//! reference code, ApolloResearch/rib).
 //!
 //! Node layer l is the input of section l; node activations are row vectors with a trailing
 //! constant 1, and each folded weight maps that 1 to a pre-activation whose activation is 1
@@ -16,7 +17,8 @@ pub enum Gate {
     Identity,
     Relu,
     Gelu,
-    /// The pre-activation is [left | right]; the output is left ⊙ right (spec/bilinear.md 1.6).
+    /// The pre-activation is [left | right]; the output is left ⊙ right (the bilinear layer of
+    /// Pearce et al. 2024).
     Bilinear,
 }
 
@@ -126,7 +128,8 @@ impl Section {
     }
 }
 
-/// How gradients are integrated from the zero baseline (spec section 4).
+/// How gradients are integrated from the zero baseline (the LIB reference code's
+/// `integration_method`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "rule")]
 pub enum Integration {

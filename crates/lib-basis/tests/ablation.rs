@@ -1,4 +1,4 @@
-//! Node and edge ablation against naive computations (spec section 6).
+//! Node and edge ablation against naive computations.
 
 // Index loops here mirror the formulas they check.
 #![allow(clippy::needless_range_loop)]

@@ -1,5 +1,6 @@
-//! Exact maths of spec/lib.md 2.7 and section 5: invariants to 1e-9 relative in f64, and the
-//! closed forms against brute-force per-sample Jacobians (central finite differences).
+//! Exact maths of LIB (the basis properties, the closed-form Jacobians and edges): invariants
+//! to 1e-9 relative in f64, and the closed forms against brute-force per-sample Jacobians
+//! (central finite differences).
 
 // Index loops here mirror the formulas they check.
 #![allow(clippy::needless_range_loop)]

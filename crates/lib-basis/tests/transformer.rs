@@ -1,6 +1,6 @@
 //! LIB on a one-layer transformer: the folded network against the trained model's forward pass,
 //! the per-sample Jacobians of attention and of the residual MLP against central finite
-//! differences, and the basis invariants (spec lib.md 2.7) to 1e-9 relative.
+//! differences, and the basis invariants (E[f̂ᵀf̂] = diag(Λ), C⁺C = I) to 1e-9 relative.
 
 // Index loops here mirror the formulas they check.
 #![allow(clippy::needless_range_loop)]

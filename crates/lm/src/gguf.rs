@@ -846,112 +846,7 @@ fn block_q6_k(b: &[u8], y: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// A minimal GGUF writer for tests: metadata values and tensors with raw data.
-    struct Writer {
-        version: u32,
-        alignment: u64,
-        kv: Vec<(String, GgufValue)>,
-        tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
-    }
-
-    impl Writer {
-        fn new(version: u32) -> Self {
-            Writer { version, alignment: 32, kv: Vec::new(), tensors: Vec::new() }
-        }
-
-        fn kv(mut self, key: &str, v: GgufValue) -> Self {
-            if key == "general.alignment" {
-                self.alignment = v.as_u64().unwrap();
-            }
-            self.kv.push((key.into(), v));
-            self
-        }
-
-        fn tensor(mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> Self {
-            self.tensors.push((name.into(), dims.to_vec(), ty, data));
-            self
-        }
-
-        fn type_id(v: &GgufValue) -> u32 {
-            match v {
-                GgufValue::U8(_) => 0,
-                GgufValue::I8(_) => 1,
-                GgufValue::U16(_) => 2,
-                GgufValue::I16(_) => 3,
-                GgufValue::U32(_) => 4,
-                GgufValue::I32(_) => 5,
-                GgufValue::F32(_) => 6,
-                GgufValue::Bool(_) => 7,
-                GgufValue::String(_) => 8,
-                GgufValue::Array(_) => 9,
-                GgufValue::U64(_) => 10,
-                GgufValue::I64(_) => 11,
-                GgufValue::F64(_) => 12,
-            }
-        }
-
-        fn put_str(out: &mut Vec<u8>, s: &str) {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s.as_bytes());
-        }
-
-        fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
-            match v {
-                GgufValue::U8(x) => out.extend(x.to_le_bytes()),
-                GgufValue::I8(x) => out.extend(x.to_le_bytes()),
-                GgufValue::U16(x) => out.extend(x.to_le_bytes()),
-                GgufValue::I16(x) => out.extend(x.to_le_bytes()),
-                GgufValue::U32(x) => out.extend(x.to_le_bytes()),
-                GgufValue::I32(x) => out.extend(x.to_le_bytes()),
-                GgufValue::F32(x) => out.extend(x.to_le_bytes()),
-                GgufValue::Bool(x) => out.push(u8::from(*x)),
-                GgufValue::String(s) => Self::put_str(out, s),
-                GgufValue::Array(a) => {
-                    let ty = a.first().map_or(0, Self::type_id);
-                    out.extend(ty.to_le_bytes());
-                    out.extend((a.len() as u64).to_le_bytes());
-                    for e in a {
-                        Self::put_value(out, e);
-                    }
-                }
-                GgufValue::U64(x) => out.extend(x.to_le_bytes()),
-                GgufValue::I64(x) => out.extend(x.to_le_bytes()),
-                GgufValue::F64(x) => out.extend(x.to_le_bytes()),
-            }
-        }
-
-        fn build(&self) -> Vec<u8> {
-            let mut out = b"GGUF".to_vec();
-            out.extend(self.version.to_le_bytes());
-            out.extend((self.tensors.len() as u64).to_le_bytes());
-            out.extend((self.kv.len() as u64).to_le_bytes());
-            for (k, v) in &self.kv {
-                Self::put_str(&mut out, k);
-                out.extend(Self::type_id(v).to_le_bytes());
-                Self::put_value(&mut out, v);
-            }
-            let align = |n: u64| n.div_ceil(self.alignment) * self.alignment;
-            let mut offset = 0u64;
-            let mut offsets = Vec::new();
-            for (name, dims, ty, data) in &self.tensors {
-                Self::put_str(&mut out, name);
-                out.extend((dims.len() as u32).to_le_bytes());
-                for d in dims {
-                    out.extend(d.to_le_bytes());
-                }
-                out.extend(ty.to_le_bytes());
-                out.extend(offset.to_le_bytes());
-                offsets.push(offset);
-                offset = align(offset + data.len() as u64);
-            }
-            let start = align(out.len() as u64);
-            for ((_, _, _, data), off) in self.tensors.iter().zip(offsets) {
-                out.resize((start + off) as usize, 0);
-                out.extend(data);
-            }
-            out
-        }
-    }
+    use crate::gguf_writer::GgufWriter as Writer;
 
     fn f16_bytes(x: f32) -> [u8; 2] {
         half::f16::from_f32(x).to_bits().to_le_bytes()
@@ -974,7 +869,7 @@ mod tests {
 
     /// One tensor of one block, decoded through a whole file.
     fn decode_one(ty: u32, dims: &[u64], block: Vec<u8>) -> Vec<f32> {
-        let f = parse(Writer::new(3).tensor("t", dims, ty, block).build()).unwrap();
+        let f = parse(Writer::new().tensor("t", dims, ty, block).build()).unwrap();
         f.dequantize("t").unwrap()
     }
 
@@ -1014,7 +909,7 @@ mod tests {
     #[test]
     fn metadata_and_shapes_round_trip_v3_and_v2() {
         for version in [3, 2] {
-            let w = sample_metadata(Writer::new(version))
+            let w = sample_metadata(Writer::new().version(version))
                 .tensor("m", &[3, 2], 0, f32_bytes(&[1., 2., 3., 4., 5., 6.]))
                 .tensor("v", &[5], 0, f32_bytes(&[7., 8., 9., 10., 11.]));
             let expected = w.kv.clone();
@@ -1046,7 +941,7 @@ mod tests {
     fn open_reads_a_file_and_names_it_in_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
-        std::fs::write(&path, Writer::new(3).tensor("x", &[2], 0, f32_bytes(&[1.5, -2.0])).build()).unwrap();
+        std::fs::write(&path, Writer::new().tensor("x", &[2], 0, f32_bytes(&[1.5, -2.0])).build()).unwrap();
         let f = GgufFile::open(&path).unwrap();
         assert_eq!(f.path, path);
         assert_eq!(f.dequantize("x").unwrap(), vec![1.5, -2.0]);
@@ -1236,7 +1131,7 @@ mod tests {
             data.extend(f16_bytes(r as f32 + 1.0));
             data.extend((0..32).map(|i| i as u8));
         }
-        let f = parse(Writer::new(3).tensor("w", &[32, 2], 8, data).build()).unwrap();
+        let f = parse(Writer::new().tensor("w", &[32, 2], 8, data).build()).unwrap();
         assert_eq!(f.tensor_info("w").unwrap().shape(), vec![2, 32]);
         let y = f.dequantize("w").unwrap();
         assert_eq!((y[31], y[32], y[63]), (31.0, 0.0, 62.0));
@@ -1275,7 +1170,7 @@ mod tests {
 
     #[test]
     fn wrong_magic() {
-        let mut b = Writer::new(3).build();
+        let mut b = Writer::new().build();
         b[..4].copy_from_slice(b"\x7fELF");
         let e = err_text(b);
         assert!(e.contains("test.gguf") && e.contains("not a GGUF file") && e.contains("7f 45 4c 46"), "{e}");
@@ -1285,7 +1180,7 @@ mod tests {
 
     #[test]
     fn versions_1_and_4_are_rejected() {
-        let mut b = Writer::new(3).build();
+        let mut b = Writer::new().build();
         b[4..8].copy_from_slice(&1u32.to_le_bytes());
         assert!(err_text(b.clone()).contains("GGUF version 1 is not supported"));
         b[4..8].copy_from_slice(&4u32.to_le_bytes());
@@ -1296,7 +1191,7 @@ mod tests {
 
     #[test]
     fn truncated_metadata_names_key_and_offset() {
-        let b = sample_metadata(Writer::new(3)).build();
+        let b = sample_metadata(Writer::new()).build();
         // Cut inside the tokens array: its key is named.
         let at = b.windows(5).position(|w| w == b"h\xc3\xa9ll").unwrap();
         let e = err_text(b[..at].to_vec());
@@ -1314,7 +1209,7 @@ mod tests {
 
     #[test]
     fn truncated_tensor_data_names_tensor_and_sizes() {
-        let b = Writer::new(3).tensor("blk.0.w", &[4, 2], 0, f32_bytes(&[0.0; 8])).build();
+        let b = Writer::new().tensor("blk.0.w", &[4, 2], 0, f32_bytes(&[0.0; 8])).build();
         let cut = b.len() - 4;
         let e = err_text(b[..cut].to_vec());
         assert!(e.contains(&format!("tensor blk.0.w needs 32 bytes at offset {}", cut + 4 - 32)), "{e}");
@@ -1323,7 +1218,7 @@ mod tests {
 
     #[test]
     fn unsupported_type_names_type_and_tensor() {
-        let f = parse(Writer::new(3).tensor("blk.0.attn_q.weight", &[256], 13, vec![0; 176]).build()).unwrap();
+        let f = parse(Writer::new().tensor("blk.0.attn_q.weight", &[256], 13, vec![0; 176]).build()).unwrap();
         assert_eq!(f.raw_bytes("blk.0.attn_q.weight").unwrap().len(), 176);
         let e = f.dequantize("blk.0.attn_q.weight").unwrap_err().to_string();
         assert_eq!(
@@ -1332,37 +1227,37 @@ mod tests {
              (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
         );
         // An id ggml does not define: the file opens, the tensor cannot be read.
-        let f = parse(Writer::new(3).tensor("odd", &[4], 77, vec![0; 4]).build()).unwrap();
+        let f = parse(Writer::new().tensor("odd", &[4], 77, vec![0; 4]).build()).unwrap();
         assert!(f.dequantize("odd").unwrap_err().to_string().contains("type id 77"));
         assert!(f.raw_bytes("odd").unwrap_err().to_string().contains("block layout"));
     }
 
     #[test]
     fn dims_not_divisible_by_block_size() {
-        let e = err_text(Writer::new(3).tensor("w", &[48, 2], 2, vec![0; 72]).build());
+        let e = err_text(Writer::new().tensor("w", &[48, 2], 2, vec![0; 72]).build());
         assert!(e.contains("tensor w") && e.contains("48") && e.contains("Q4_0 block size 32"), "{e}");
     }
 
     #[test]
     fn invalid_utf8_and_absurd_counts() {
-        let mut b = Writer::new(3).kv("k", GgufValue::String("abc".into())).build();
+        let mut b = Writer::new().kv("k", GgufValue::String("abc".into())).build();
         let at = b.len() - 3;
         b[at] = 0xFF;
         let e = err_text(b);
         assert!(e.contains("invalid UTF-8") && e.contains("\"k\""), "{e}");
 
-        let mut b = Writer::new(3).build();
+        let mut b = Writer::new().build();
         b[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); // kv count
         assert!(err_text(b).contains("metadata key/value count 18446744073709551615"));
-        let mut b = Writer::new(3).build();
+        let mut b = Writer::new().build();
         b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes()); // tensor count
         assert!(err_text(b).contains("tensor count"));
-        let mut b = Writer::new(3).kv("arr", GgufValue::Array(vec![GgufValue::U8(1)])).build();
+        let mut b = Writer::new().kv("arr", GgufValue::Array(vec![GgufValue::U8(1)])).build();
         let at = b.len() - 9;
         b[at..at + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes()); // array length
         let e = err_text(b);
         assert!(e.contains("array element") && e.contains("\"arr\""), "{e}");
-        let mut b = Writer::new(3).kv("s", GgufValue::String("x".into())).build();
+        let mut b = Writer::new().kv("s", GgufValue::String("x".into())).build();
         let at = b.len() - 9;
         b[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes()); // string length
         assert!(err_text(b).contains("truncated"));
@@ -1370,18 +1265,18 @@ mod tests {
 
     #[test]
     fn bad_alignment_and_duplicates() {
-        let e = err_text(Writer::new(3).kv("general.alignment", GgufValue::U32(48)).build());
+        let e = err_text(Writer::new().kv("general.alignment", GgufValue::U32(48)).build());
         assert!(e.contains("general.alignment") && e.contains("power of two"), "{e}");
-        let e = err_text(Writer::new(3).kv("k", GgufValue::U8(1)).kv("k", GgufValue::U8(2)).build());
+        let e = err_text(Writer::new().kv("k", GgufValue::U8(1)).kv("k", GgufValue::U8(2)).build());
         assert!(e.contains("\"k\" appears twice"), "{e}");
-        let e = err_text(Writer::new(3).tensor("t", &[1], 0, vec![0; 4]).tensor("t", &[1], 0, vec![0; 4]).build());
+        let e = err_text(Writer::new().tensor("t", &[1], 0, vec![0; 4]).tensor("t", &[1], 0, vec![0; 4]).build());
         assert!(e.contains("tensor name t appears twice"), "{e}");
     }
 
     /// Corrupting any single byte of a valid file gives an error or a file, never a panic.
     #[test]
     fn corrupt_bytes_never_panic() {
-        let base = sample_metadata(Writer::new(3))
+        let base = sample_metadata(Writer::new())
             .tensor("q", &[32, 2], 3, bytes_lcg(1, 40))
             .tensor("k", &[256], 12, bytes_lcg(2, 144))
             .build();

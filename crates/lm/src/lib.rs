@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod generate;
 pub mod error;
 pub mod gguf;
+pub mod gguf_writer;
 pub mod hookfile;
 pub mod hooks;
 pub mod loader;

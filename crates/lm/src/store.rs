@@ -870,14 +870,17 @@ impl StoreWriter {
         write_index(&self.dir, &self.index)
     }
 
-    /// Writes the last (possibly partial) shard and marks the store complete.
+    /// Writes the last (possibly partial) shard and marks the store complete, in one index
+    /// write: an index that lists a partial shard but is not complete is invalid, and a kill
+    /// between two writes would leave one that no resume could open.
     pub fn finish(mut self) -> Result<StoreSummary> {
         if !self.index.complete {
+            self.index.complete = true;
             if self.buffer.contexts > 0 {
                 self.flush_shard()?;
+            } else {
+                write_index(&self.dir, &self.index)?;
             }
-            self.index.complete = true;
-            write_index(&self.dir, &self.index)?;
         }
         Ok(StoreSummary {
             dir: self.dir.clone(),

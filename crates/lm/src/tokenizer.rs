@@ -102,8 +102,19 @@ impl Tokenizer {
     /// the file when present, else from what the post-processor adds, else from common names.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let mut inner = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: {e}")))?;
+        // The tokenizers crate panics on some malformed files instead of returning an error:
+        // on any JSON error inside the decoder's value, on a BPE merge whose result is missing
+        // from the vocabulary and longer than every token in it, and (at the first encoding) on
+        // a template naming a special token it does not define. The JSON is checked here first,
+        // and the rest runs under `guarded`, once at load for the template.
+        serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: invalid JSON: {e}")))?;
+        let invalid = |msg: String| Error::format(path, format!("not a valid tokenizer.json: {msg}"));
+        let mut inner = guarded(|| tokenizers::Tokenizer::from_bytes(&bytes))
+            .map_err(&invalid)?
+            .map_err(|e| invalid(e.to_string()))?;
+        // An encoding error here is reported when text is encoded; only a panic matters now.
+        let _ = guarded(|| inner.encode_fast("", true)).map_err(&invalid)?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
@@ -145,6 +156,17 @@ impl Tokenizer {
         let vocab = byte_level_vocab(&meta.tokens, &alphabet);
         let merges = parse_merges(&meta.merges)?;
         let has_token: HashSet<String> = vocab.keys().cloned().collect();
+        // The BPE builder panics on a merge whose result is missing and longer than any token.
+        if let Some((i, (a, b))) = merges
+            .iter()
+            .enumerate()
+            .find(|(_, (a, b))| !has_token.contains(a) || !has_token.contains(b) || !has_token.contains(&format!("{a}{b}")))
+        {
+            return Err(Error::invalid(format!(
+                "GGUF tokenizer: merge {i} ({a:?} + {b:?} = {:?}) names a token that is not in tokenizer.ggml.tokens",
+                format!("{a}{b}")
+            )));
+        }
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .build()
@@ -351,6 +373,19 @@ fn template_specials(inner: &tokenizers::Tokenizer) -> (Vec<u32>, Vec<u32>) {
         .collect();
     suffix.reverse();
     (prefix, suffix)
+}
+
+/// Runs a call into the tokenizers crate on a configuration read from a file, with a panic
+/// turned into an error message.
+fn guarded<T>(call: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("the tokenizers library fails on it ({msg})")
+    })
 }
 
 /// The id of the first of `names` that is in the vocabulary.

@@ -143,7 +143,8 @@ pub fn load_hf(config: &ModelConfig, src: &mut dyn TensorSource) -> Result<Weigh
 fn load_gpt2(c: &ModelConfig, src: &mut dyn TensorSource) -> Result<Weights> {
     let p = prefix_of(src, &["transformer.", ""], "wte.weight");
     let d = c.d_model;
-    let mut blocks = Vec::with_capacity(c.n_layers);
+    // Grown as blocks are read: the layer count is only what the config claims.
+    let mut blocks = Vec::new();
     for i in 0..c.n_layers {
         let b = format!("{p}h.{i}");
         blocks.push(Block {
@@ -217,7 +218,8 @@ impl LlamaNames for HfLlamaNames {
 
 pub fn load_llama(c: &ModelConfig, src: &mut dyn TensorSource, names: &dyn LlamaNames) -> Result<Weights> {
     let (d, dh) = (c.d_model, c.d_head);
-    let mut blocks = Vec::with_capacity(c.n_layers);
+    // Grown as blocks are read: the layer count is only what the config claims.
+    let mut blocks = Vec::new();
     for i in 0..c.n_layers {
         let n = |part| names.block(i, part);
         let q = linear(src, &n(LlamaPart::Q), c.n_heads * dh, d, c.qkv_bias)?;
@@ -254,7 +256,8 @@ pub fn load_llama(c: &ModelConfig, src: &mut dyn TensorSource, names: &dyn Llama
 fn load_bert(c: &ModelConfig, src: &mut dyn TensorSource) -> Result<Weights> {
     let p = prefix_of(src, &["", "bert."], "embeddings.word_embeddings.weight");
     let d = c.d_model;
-    let mut blocks = Vec::with_capacity(c.n_layers);
+    // Grown as blocks are read: the layer count is only what the config claims.
+    let mut blocks = Vec::new();
     for i in 0..c.n_layers {
         let b = format!("{p}encoder.layer.{i}");
         let q = linear(src, &format!("{b}.attention.self.query"), d, d, true)?;

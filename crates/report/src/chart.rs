@@ -1,7 +1,9 @@
 //! Line charts as SVG text. Plotters lays text out with the bundled DejaVu Sans (no system font needed);
 //! the SVG names the family "sans-serif", so a browser draws it with its own sans-serif font.
 
+use crate::html::esc;
 use crate::{fmt_num, ReportError};
+use std::fmt::Write;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
@@ -54,20 +56,24 @@ pub fn line_chart_svg(
     };
     let legend_at = legend_corner(&series, (x0, x1), (y0, y1));
     let mut svg = String::new();
+    let hover;
     {
         let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
         let mut chart = framed(&root, title)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| fig(&e))?;
-        let num = |v: &f64| fmt_num(*v);
+        // Ticks are computed in floating point: print a tick within rounding of zero as 0.
+        let (xs, ys) = ((x1 - x0) * 1e-9, (y1 - y0) * 1e-9);
+        let x_num = |v: &f64| fmt_num(if v.abs() < xs { 0.0 } else { *v });
+        let y_num = |v: &f64| fmt_num(if v.abs() < ys { 0.0 } else { *v });
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
             .x_labels(x_labels)
-            .x_label_formatter(&num)
-            .y_label_formatter(&num)
+            .x_label_formatter(&x_num)
+            .y_label_formatter(&y_num)
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(WHITE.mix(0.0))
@@ -86,6 +92,10 @@ pub fn line_chart_svg(
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
+        let chart_ref = &chart;
+        hover = hover_targets(series.iter().flat_map(|(name, points)| {
+            points.iter().map(move |&(x, y)| (chart_ref.backend_coord(&(x, y)), format!("{name} at {x_label} {}: {}", fmt_num(x), fmt_num(y))))
+        }));
         if !series.is_empty() {
             chart
                 .configure_series_labels()
@@ -98,7 +108,30 @@ pub fn line_chart_svg(
         }
         root.present().map_err(|e| fig(&e))?;
     }
-    Ok(svg)
+    Ok(with_hover(svg, &hover))
+}
+
+/// At most 600 transparent squares, each over a point, whose tooltip gives the point's value
+/// (every n-th point when there are more).
+pub(crate) fn hover_targets(points: impl Iterator<Item = ((i32, i32), String)>) -> String {
+    let points: Vec<((i32, i32), String)> = points.collect();
+    let stride = points.len().div_ceil(600).max(1);
+    let mut s = String::new();
+    for ((x, y), text) in points.into_iter().step_by(stride) {
+        let _ = write!(s, "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"transparent\"><title>{}</title></rect>", x - 5, y - 5, esc(&text));
+    }
+    s
+}
+
+/// `svg` with `targets` drawn last (on top), in a group of their own.
+pub(crate) fn with_hover(mut svg: String, targets: &str) -> String {
+    if targets.is_empty() {
+        return svg;
+    }
+    if let Some(end) = svg.rfind("</svg>") {
+        svg.insert_str(end, &format!("<g class=\"hover\">{targets}</g>"));
+    }
+    svg
 }
 
 /// One cloud of points (e.g. per-latent co-firing against energy), with axis labels and a title.
@@ -109,6 +142,7 @@ pub fn scatter_chart_svg(title: &str, x_label: &str, y_label: &str, points: &[(f
     let points: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     let ((x0, x1), (y0, y1)) = ranges(&[(String::new(), points.clone())]);
     let mut svg = String::new();
+    let hover;
     {
         let root = SVGBackend::with_string(&mut svg, (560, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
@@ -132,9 +166,10 @@ pub fn scatter_chart_svg(title: &str, x_label: &str, y_label: &str, points: &[(f
             .map_err(|e| fig(&e))?;
         let colour = Palette99::pick(0).to_rgba().mix(0.6);
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled()))).map_err(|e| fig(&e))?;
+        hover = hover_targets(points.iter().map(|&(x, y)| (chart.backend_coord(&(x, y)), format!("{x_label} {}, {y_label} {}", fmt_num(x), fmt_num(y)))));
         root.present().map_err(|e| fig(&e))?;
     }
-    Ok(svg)
+    Ok(with_hover(svg, &hover))
 }
 
 /// One bar per named value (e.g. a metric per method), the value printed above each bar.

@@ -71,7 +71,7 @@ struct TokenValue {
     value: f64,
 }
 
-const STYLE: &str = ".fd-browser{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:.5em 0}\
+pub(crate) const STYLE: &str = ".fd-browser{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:.5em 0}\
 .fd-browser input{flex:1 1 16em;min-width:0;font-size:14px;padding:3px 6px}.fd-status{color:#b00;font-size:13px}\
 .fd-body{display:grid;grid-template-columns:minmax(0,11em) minmax(0,1fr);gap:12px;align-items:start}\
 .fd-list{max-height:80vh;overflow-y:auto;border:1px solid #ddd;font-size:13px}\
@@ -90,7 +90,7 @@ const STYLE: &str = ".fd-browser{display:flex;flex-wrap:wrap;gap:6px;align-items
 .fd-none{color:#777;font-style:italic;font-size:13px}";
 
 /// Wires every dashboard browser on the page once, however many runs carry one.
-const SCRIPT: &str = r#"(function(){if(window.gbFd)return;window.gbFd=1;
+pub(crate) const SCRIPT: &str = r#"(function(){if(window.gbFd)return;window.gbFd=1;
 document.addEventListener('DOMContentLoaded',function(){document.querySelectorAll('.fd').forEach(function(root){
 var cards=[].slice.call(root.querySelectorAll('.fd-card')),links=[].slice.call(root.querySelectorAll('.fd-list a'));
 var search=root.querySelector('.fd-search'),pos=root.querySelector('.fd-pos'),status=root.querySelector('.fd-status');
@@ -108,7 +108,8 @@ links.forEach(function(a,j){a.addEventListener('click',function(e){e.preventDefa
 root.addEventListener('keydown',function(e){if(e.target===search)return;if(e.key==='ArrowLeft')step(-1);if(e.key==='ArrowRight')step(1);});
 var start=cards.findIndex(function(c){return '#'+c.id===location.hash});show(start>=0?start:0);});});})();"#;
 
-/// The dashboards of run `i`, or nothing when it has none; also the number of latents shown.
+/// The dashboards of a run, or nothing when it has none; also the number of latents shown.
+/// `i` numbers the dashboards of the page (element ids `fd-{i}` and `fd-{i}-{latent}`).
 pub(crate) fn section(i: usize, run: &Run) -> Result<Option<(String, usize)>, ReportError> {
     let Some(entry) = run.json.get("feature_dashboards") else {
         return Ok(None);
@@ -149,8 +150,8 @@ fn render(run: usize, d: &File) -> String {
     for l in &d.latents {
         card(&mut s, run, l);
     }
-    // The page's head belongs to html.rs; the style and the (run-once) script travel with the section.
-    let _ = write!(s, "</div></div><style>{STYLE}</style><script>{SCRIPT}</script></div>");
+    // The page adds STYLE and SCRIPT once, however many dashboards it shows.
+    s.push_str("</div></div></div>");
     s
 }
 

@@ -2,7 +2,9 @@
 //! columns drawn with width and opacity growing with their strength.
 
 use crate::chart::register_font;
-use crate::ReportError;
+use crate::html::esc;
+use crate::{fmt_num, ReportError};
+use std::fmt::Write;
 use plotters::prelude::*;
 
 /// One edge between node `from` of layer `layer` and node `to` of layer `layer + 1`.
@@ -15,7 +17,8 @@ pub struct GraphEdge {
 }
 
 /// Layers named `layers` with `sizes[i]` nodes each (drawn top to bottom in index order).
-/// Edge strengths are normalised per layer pair, so every pair shows its own strongest edges.
+/// Edge strengths are normalised per layer pair, so every pair shows its own strongest edges;
+/// hovering an edge shows its two features and strength.
 pub fn layered_graph_svg(title: &str, layers: &[String], sizes: &[usize], edges: &[GraphEdge]) -> Result<String, ReportError> {
     register_font();
     let fig = |e: &dyn std::fmt::Debug| ReportError::Figure(format!("graph '{title}': {e:?}"));
@@ -34,6 +37,7 @@ pub fn layered_graph_svg(title: &str, layers: &[String], sizes: &[usize], edges:
     let x_of = |l: usize| 70.0 + (width as f64 - 140.0) * l as f64 / (layers.len().max(2) - 1) as f64;
     let y_of = |l: usize, i: usize| 60.0 + (height as f64 - 90.0) * (i as f64 + 0.5) / sizes[l].max(1) as f64;
     let mut svg = String::new();
+    let mut hover = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
@@ -46,6 +50,11 @@ pub fn layered_graph_svg(title: &str, layers: &[String], sizes: &[usize], edges:
             let p0 = (x_of(e.layer) as i32, y_of(e.layer, e.from) as i32);
             let p1 = (x_of(e.layer + 1) as i32, y_of(e.layer + 1, e.to) as i32);
             root.draw(&PathElement::new(vec![p0, p1], style)).map_err(|e| fig(&e))?;
+            let _ = write!(
+                hover,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"transparent\" stroke-width=\"5\"><title>{} feature {} → {} feature {}: {}</title></line>",
+                p0.0, p0.1, p1.0, p1.1, esc(&layers[e.layer]), e.from + 1, esc(&layers[e.layer + 1]), e.to + 1, fmt_num(e.weight)
+            );
         }
         for (l, name) in layers.iter().enumerate() {
             let x = x_of(l) as i32;
@@ -57,5 +66,6 @@ pub fn layered_graph_svg(title: &str, layers: &[String], sizes: &[usize], edges:
         }
         root.present().map_err(|e| fig(&e))?;
     }
-    Ok(svg)
+    // Strongest edges drawn last, so on top for hovering too.
+    Ok(crate::chart::with_hover(svg, &hover))
 }

@@ -3,7 +3,9 @@
 
 use crate::chart::register_font;
 use crate::grid::rdbu;
+use crate::html::esc;
 use crate::{fmt_num, ReportError};
+use std::fmt::Write;
 use plotters::prelude::*;
 
 /// `values[r][c]` with `rows[r]` down the side and `cols[c]` along the top. Colours run from red
@@ -21,6 +23,7 @@ pub fn heatmap_svg(title: &str, rows: &[String], cols: &[String], values: &[Vec<
     let (cell, row_h, left, top) = ((chars(cols) * 8 + 12).max(72), 72i32, chars(rows) * 8 + 20, 60i32);
     let (w, h) = ((left + cell * cols.len() as i32 + 20).max(title.chars().count() as i32 * 10 + 20), top + row_h * rows.len() as i32 + 20);
     let mut svg = String::new();
+    let mut hover = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fig(&e))?;
@@ -42,12 +45,13 @@ pub fn heatmap_svg(title: &str, rows: &[String], cols: &[String], values: &[Vec<
                 let colour = if dark { WHITE } else { BLACK };
                 let style = ("sans-serif", 14).into_font().color(&colour).pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Center));
                 let text = if v.is_finite() { format!("{v:.3}") } else { fmt_num(v) };
-                root.draw(&Text::new(text, (x + cell / 2 - 1, y + row_h / 2 - 1), style)).map_err(|e| fig(&e))?;
+                root.draw(&Text::new(text.clone(), (x + cell / 2 - 1, y + row_h / 2 - 1), style)).map_err(|e| fig(&e))?;
+                let _ = write!(hover, "<rect x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"transparent\"><title>{} → {}: {}</title></rect>", cell - 2, row_h - 2, esc(name), esc(&cols[c]), esc(&text));
             }
         }
         root.present().map_err(|e| fig(&e))?;
     }
-    Ok(svg)
+    Ok(crate::chart::with_hover(svg, &hover))
 }
 
 #[cfg(test)]

@@ -2,21 +2,25 @@
 //!
 //! Charts are SVG; plotters lays text out with a bundled DejaVu Sans (assets/, licence alongside),
 //! so no system font library is needed. Image grids are PNG (the `image` crate), embedded as base64.
+//! A figure file may carry a [`FigureNote`] beside it (caption, colour scale, grid labels).
 
 mod chart;
 mod dashboard;
 mod dendrogram;
+mod figure;
 mod graph;
 mod grid;
 mod heatmap;
 mod html;
+mod method;
 mod run;
 mod text_cards;
 
 pub use chart::{bar_chart_svg, line_chart_svg, scatter_chart_svg};
 pub use dendrogram::{dendrogram_svg, DendrogramMerge};
 pub use graph::{layered_graph_svg, GraphEdge};
-pub use grid::{diverging_grid_png, image_grid_png};
+pub use figure::{ColourScale, FigureKind, FigureNote, GridLabels};
+pub use grid::{diverging_grid_png, image_grid_png, power_spectrum_grid_png, Colormap};
 pub use heatmap::heatmap_svg;
 pub use html::render_report;
 pub use run::{find_runs, Run};

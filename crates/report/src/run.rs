@@ -50,7 +50,20 @@ impl Run {
             })
     }
 
-    /// Numeric series of `history`, keyed by field, with x = epoch (or index + 1).
+    /// What the x of [`Run::history`] counts: "epoch", "step" (language models) or "row".
+    pub fn history_x(&self) -> &'static str {
+        let rows = self.json.get("history").and_then(Value::as_array);
+        let has = |k: &str| rows.is_some_and(|r| r.iter().any(|row| row.get(k).is_some_and(Value::is_number)));
+        if has("epoch") {
+            "epoch"
+        } else if has("step") {
+            "step"
+        } else {
+            "row"
+        }
+    }
+
+    /// Numeric series of `history`, keyed by field, with x = epoch (or step, or index + 1).
     pub fn history(&self) -> Vec<(String, Vec<(f64, f64)>)> {
         let Some(rows) = self.json.get("history").and_then(Value::as_array) else {
             return Vec::new();
@@ -60,10 +73,11 @@ impl Run {
             let Some(obj) = row.as_object() else { continue };
             let x = obj
                 .get("epoch")
+                .or_else(|| obj.get("step"))
                 .and_then(Value::as_f64)
                 .unwrap_or((i + 1) as f64);
             for (k, v) in obj {
-                if k == "epoch" || k == "seconds" {
+                if k == "epoch" || k == "step" || k == "seconds" {
                     continue;
                 }
                 let Some(y) = v.as_f64().filter(|y| y.is_finite()) else {

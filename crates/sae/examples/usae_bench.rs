@@ -1,6 +1,6 @@
-//! Time USAE training steps in the Test A setting (spec 5.1: m 256, k 8, batch 512, d 64/48/32)
-//! and the Test B setting (m 384, k 8, batch 256, d 64/96/32), apart from data generation.
-//! `cargo run --release -p glassbox-sae --example usae_bench [steps]`
+//! Time USAE training steps in the Test A setting (planted concepts: m 256, k 8, batch 512,
+//! d 64/48/32) and the Test B setting (glyph networks: m 384, k 8, batch 256, d 64/96/32),
+//! apart from data generation. `cargo run --release -p glassbox-sae --example usae_bench [steps]`
 
 use faer::Mat;
 use glassbox_sae::experiments::planted_concepts::{config, BATCH};

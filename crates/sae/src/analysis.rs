@@ -1,5 +1,6 @@
-//! The universality analysis of a trained USAE on aligned evaluation activations (spec 2):
-//! R² matrices in both forms, firing entropy, co-firing, dead latents, energy, and figures.
+//! The universality analysis of a trained USAE on aligned evaluation activations (the metrics
+//! of the USAE paper, Thasarathan et al. 2025): R² matrices in both forms, firing entropy,
+//! co-firing, dead latents, energy, and figures.
 
 use crate::metrics::{cofire_counts, cofire_energy_correlation, cofire_iou, cofire_proportion, dead_fraction, energy, firing_counts, firing_entropy, r2_per_dim, r2_scalar};
 use crate::usae::Usae;
@@ -9,7 +10,7 @@ use glassbox_core::io::write_json;
 use serde::Serialize;
 use std::path::Path;
 
-/// Firing threshold on codes (spec 2.2).
+/// Firing threshold on codes (the USAE paper's tau).
 pub const TAU: f32 = 0.1;
 
 #[derive(Clone, Debug, Serialize)]

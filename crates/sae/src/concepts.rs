@@ -1,6 +1,6 @@
-//! Pictures of concepts (spec 2.4): per model, the real inputs that drive a latent most, and
-//! coordinated activation maximisation — for one latent index, one input per model optimised
-//! (independently) to maximise that latent's pre-activation in that model.
+//! Pictures of concepts (the USAE paper's §3.3): per model, the real inputs that drive a latent
+//! most, and coordinated activation maximisation — for one latent index, one input per model
+//! optimised (independently) to maximise that latent's pre-activation in that model.
 //!
 //! The paper optimises the phase of a Fourier image with a natural-image spectrum (MACO). For the
 //! small grey images glassbox's models read (12×12 glyphs, 28×28 digits) there is no natural

@@ -1,5 +1,5 @@
 //! The decoder: raw rows V re-parameterised to unit norm on every use, D = V / (‖V_row‖ + 1e-8)
-//! (spec 1.3), so gradients flow through the normalisation.
+//! (as in the USAE reference code), so gradients flow through the normalisation.
 
 use faer::{Mat, MatRef};
 use glassbox_core::matrix::row_major;

@@ -1,7 +1,7 @@
-//! The USAE encoder of one model (spec 1.2): pre = BN(x Wᵀ + b), codes = TopK(ReLU(pre)).
-//! BatchNorm uses batch statistics in training and running statistics in evaluation. Training
-//! works on row-major T × m buffers (a row per token), which the top-k selection reads row by
-//! row and the GEMMs read and write directly.
+//! The USAE encoder of one model (as in the reference code): pre = BN(x Wᵀ + b),
+//! codes = TopK(ReLU(pre)). BatchNorm uses batch statistics in training and running statistics in
+//! evaluation. Training works on row-major T × m buffers (a row per token), which the top-k
+//! selection reads row by row and the GEMMs read and write directly.
 
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
@@ -110,7 +110,9 @@ pub fn backward_train(d_pre: &mut [f32], x_hat: &[f32], inv_std: &[f32], gamma: 
             }
             db
         })
-        .reduce(|| vec![0f64; m], add);
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0f64; m], add);
     let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
     (f32s(db), f32s(sum_g_xh), f32s(sum_g))
 }
@@ -121,7 +123,8 @@ fn add(mut a: Vec<f64>, b: Vec<f64>) -> Vec<f64> {
 }
 
 /// Two per-column accumulations over the rows of a row-major buffer, in parallel row blocks
-/// (summed in f64).
+/// (summed in f64; the blocks' sums are added in block order, so that the result does not
+/// depend on the thread count).
 fn column_sums(data: &[f32], m: usize, f: impl Fn(&[f32], &mut [f64], &mut [f64]) + Sync) -> (Vec<f64>, Vec<f64>) {
     data.par_chunks(CHUNK_ROWS * m)
         .map(|block| {
@@ -129,7 +132,9 @@ fn column_sums(data: &[f32], m: usize, f: impl Fn(&[f32], &mut [f64], &mut [f64]
             block.chunks(m).for_each(|row| f(row, &mut a, &mut b));
             (a, b)
         })
-        .reduce(|| (vec![0f64; m], vec![0f64; m]), |x, y| (add(x.0, y.0), add(x.1, y.1)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold((vec![0f64; m], vec![0f64; m]), |x, y| (add(x.0, y.0), add(x.1, y.1)))
 }
 
 /// (Σ_t g, Σ_t g·x̂) per column.
@@ -146,7 +151,9 @@ fn column_sums_pair(g: &[f32], x_hat: &[f32], m: usize) -> (Vec<f64>, Vec<f64>) 
             }
             (a, b)
         })
-        .reduce(|| (vec![0f64; m], vec![0f64; m]), |x, y| (add(x.0, y.0), add(x.1, y.1)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold((vec![0f64; m], vec![0f64; m]), |x, y| (add(x.0, y.0), add(x.1, y.1)))
 }
 
 pub fn batch_norm_eval(h: &Mat<f32>, gamma: &[f32], beta: &[f32], running_mean: &[f32], running_var: &[f32]) -> Mat<f32> {

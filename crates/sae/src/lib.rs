@@ -1,5 +1,5 @@
-//! glassbox-sae: TopK sparse autoencoders and the Universal SAE of spec/usae.md, with the
-//! universality metrics (R², firing entropy, co-firing, energy, Hungarian matching).
+//! glassbox-sae: TopK sparse autoencoders and the Universal SAE (Thasarathan et al. 2025), with
+//! the universality metrics (R², firing entropy, co-firing, energy, Hungarian matching).
 //!
 //! Training runs on the host in f32 with hand-written gradients: only the sampled model's
 //! encoder and decoder get gradients, and the TopK codes are decoded sparsely.

@@ -1,15 +1,19 @@
-//! Universality metrics of spec/usae.md §2 (paper §4.2-4.4, Eq. 9-14) and the ridge baseline of §5.2.
+//! Universality metrics of the Universal SAE paper (Thasarathan et al. 2025, §4.2-4.4,
+//! Eq. 9-14) and a ridge-regression cross-predictor baseline.
 //!
 //! Conventions: activations and reconstructions are `Mat<f32>` with one row per sample (token) and
 //! one column per channel; codes are dense `Mat<f32>` (T x m) with zeros for inactive latents;
 //! dictionaries are `Mat<f32>` (m x d) with one row per latent. Sums are taken in f64.
 //!
-//! * R² comes in two forms (§2.1): [`r2_per_dim`] (FVU, per-channel means; the form every acceptance
-//!   threshold uses) and [`r2_scalar`] (the paper's, one scalar mean over all entries; more lenient).
-//! * Firing (§2.2): F_k^(i) = { x : z_k^(i)(x) > tau }, C_k = { x : min_i z_k^(i)(x) > tau };
+//! * R² comes in two forms (paper Eq. 10): [`r2_per_dim`] (FVU, per-channel means; the form every
+//!   acceptance threshold uses) and [`r2_scalar`] (the paper's, one scalar mean over all entries;
+//!   more lenient).
+//! * Firing (paper §4.3, Eq. 11-14): F_k^(i) = { x : z_k^(i)(x) > tau },
+//!   C_k = { x : min_i z_k^(i)(x) > tau };
 //!   [`firing_entropy`], [`cofire_proportion`] = |C_k| / |F_k^(i)|, [`cofire_iou`] = |C_k| / Σ_i |F_k^(i)|.
-//! * Energy (§2.2, Eq. 9): the code's un-squared ||E_x\[z_k] D_k||₂ ([`energy`]) and the paper's square.
-//! * Consistency (§2.3): [`hungarian_match`] maximises the total cosine similarity of matched rows.
+//! * Energy (Eq. 9): the code's un-squared ||E_x\[z_k] D_k||₂ ([`energy`]) and the paper's square.
+//! * Consistency (paper §4.4): [`hungarian_match`] maximises the total cosine similarity of
+//!   matched rows.
 //!
 //! The metrics never panic. Inputs whose shapes disagree (or that are empty where a mean is needed)
 //! give NaN, or an empty / `None` result where NaN cannot be expressed, as each function documents;
@@ -29,8 +33,8 @@ fn same_nonempty_shape(a: &Mat<f32>, b: &Mat<f32>) -> bool {
 
 /// Per-dimension (FVU) R² = 1 - SSE / Σ_c Σ_t (A\[t,c] - mean_t A\[:,c])², the form every acceptance test uses.
 ///
-/// A predictor that outputs each channel's mean scores exactly 0 (spec §2.1). NaN when the shapes
-/// differ or there are no rows; a constant target gives -inf (or NaN for a perfect fit).
+/// A predictor that outputs each channel's mean scores exactly 0. NaN when the shapes differ
+/// or there are no rows; a constant target gives -inf (or NaN for a perfect fit).
 pub fn r2_per_dim(a: &Mat<f32>, a_hat: &Mat<f32>) -> f64 {
     if !same_nonempty_shape(a, a_hat) {
         return f64::NAN;
@@ -55,7 +59,7 @@ fn r2_per_dim_by(rows: usize, cols: usize, a: impl Fn(usize, usize) -> f64, p: i
 /// The paper's R² = 1 - mean((A - Â)²) / (mean((A - mean(A))²) + 1e-6) with ONE scalar mean over all entries.
 ///
 /// Reported next to [`r2_per_dim`] for comparison with the paper; never use it as a chance level
-/// (channels whose mean differs from the global mean give "free" R², spec §2.1). NaN when the
+/// (channels whose mean differs from the global mean give "free" R²). NaN when the
 /// shapes differ or there are no rows.
 pub fn r2_scalar(a: &Mat<f32>, a_hat: &Mat<f32>) -> f64 {
     if !same_nonempty_shape(a, a_hat) {
@@ -69,7 +73,8 @@ pub fn r2_scalar(a: &Mat<f32>, a_hat: &Mat<f32>) -> f64 {
     1.0 - mse / (var + 1e-6)
 }
 
-/// |F_k| per latent k: the number of samples (rows) whose code z_k exceeds `tau` (spec: tau = 0.1).
+/// |F_k| per latent k: the number of samples (rows) whose code z_k exceeds `tau` (the paper:
+/// tau = 0.1).
 pub fn firing_counts(codes: &Mat<f32>, tau: f32) -> Vec<usize> {
     (0..codes.ncols()).map(|k| (0..codes.nrows()).filter(|&t| codes[(t, k)] > tau).count()).collect()
 }
@@ -136,7 +141,7 @@ pub fn cofire_iou(cofire: &[usize], counts: &[Vec<usize>]) -> Vec<f64> {
     cofire.iter().enumerate().map(|(k, &c)| iou(k, c)).collect()
 }
 
-/// Fraction of latents with no sample above `tau` (spec §2.2; pass tau = 0 for the "without tau" form).
+/// Fraction of latents with no sample above `tau` (pass tau = 0 for the "without tau" form).
 ///
 /// A code matrix without latents gives 0.
 pub fn dead_fraction(codes: &Mat<f32>, tau: f32) -> f64 {
@@ -147,7 +152,8 @@ pub fn dead_fraction(codes: &Mat<f32>, tau: f32) -> f64 {
     counts.iter().filter(|&&c| c == 0).count() as f64 / counts.len() as f64
 }
 
-/// Concept energy ||mean_t z_k · D_k||₂ per latent: the code's UN-squared form (spec §2.2, `energy_of_codes`).
+/// Concept energy ||mean_t z_k · D_k||₂ per latent: the reference code's UN-squared form
+/// (`energy_of_codes`).
 ///
 /// With unit rows this is |mean z_k|. The code averages this over equal batches; with non-negative
 /// (ReLU/TopK) codes that equals the value on the whole set. Sum it over models for `energies_agg`.
@@ -220,7 +226,8 @@ pub fn cosine_matrix(a: &Mat<f32>, b: &Mat<f32>) -> Result<Mat<f64>> {
     Ok(cosines(a, b))
 }
 
-/// Hungarian matching of the rows of two dictionaries maximising the total cosine (spec §2.3, cost = 1 - cos).
+/// Hungarian matching of the rows of two dictionaries maximising the total cosine
+/// (cost = 1 - cos).
 ///
 /// Returns min(m_a, m_b) pairs (row of `a`, row of `b`, cosine) sorted by the row of `a`; either
 /// dictionary may be the larger. Cosines are scaled by 1e9 and rounded for the integer Kuhn-Munkres
@@ -244,7 +251,8 @@ pub fn hungarian_match(a: &Mat<f32>, b: &Mat<f32>) -> Result<Vec<(usize, usize, 
     Ok(pairs.into_iter().map(|(i, j)| (i, j, cos[(i, j)])).collect())
 }
 
-/// Ridge cross-predictor A_i -> A_j (spec §5.2 baseline): per-dim R² on the test set of the ridge fit.
+/// Ridge cross-predictor A_i -> A_j (a dense linear baseline): per-dim R² on the test set of
+/// the ridge fit.
 ///
 /// Closed form in f64 with an unpenalised intercept: centre X and Y on the training means, solve
 /// (XᵀX + λI) W = XᵀY by Cholesky, predict Ŷ = (X_test - x̄) W + ȳ. λ = 0 is allowed when XᵀX is

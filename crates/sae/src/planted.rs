@@ -1,4 +1,5 @@
-//! Test A's planted ground truth (spec/usae.md §5.1) and the metrics that score a USAE against it.
+//! Test A's planted ground truth (a synthetic check of the Universal SAE: known shared and
+//! private concepts) and the metrics that score a USAE against it.
 //!
 //! M "models" of widths d_i share S concepts and each has P private ones. Model i gets its own
 //! random unit directions G_i^sh (S x d_i) and G_i^pr (P x d_i): the same concept has unrelated
@@ -18,7 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-/// Generator settings; defaults are spec §5.1's.
+/// Generator settings; the defaults are Test A's (3 models of widths 64/48/32, 96 shared and 16
+/// private concepts).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlantedConfig {
@@ -151,7 +153,7 @@ fn dictionary_latents(planted: &Planted, dictionaries: &[&Mat<f32>]) -> Option<u
     fits.then_some(m)
 }
 
-/// Index-consistent recovery (spec §5.1): fraction of shared concepts c with one latent l such that
+/// Index-consistent recovery: fraction of shared concepts c with one latent l such that
 /// cos(G_i^sh\[c], D_i\[l]) > `threshold` in EVERY model i, and that latent per concept.
 ///
 /// The latent reported for c is argmax_l min_i cos(G_i^sh\[c], D_i\[l]); `None` when that score is not

@@ -1,5 +1,5 @@
-//! Token-grid alignment (spec/usae.md §1.4): resample a row-major grid of token vectors to another
-//! grid size with separable antialiased bilinear interpolation, per channel.
+//! Token-grid alignment (as in the USAE reference code): resample a row-major grid of token
+//! vectors to another grid size with separable antialiased bilinear interpolation, per channel.
 //!
 //! This is PyTorch's `interpolate(mode='bilinear', antialias=True, align_corners=False)` (and PIL's
 //! triangle filter). Along one axis with n_in inputs and n_out outputs, scale s = n_in / n_out:

@@ -1,7 +1,8 @@
-//! USAE files (spec 7's layout): `cfg.json` (m, k, the models with their width and scalar
-//! standardisation, the training settings) and `usae.safetensors` with `{model}.W_enc`,
-//! `{model}.b_enc`, `{model}.bn.{gamma,beta,running_mean,running_var}` and `{model}.D_raw`.
-//! Also reading one site of an activation file (`glassbox acts`, or a PyTorch export).
+//! USAE files (one folder per run, after SAELens): `cfg.json` (m, k, the models with their
+//! width and scalar standardisation, the training settings) and `usae.safetensors` with
+//! `{model}.W_enc`, `{model}.b_enc`, `{model}.bn.{gamma,beta,running_mean,running_var}` and
+//! `{model}.D_raw`. Also reading one site of an activation file (`glassbox acts`, or a PyTorch
+//! export).
 
 use crate::usae::{Usae, UsaeConfig, B, BETA, GAMMA, V, W};
 use crate::{Error, Result};
@@ -55,11 +56,24 @@ pub fn load_usae(dir: &Path) -> Result<Usae> {
     if stored.kind != "usae" {
         return Err(Error::format(&cfg_path, format!("kind '{}' is not a USAE", stored.kind)));
     }
-    let shapes: Vec<(&str, usize)> = stored.models.iter().map(|e| (e.name.as_str(), e.d)).collect();
-    let mut usae = Usae::new(stored.config, &shapes, 0)?;
     let path = dir.join(USAE_WEIGHTS);
     let file = SafetensorsFile::open(&path)?;
-    let m = usae.config.m;
+    // Every tensor's shape is checked before the USAE is built: building allocates m × d values
+    // per model, which must be sizes the file really holds, not ones cfg.json only claims.
+    let m = stored.config.m;
+    let found: HashMap<String, Vec<usize>> = file.entries()?.into_iter().map(|(name, _, shape)| (name, shape)).collect();
+    for e in &stored.models {
+        for (suffix, shape) in [("W_enc", vec![m, e.d]), ("b_enc", vec![m]), ("bn.gamma", vec![m]), ("bn.beta", vec![m]), ("bn.running_mean", vec![m]), ("bn.running_var", vec![m]), ("D_raw", vec![m, e.d])] {
+            let name = format!("{}.{suffix}", e.name);
+            match found.get(&name) {
+                None => return Err(Error::format(&path, format!("no tensor '{name}' (cfg.json lists model '{}')", e.name))),
+                Some(s) if *s != shape => return Err(Error::format(&path, format!("tensor '{name}' has shape {s:?}, expected {shape:?}"))),
+                Some(_) => {}
+            }
+        }
+    }
+    let shapes: Vec<(&str, usize)> = stored.models.iter().map(|e| (e.name.as_str(), e.d)).collect();
+    let mut usae = Usae::new(stored.config, &shapes, 0)?;
     for (s, e) in usae.models.iter_mut().zip(&stored.models) {
         let get = |suffix: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let t = file.tensor_f32(&format!("{}.{suffix}", e.name))?;

@@ -1,7 +1,8 @@
-//! A single-model TopK SAE with the conventions of the tools users know (spec 7): exact-k
-//! selection, unit-norm decoder rows (renormalised after each step, parallel gradient removed),
-//! AuxK on dead latents, b_dec initialised from the data mean, MSE loss. Files follow SAELens:
-//! `cfg.json` (its field names) + safetensors with `W_enc [d_in, d_sae]`, `b_enc`,
+//! A single-model TopK SAE with the conventions of the tools users know (OpenAI's
+//! sparse_autoencoder, sparsify, SAELens): exact-k selection, unit-norm decoder rows
+//! (renormalised after each step, parallel gradient removed), AuxK on dead latents, b_dec
+//! initialised from the data mean, MSE loss. Files follow SAELens: `cfg.json` (its field
+//! names) + safetensors with `W_enc [d_in, d_sae]`, `b_enc`,
 //! `W_dec [d_sae, d_in]`, `b_dec`.
 
 use crate::topk::{topk, topk_row, SparseCodes};

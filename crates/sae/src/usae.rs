@@ -1,6 +1,7 @@
-//! The Universal SAE (spec 1): one encoder and one unit-row dictionary per model over a shared
-//! latent index. Each step samples one model i, encodes its batch, decodes the codes with every
-//! model's dictionary, and updates encoder i and decoder i only (the code's rule).
+//! The Universal SAE (Thasarathan et al. 2025): one encoder and one unit-row dictionary per
+//! model over a shared latent index. Each step samples one model i, encodes its batch, decodes
+//! the codes with every model's dictionary, and updates encoder i and decoder i only (the
+//! code's rule).
 
 use crate::dictionary;
 use crate::encoder::{self, BatchNormTrain};
@@ -46,15 +47,16 @@ pub struct UsaeConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip per SAE (the code's 1.0); None turns it off.
     pub clip: Option<f64>,
-    /// Gao-style tied init (the spec's Test A prototype): raw dictionary rows of unit norm and
-    /// encoder W = 0.5·D with zero bias, instead of V ~ N(0, 1) and PyTorch's Linear init. The
-    /// row norm matters: an Adam step turns a unit row about √d times further than an N(0, 1) one.
+    /// Gao-style tied init (what the planted-concepts test's thresholds were calibrated with):
+    /// raw dictionary rows of unit norm and encoder W = 0.5·D with zero bias, instead of
+    /// V ~ N(0, 1) and PyTorch's Linear init. The row norm matters: an Adam step turns a unit row
+    /// about √d times further than an N(0, 1) one.
     pub tied_init: bool,
     /// Linear warm-up from 1e-6 over this many ticks, then cosine to 1e-6 at `total_ticks`.
     pub warmup_ticks: usize,
     pub total_ticks: usize,
     pub tick: ScheduleTick,
-    /// Cross terms in the loss (false: independent SAEs, the control of spec 5).
+    /// Cross terms in the loss (false: independent SAEs, the reproductions' control).
     pub universal: bool,
     /// Also step every decoder j != i from its own term (not the code's rule).
     pub update_all_decoders: bool,
@@ -107,7 +109,8 @@ pub const V: usize = 4;
 pub struct ModelSae {
     pub name: String,
     pub d: usize,
-    /// (a − mean) / (std + 1e-5) is what the SAE sees (spec 1.5).
+    /// (a − mean) / (std + 1e-5) is what the SAE sees (the reference code's scalar
+    /// standardisation).
     pub mean: f32,
     pub std: f32,
     /// W (m × d), b (m), γ (m), β (m), raw V (m × d), row-major.
@@ -123,7 +126,7 @@ pub struct ModelSae {
 
 impl ModelSae {
     fn new(name: &str, d: usize, m: usize, cfg: &UsaeConfig, rng: &mut ChaCha8Rng) -> Self {
-        // PyTorch Linear init for W and b; BN γ = 1, β = 0; V ~ N(0, 1) (spec 1.8).
+        // PyTorch Linear init for W and b; BN γ = 1, β = 0; V ~ N(0, 1) (as the reference code).
         let bound = 1.0 / (d as f32).sqrt();
         let w = (0..m * d).map(|_| rng.random_range(-bound..bound)).collect();
         let b = (0..m).map(|_| rng.random_range(-bound..bound)).collect();
@@ -159,8 +162,8 @@ impl ModelSae {
         MatRef::from_row_major_slice(&self.params[V], self.params[B].len(), self.d).to_owned()
     }
 
-    /// Scalar standardisation from the given activations (spec 1.5: one mean and one std over
-    /// every entry).
+    /// Scalar standardisation from the given activations (as the reference code: one mean and
+    /// one std over every entry).
     pub fn fit_standardisation(&mut self, a: &Mat<f32>) {
         let n = (a.nrows() * a.ncols()).max(1) as f64;
         let mean = (0..a.nrows()).flat_map(|r| (0..a.ncols()).map(move |c| (r, c))).map(|rc| a[rc] as f64).sum::<f64>() / n;

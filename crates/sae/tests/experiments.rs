@@ -1,8 +1,8 @@
-//! Tests A (spec/usae.md 5.1, planted concepts, BatchNorm on and off) and B (5.2, three networks
-//! on the glyph world) against their thresholds, the USAE passing where the controls fail. Run
-//! with `-- --nocapture` to see the numbers; the same runs are `glassbox repro usae-planted
-//! --check` and `glassbox repro usae-glyphs --check`. Also a fast version of `glassbox repro
-//! usae-mnist --check` (needs GLASSBOX_DATA).
+//! Tests A (planted concepts, BatchNorm on and off) and B (three networks on the glyph world)
+//! against their thresholds, the USAE passing where the controls fail. Run with
+//! `-- --nocapture` to see the numbers; the same runs are `glassbox repro usae-planted --check`
+//! and `glassbox repro usae-glyphs --check`. Also a fast version of `glassbox repro usae-mnist
+//! --check` (needs GLASSBOX_DATA).
 
 use glassbox_core::experiment::ExperimentOptions;
 use glassbox_sae::experiments::planted_concepts;
@@ -33,8 +33,8 @@ fn test_b_three_networks_on_the_glyph_world() {
 }
 
 /// The fast version of `glassbox repro usae-mnist --check` (12,000 training images, 1-2 epochs,
-/// 1500 USAE steps, three concept cards): the thresholds as in the full run; the models'
-/// own accuracy bar is 0.9 instead of 0.95.
+/// 1500 USAE steps, three concept cards): the same thresholds as the full run; the models' own
+/// accuracy bar is 0.9 instead of 0.95.
 #[test]
 fn usae_over_three_mnist_models_fast() {
     let Some(data) = glassbox_core::experiment::test_data_dir() else {

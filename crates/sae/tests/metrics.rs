@@ -1,7 +1,7 @@
-//! The metric, resampling and planted-generator unit tests of spec/usae.md §5.2's list, on tiny
-//! hand-checkable inputs: both R² forms, FE at its three canonical levels, CFP/IoU, energy, the
-//! antialiased 16->14 weights, Hungarian matching of a permuted identity, the Test A generator and
-//! its recovery score, and the ridge cross-predictor on an exactly linear relation.
+//! The metric, resampling and planted-generator unit tests of the USAE, on tiny hand-checkable
+//! inputs: both R² forms, FE at its three canonical levels, CFP/IoU, energy, the antialiased
+//! 16->14 weights, Hungarian matching of a permuted identity, the Test A generator and its
+//! recovery score, and the ridge cross-predictor on an exactly linear relation.
 
 use faer::Mat;
 use glassbox_sae::metrics::{

@@ -1,4 +1,4 @@
-//! The SAE building blocks against hand values and finite differences (spec 5.2's unit list:
+//! The SAE building blocks against hand values and finite differences (the USAE unit tests:
 //! TopK ties and short rows, dictionary normalisation backward, BN in train and eval mode, the
 //! AuxK mask, the L1 sign at zero, the per-model scheduler ticks) and a whole training step's
 //! gradients against finite differences of its loss.

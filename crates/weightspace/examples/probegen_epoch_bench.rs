@@ -1,10 +1,11 @@
-//! Reader training speed: epochs of `train_reader` (spec/probegen.md 2.3-2.5) on MODELS synthetic
+//! Reader training speed: epochs of `train_reader` (ProbeGen's recipe) on MODELS synthetic
 //! models, for the comparison with bench/probegen_epoch.py. FAMILY `inr` (default): SIREN INRs
-//! (spec R1's init) with 10 random classes. FAMILY `cnn`: mnist-cnn-acc CNNs (He-scaled normal
-//! weights, every other one tanh) with a random accuracy in [0, 1] to regress, probed by 28×28
-//! images (ProbeGen's transposed-convolution generator). Weights only matter for their shape.
-//! Every model is in the training split, so no epoch time goes to evaluation. Prints one JSON
-//! line with the median of 3 epoch times.
+//! (the init of ProbeGen's digits-INR reproduction R1) with 10 random classes. FAMILY `cnn`:
+//! CNNs like those of the MNIST CNN accuracy zoo, `mnist-cnn-acc` (He-scaled normal weights,
+//! every other one tanh) with a random accuracy in [0, 1] to regress, probed by 28×28 images
+//! (ProbeGen's transposed-convolution generator). Weights only matter for their shape. Every
+//! model is in the training split, so no epoch time goes to evaluation. Prints one JSON line
+//! with the median of 3 epoch times.
 //!
 //!     cargo run --release -p glassbox-weightspace --example probegen_epoch_bench -- MODELS PROBES THREADS [probegen|vanilla] [inr|cnn]
 

@@ -1,4 +1,4 @@
-//! ProbeX training speed: one epoch of `fit` (spec/probex.md 2.2, 2.3, 2.5: BCE over 100
+//! ProbeX training speed: one epoch of `fit` (the ProbeX paper's setting: BCE over 100
 //! classes, Adam 1e-3 with L2 1e-5, batches of 128, last partial batch kept) of a ProbeX with
 //! r_U = r_V = r_T = 128 on MODELS synthetic SIDE × SIDE layers (entries N(0, 0.02²); only the
 //! shape matters), each model with a random 50-of-100 multi-hot target, for the comparison with

@@ -1,7 +1,7 @@
 //! The models ProbeX and `glassbox trees` read: one layer of each, their labels and a split,
 //! from a zoo folder or straight from a folder of checkpoints. From checkpoints only the named
-//! layer is kept in memory (spec/probex.md 7.1: a real layer is megabytes of a much larger
-//! file), plus StatNN's statistics when asked; the checkpoints may differ everywhere else.
+//! layer is kept in memory (a real layer is megabytes of a much larger file), plus StatNN's
+//! statistics when asked; the checkpoints may differ everywhere else.
 
 use crate::layers::{from_zoo, matrix_shape, parse_python_list, resolve_layer, Layer, LayerChoice, LayerSet, MultiHot};
 use crate::statnn::{probex_features, standardised_features, zoo_features};

@@ -1,4 +1,4 @@
-//! ProbeGen's transposed-convolution generator for image probes (spec/probegen.md 2.3: affine
+//! ProbeGen's transposed-convolution generator for image probes (Kahana et al. 2025: affine
 //! layers only, DCGAN-like, tanh applied by [`crate::probes::Probes`]). Weights in PyTorch's
 //! ConvTranspose2d layout `[in, out, k, k]`, PyTorch's default init (bound 1/√fan_in with
 //! fan_in = out·k², PyTorch's quirk for transposed convolutions). One output pixel (y, x) of
@@ -53,9 +53,9 @@ impl Deconv {
         Deconv { layers, sides, params }
     }
 
-    /// For 28×28 probes, spec 2.3's deep_linear_5 pattern resized from 32 to 28 pixels: 32×1×1
+    /// For 28×28 probes, ProbeGen's deep_linear_5 pattern resized from 32 to 28 pixels: 32×1×1
     /// → 64×4×4 (k4, s1) → 32×7×7 (k3, s2, p1) → 16×14×14 (k4, s2, p1) → 16×28×28 (k4, s2,
-    /// p1) → 1×28×28 (k3, s1, p1). The k3 stage from 4×4 to 7×7 replaces the spec's k4 one
+    /// p1) → 1×28×28 (k3, s1, p1). The k3 stage from 4×4 to 7×7 replaces ProbeGen's k4 one
     /// from 4×4 to 8×8, and the widths are halved (64, 32, 16 instead of 128, 64, 32) for
     /// these 8-channel targets.
     pub fn mnist(latent: usize, seed: u64) -> Deconv {

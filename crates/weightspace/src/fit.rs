@@ -1,8 +1,8 @@
 //! Training a weight-space expert on multi-hot class targets the way ProbeX's reference code
-//! does (spec/probex.md 2.3 / 2.5): BCE-with-logits averaged over models × classes, Adam with
-//! L2 added to the gradient, shuffled mini-batches, validation every `val_every` epochs
-//! (epochs 0, k, 2k, … counted from zero), and the checkpoint with strictly better validation
-//! accuracy kept. Metric: mean over (model, class) entries of \[logit > 0] == target.
+//! does: BCE-with-logits averaged over models × classes, Adam with L2 added to the gradient,
+//! shuffled mini-batches, validation every `val_every` epochs (epochs 0, k, 2k, … counted from
+//! zero), and the checkpoint with strictly better validation accuracy kept. Metric: mean over
+//! (model, class) entries of \[logit > 0] == target.
 
 use crate::layers::{LayerSet, MultiHot};
 use crate::probex::Expert;
@@ -25,17 +25,18 @@ pub struct FitConfig {
 }
 
 impl FitConfig {
-    /// spec 6.4's ProbeX: Adam 1e-3, L2 1e-5, batch 64, 300 epochs, validation every 10.
+    /// ProbeX in the synthetic tree world: Adam 1e-3, L2 1e-5, batch 64, 300 epochs, validation
+    /// every 10.
     pub fn probex(seed: u64) -> FitConfig {
         FitConfig { lr: 1e-3, l2: 1e-5, batch: 64, epochs: 300, val_every: 10, seed }
     }
 
-    /// spec 6.4's dense logistic regression on the raw layer: L2 1e-4.
+    /// The tree world's dense logistic regression on the raw layer: L2 1e-4.
     pub fn dense(seed: u64) -> FitConfig {
         FitConfig { l2: 1e-4, ..FitConfig::probex(seed) }
     }
 
-    /// spec 6.4's StatNN classifier: Adam 1e-2, L2 1e-3.
+    /// The tree world's StatNN classifier: Adam 1e-2, L2 1e-3.
     pub fn statnn(seed: u64) -> FitConfig {
         FitConfig { lr: 1e-2, l2: 1e-3, ..FitConfig::probex(seed) }
     }

@@ -1,6 +1,7 @@
-//! One named layer of many models, the input of ProbeX and the tree tools (spec/probex.md 2.1):
-//! a matrix X ∈ R^{d_H × d_W} per model in PyTorch `[out, in]` layout, raw values, or a LoRA
-//! pair kept as its factors B [d_H, r] and A [r, d_W] (X = B A is never formed).
+//! One named layer of many models, the input of ProbeX and the tree tools (as in the ProbeX
+//! reference code): a matrix X ∈ R^{d_H × d_W} per model in PyTorch `[out, in]` layout, raw
+//! values, or a LoRA pair kept as its factors B [d_H, r] and A [r, d_W] (X = B A is never
+//! formed).
 
 use crate::{Error, Result};
 use faer::MatRef;
@@ -79,9 +80,8 @@ impl LayerSet {
     }
 }
 
-/// The index of `name` in the lexicographically sorted list of weight-tensor names (spec 2.1:
-/// ProbeX's layer index counts `*.weight` tensors sorted as strings, so `layer.10` precedes
-/// `layer.2`).
+/// The index of `name` in the lexicographically sorted list of weight-tensor names (ProbeX's
+/// layer index counts `*.weight` tensors sorted as strings, so `layer.10` precedes `layer.2`).
 pub fn sorted_weight_names(names: &[String]) -> Vec<String> {
     let mut w: Vec<String> = names.iter().filter(|n| n.ends_with("weight")).cloned().collect();
     w.sort();
@@ -89,7 +89,7 @@ pub fn sorted_weight_names(names: &[String]) -> Vec<String> {
 }
 
 /// Multi-hot class targets over a fixed, alphabetically sorted class list (Model-J's
-/// LabelEncoder, spec 3.1).
+/// LabelEncoder).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultiHot {
     pub classes: Vec<String>,
@@ -180,7 +180,7 @@ fn lora_pair(names: &[String], prefix: &str) -> Option<(String, String)> {
 }
 
 /// What a user's layer choice names: a tensor, a LoRA pair's prefix, or an index into the
-/// sorted weight names (spec 2.1).
+/// sorted weight names (ProbeX's layer index).
 pub enum LayerChoice {
     Tensor(String),
     Lora { prefix: String, up: String, down: String },
@@ -204,7 +204,7 @@ pub fn resolve_layer(names: &[String], choice: &str, source: &str) -> Result<Lay
     Err(Error::invalid(format!("{source} has no layer '{choice}'; its tensors are: {}", names.join(", "))))
 }
 
-/// A tensor shape as spec 2.1's matrix: 1-D → [d, 1], ≥2-D → [shape\[0], the rest] (a 1×1
+/// A tensor shape as ProbeX's matrix: 1-D → [d, 1], ≥2-D → [shape\[0], the rest] (a 1×1
 /// convolution [out, in, 1, 1] reads as [out, in]; a 3×3 one as [out, in·9], where the
 /// reference code reinterprets its memory as [in·9, out]).
 pub fn matrix_shape(shape: &[usize]) -> (usize, usize) {

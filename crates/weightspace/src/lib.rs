@@ -1,6 +1,6 @@
 //! glassbox-weightspace: reading what a model is from its weights or its answers — ProbeGen,
-//! vanilla probing, fixed probes and the StatNN baseline (spec/probegen.md); ProbeX, the dense
-//! expert, model trees and their router (spec/probex.md).
+//! vanilla probing, fixed probes and the StatNN baseline (ProbeGen, Kahana et al. 2025);
+//! ProbeX, the dense expert, model trees and their router (ProbeX, Horwitz et al. 2025).
 
 pub mod collection;
 pub mod deconv;

@@ -1,6 +1,7 @@
-//! Where a reader's probes come from (spec/probegen.md 2.2, 2.3, 2.6): P inputs of the target
-//! networks, shared by every model — learned freely (vanilla), generated from latents by a deep
-//! linear generator (ProbeGen), or fixed (uniform noise, the INR's image grid, real inputs).
+//! Where a reader's probes come from (ProbeGen, Kahana et al. 2025, "Deep Linear Probe
+//! Generators for Weight Space Learning"): P inputs of the target networks, shared by every
+//! model — learned freely (vanilla), generated from latents by a deep linear generator
+//! (ProbeGen), or fixed (uniform noise, the INR's image grid, real inputs).
 
 use crate::deconv::{Deconv, DeconvCache};
 use glassbox_zoo::dense::{Cache, Mlp};
@@ -12,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-/// ProbeGen's latent width (spec 2.3 `gen_latent_z`).
+/// ProbeGen's latent width (`gen_latent_z` in its reference code).
 pub const LATENT: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +23,8 @@ pub enum ProbeKind {
     Vanilla,
     /// Latents Z (P × 32, N(0, 1)) through a shared deep linear generator, all learned.
     ProbeGen,
-    /// ProbeGen's generator with ReLU between its layers (spec 6 R2's non-linear control).
+    /// ProbeGen's generator with ReLU between its layers (the non-linear control of the
+    /// digits-MLP accuracy zoo).
     Nonlinear,
     /// Fixed inputs ~ U(−1, 1).
     Uniform,
@@ -56,7 +58,7 @@ impl ProbeKind {
 #[derive(Clone, Debug)]
 pub struct ProbeSpace {
     pub dim: usize,
-    /// Inputs live in [−1, 1] (images): learned probes pass through tanh (spec 2.3's CNN
+    /// Inputs live in [−1, 1] (images): learned probes pass through tanh (ProbeGen's CNN
     /// generators end in tanh, vanilla image probes are tanh(free)). INR coordinates do not.
     pub bounded: bool,
     pub generator: GeneratorShape,
@@ -64,8 +66,8 @@ pub struct ProbeSpace {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GeneratorShape {
-    /// Fully-connected widths, latent first: INR 32 → 32 → 2 (spec 2.3); 8×8 images
-    /// 32 → 64 → 64 → 64 (spec 6 R2).
+    /// Fully-connected widths, latent first: INR 32 → 32 → 2 (ProbeGen's INR generator); 8×8
+    /// images 32 → 64 → 64 → 64 (the digits-MLP accuracy zoo).
     Dense(Vec<usize>),
     /// Transposed convolutions from a 32×1×1 latent to a 28×28 image ([`Deconv::mnist`]).
     Deconv28,

@@ -1,4 +1,5 @@
-//! ProbeX (spec/probex.md 2.2) and the dense linear expert (spec 4.1 / 6.4), with hand-written
+//! ProbeX (Horwitz et al. 2025, "Learning on Model Weights using Tree Experts") and the dense
+//! linear expert it is compared with (logistic regression on the raw layer), with hand-written
 //! backward passes.
 //!
 //! ProbeX for one model: Z = X U (probes), A = Zᵀ V (shared projection, no bias), H = ReLU(A),
@@ -39,7 +40,8 @@ pub trait Expert: Clone + Send + Sync {
     }
 }
 
-/// ProbeX's ranks (spec 2.3: r_U = r_V = r_T = 128 in the paper; spec 6.4: 32/32/64 at 128²).
+/// ProbeX's ranks (the paper: r_U = r_V = r_T = 128; the synthetic tree world: 32/32/64 at
+/// 128²).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ranks {
     pub probes: usize,
@@ -272,7 +274,7 @@ impl Probex {
     }
 }
 
-/// Logistic regression on the flattened layer (spec 4.1's dense linear expert; with a
+/// Logistic regression on the flattened layer (the ProbeX paper's dense linear expert; with a
 /// 1 × k "layer" of features it is StatNN's classifier): y = W vec(X) + b.
 #[derive(Clone, Debug)]
 pub struct DenseExpert {
@@ -368,7 +370,8 @@ mod tests {
         let (y, _) = p.forward(&data, &[1]);
         let x = data.dense_of(1);
         let [u, vt, m, bm, t, bt] = [0, 1, 2, 3, 4, 5].map(|k| &p.params[k]);
-        // z_l = X u_l; h_l = ReLU(Vᵀ z_l); e = Σ_l M_l h_l + b_M; y = T e + b_T (spec 2.2).
+        // The paper's layers: z_l = X u_l; h_l = ReLU(Vᵀ z_l); e = Σ_l M_l h_l + b_M;
+        // y = T e + b_T.
         let mut e = bm.clone();
         for l in 0..2 {
             let z: Vec<f32> = (0..3).map(|r| (0..4).map(|c| x[r * 4 + c] * u[c * 2 + l]).sum()).collect();
@@ -401,10 +404,10 @@ mod tests {
 
     #[test]
     fn the_papers_768_layer_has_2_3m_parameters() {
-        // spec 2.3: 98,304 + 98,304 + 2,097,280 + 12,900.
+        // The paper's 2.3M: 98,304 + 98,304 + 2,097,280 + 12,900.
         let p = Probex::new(768, 768, 100, Ranks { probes: 128, proj: 128, rep: 128 }, true, 0);
         assert_eq!(p.n_params(), 2_306_788);
-        // spec 6.4: r 32/32/64 on 128² with 20 outputs.
+        // The synthetic tree world's setting: r 32/32/64 on 128² with 20 outputs.
         assert_eq!(Probex::new(128, 128, 20, Ranks { probes: 32, proj: 32, rep: 64 }, true, 0).n_params(), 75_092);
     }
 }

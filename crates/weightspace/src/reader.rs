@@ -1,9 +1,9 @@
-//! Training a model reader on a zoo (spec/probegen.md 2.4-2.5): probes (learned or fixed) →
-//! every model's outputs on them → the head → class logits (cross-entropy) or one number (MSE
-//! on e.g. test accuracy); one Adam over probe parameters and head (lr 3e-4, no weight decay),
-//! cosine to 0 stepped every iteration, batches of 32 models reshuffled each epoch, the test
-//! metric reported at the best validation epoch. The zoo's weights are data: gradients flow
-//! through each model to the probes only.
+//! Training a model reader on a zoo (ProbeGen's head and training recipe, Kahana et al. 2025):
+//! probes (learned or fixed) → every model's outputs on them → the head → class logits
+//! (cross-entropy) or one number (MSE on e.g. test accuracy); one Adam over probe parameters
+//! and head (lr 3e-4, no weight decay), cosine to 0 stepped every iteration, batches of 32
+//! models reshuffled each epoch, the test metric reported at the best validation epoch. The
+//! zoo's weights are data: gradients flow through each model to the probes only.
 
 use crate::kendall::tau_b;
 use glassbox_zoo::dense::{cross_entropy, squared_error, Mlp};
@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-/// Spec 2.5's CosineAnnealingLR (eta_min 0, no warm-up), evaluated per optimisation step.
+/// ProbeGen's CosineAnnealingLR (eta_min 0, no warm-up), evaluated per optimisation step.
 pub const COSINE_TO_ZERO: Schedule = Schedule {
     kind: ScheduleKind::Cosine,
     warmup_epochs: 0,
@@ -209,7 +209,7 @@ pub fn train_reader<T: Targets>(
         seconds: 0.0,
     };
     let mut best: Option<Reader> = None;
-    // Fixed probes: every model's representation once (spec 7, "caching").
+    // Fixed probes: every model's representation is computed once and cached.
     let all: Vec<usize> = (0..targets.len()).collect();
     let fixed = (!cfg.kind.learned()).then(|| representations(targets, &all, &probes.forward().0));
     let c_out = targets.output_dim();

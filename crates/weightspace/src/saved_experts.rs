@@ -30,6 +30,13 @@ pub struct ExpertsInfo {
     pub target: String,
     /// Where they were trained.
     pub trained_on: String,
+    /// Names of the models the experts and the router were fitted on (the training split).
+    /// Empty in experts saved before the names were recorded.
+    #[serde(default)]
+    pub train_models: Vec<String>,
+    /// Names of the validation models that chose each expert's best checkpoint.
+    #[serde(default)]
+    pub val_models: Vec<String>,
 }
 
 const NAMES: [&str; 6] = ["probes", "proj", "encoder.weight", "encoder.bias", "head.weight", "head.bias"];
@@ -91,12 +98,13 @@ mod tests {
     fn experts_and_router_round_trip_and_a_wrong_shape_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let ranks = Ranks { probes: 2, proj: 3, rep: 4 };
-        let info = ExpertsInfo { layer: "layers.1.weight".into(), d_h: 3, d_w: 5, classes: vec!["a".into(), "b".into()], ranks, relu: true, cluster_tree: vec![1, 0], n_experts: 2, target: "dataset_chosen_targets".into(), trained_on: "zoo".into() };
+        let info = ExpertsInfo { layer: "layers.1.weight".into(), d_h: 3, d_w: 5, classes: vec!["a".into(), "b".into()], ranks, relu: true, cluster_tree: vec![1, 0], n_experts: 2, target: "dataset_chosen_targets".into(), trained_on: "zoo".into(), train_models: vec!["m0".into()], val_models: vec!["m1".into()] };
         let experts = vec![Probex::new(3, 5, 2, ranks, true, 1), Probex::new(3, 5, 2, ranks, true, 2)];
         let router = Router { centroids: vec![vec![0.5; 15], vec![-1.0; 15]] };
         save(dir.path(), &info, &experts, &router).unwrap();
         let (info2, experts2, router2) = load(dir.path()).unwrap();
         assert_eq!(info2.cluster_tree, info.cluster_tree);
+        assert_eq!((info2.train_models.clone(), info2.val_models.clone()), (info.train_models.clone(), info.val_models.clone()));
         assert_eq!(router2.centroids, router.centroids);
         for (a, b) in experts.iter().zip(&experts2) {
             assert_eq!(a.params, b.params);

@@ -1,7 +1,7 @@
-//! StatNN (spec/probegen.md 6 R1): per weight tensor the mean, variance and the 0, 25, 50, 75
-//! and 100 % quantiles (7 numbers per tensor), z-scored with the training models' statistics,
-//! into an MLP 42-1000-1000-d_out (NFN's StatNet widths; d_out classes or one number); Adam 1e-3 with a
-//! per-step cosine.
+//! StatNN (the weight-statistics baseline of ProbeGen's digits-INR reproduction): per weight
+//! tensor the mean, variance and the 0, 25, 50, 75 and 100 % quantiles (7 numbers per tensor),
+//! z-scored with the training models' statistics, into an MLP 42-1000-1000-d_out (NFN's StatNet
+//! widths; d_out classes or one number); Adam 1e-3 with a per-step cosine.
 
 use glassbox_zoo::dense::Mlp;
 use crate::reader::{better, Task, COSINE_TO_ZERO};
@@ -38,8 +38,8 @@ pub fn features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
     out
 }
 
-/// spec/probex.md 6.4's StatNN features: per tensor mean, standard deviation and the 0, 25, 50,
-/// 75, 100 % quantiles.
+/// The StatNN features of the ProbeX tree-world experiments: per tensor mean, standard
+/// deviation and the 0, 25, 50, 75, 100 % quantiles.
 pub fn probex_features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
     let mut f = features(params, tensors);
     for chunk in f.chunks_mut(7) {
@@ -50,7 +50,7 @@ pub fn probex_features(params: &[f32], tensors: &[usize]) -> Vec<f32> {
 
 /// StatNN's input for ProbeX-style experts: the features of every model z-scored with the
 /// `train` models' mean and standard deviation, as a 1 × k "layer" per model (a logistic
-/// regression on it is spec 6.4's StatNN).
+/// regression on it is the tree world's StatNN).
 pub fn standardised_features(feats: &[Vec<f32>], train: &[usize]) -> crate::Result<crate::layers::LayerSet> {
     let d = feats.first().map_or(0, Vec::len);
     let mut out: Vec<Vec<f32>> = feats.to_vec();
@@ -72,7 +72,7 @@ pub fn is_fine_tune_head(name: &str) -> bool {
     name.starts_with("head.") || name.starts_with("classifier.")
 }
 
-/// spec 6.4's StatNN input for a zoo: [`probex_features`] of every weight tensor except a
+/// The tree world's StatNN input for a zoo: [`probex_features`] of every weight tensor except a
 /// fine-tune's fresh head, tensors taken in name order (so a zoo and its re-import agree),
 /// standardised with the `train` models' statistics.
 pub fn zoo_features(zoo: &glassbox_zoo::store::Zoo, train: &[usize]) -> crate::Result<crate::layers::LayerSet> {

@@ -1,6 +1,6 @@
 //! The frozen networks a reader probes: every model of a zoo, run on a batch of probe inputs,
 //! with the gradient of a downstream loss back to those inputs (never to the models' weights:
-//! the zoo is data, spec/probegen.md 2.5 and 7).
+//! the zoo is data).
 
 use crate::probes::ProbeSpace;
 use crate::{Error, Result};

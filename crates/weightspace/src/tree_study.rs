@@ -1,4 +1,4 @@
-//! The tree experiments of spec/probex.md 6.4-6.5 on any collection of models with known or
+//! The tree experiments of ProbeX's reproduction on any collection of models with known or
 //! recovered trees: one ProbeX expert per tree (and the dense, StatNN and linear-ProbeX
 //! baselines), one ProbeX over all trees mixed, every expert on every other tree, and routing
 //! of test models to their tree by Ward clustering and nearest centroids.

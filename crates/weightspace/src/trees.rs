@@ -1,6 +1,7 @@
-//! Model trees (spec/probex.md 1.3, 2.6): pairwise Euclidean distances between the models' layer,
-//! Ward linkage (scipy's, through `kodama`) cut into K clusters (`fcluster(maxclust=K)`), a
-//! nearest-centroid router, and the mixture of per-tree experts with hard routing.
+//! Model trees (ProbeX, Horwitz et al. 2025, "Learning on Model Weights using Tree Experts"):
+//! pairwise Euclidean distances between the models' layer, Ward linkage (scipy's, through
+//! `kodama`) cut into K clusters (`fcluster(maxclust=K)`), a nearest-centroid router, and the
+//! mixture of per-tree experts with hard routing.
 
 use crate::layers::LayerSet;
 use faer::linalg::matmul::matmul;
@@ -92,7 +93,7 @@ pub fn cut(merges: &[Merge], n: usize, k: usize) -> Vec<usize> {
 
 /// The number of trees a dendrogram suggests: the cut below the largest relative jump between
 /// consecutive merge heights among the top `max_k` merges (trees are far apart, fine-tunes
-/// within a tree close: spec 1.3). One tree when no jump is at least 2×.
+/// within a tree close). One tree when no jump is at least 2×.
 pub fn suggest_k(merges: &[Merge], max_k: usize) -> usize {
     let h: Vec<f64> = merges.iter().map(|m| m.height).collect();
     let n = h.len();
@@ -130,8 +131,8 @@ pub fn majority_map(clusters: &[usize], truth: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Nearest-centroid routing (spec 1.3): R(X) = argmin_k ‖X − X̂_k‖₂ with X̂_k the mean layer of
-/// cluster k's training models.
+/// Nearest-centroid routing (ProbeX's router): R(X) = argmin_k ‖X − X̂_k‖₂ with X̂_k the mean
+/// layer of cluster k's training models.
 #[derive(Clone, Debug, Default)]
 pub struct Router {
     pub centroids: Vec<Vec<f32>>,

@@ -1,10 +1,10 @@
-//! Text-aligned ProbeX for zero-shot classification (spec/probex.md 2.5, the reference code's
+//! Text-aligned ProbeX for zero-shot classification (Horwitz et al. 2025, the reference code's
 //! `ProbeXZeroshot`): ProbeX's representation e of a model (no head), a learned projection
-//! P t + b of each class's text embedding t, logits = cos(e, P t + b) with no temperature,
-//! softmax cross-entropy over the training classes only (model → text). Prediction is top-1
-//! over a candidate class set: the training classes for in-distribution models, the held-out
-//! classes for zero-shot. Training keeps two checkpoints: best in-distribution validation
-//! accuracy (≥) and best held-out validation accuracy (≥), validated every `val_every` epochs.
+//! P t + b of each class's text embedding t, logits = cos(e, P t + b) with no temperature, softmax
+//! cross-entropy over the training classes only (model → text). Prediction is top-1 over a
+//! candidate class set: the training classes for in-distribution models, the held-out classes
+//! for zero-shot. Training keeps two checkpoints: best in-distribution validation accuracy (≥)
+//! and best held-out validation accuracy (≥), validated every `val_every` epochs.
 
 use crate::layers::LayerSet;
 use crate::probex::{col_major, col_sums, linear, Expert, Probex, Ranks};
@@ -128,8 +128,8 @@ pub struct ZeroShotConfig {
 }
 
 impl ZeroShotConfig {
-    /// spec 2.3's generative column: Adam 2e-3, no weight decay, batch 128, 200 epochs,
-    /// validation every 10.
+    /// The ProbeX paper's generative / zero-shot settings: Adam 2e-3, no weight decay, batch
+    /// 128, 200 epochs, validation every 10.
     pub fn spec(seed: u64) -> ZeroShotConfig {
         ZeroShotConfig { lr: 2e-3, batch: 128, epochs: 200, val_every: 10, seed }
     }

@@ -1,5 +1,5 @@
-//! spec/probegen.md 6 R1 on the digits-INR zoo: thresholds A1-A4 over three seeds, the same run
-//! as `glassbox repro probegen-digits-inr --check --seeds 0,1,2`. Needs GLASSBOX_DATA.
+//! ProbeGen's reproduction R1 on the digits-INR zoo: thresholds A1-A4 over three seeds, the
+//! same run as `glassbox repro probegen-digits-inr --check --seeds 0,1,2`. Needs GLASSBOX_DATA.
 
 use glassbox_core::experiment::{test_data_dir, ExperimentOptions};
 

@@ -1,5 +1,6 @@
-//! spec/probegen.md 6 R2 on the digits-MLP accuracy zoo: thresholds B1-B3 over three seeds, the
-//! same run as `glassbox repro probegen-digits-mlp --check --seeds 0,1,2`. Needs GLASSBOX_DATA.
+//! ProbeGen's reproduction R2 on the digits-MLP accuracy zoo: thresholds B1-B3 over three
+//! seeds, the same run as `glassbox repro probegen-digits-mlp --check --seeds 0,1,2`. Needs
+//! GLASSBOX_DATA.
 
 use glassbox_core::experiment::{test_data_dir, ExperimentOptions};
 

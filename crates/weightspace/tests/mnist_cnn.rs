@@ -1,10 +1,10 @@
-//! Issue 6's mnist-cnn-acc at a small scale: 100 CNNs trained on MNIST by sampled recipes,
-//! readers for 10 epochs, one seed (about 20 seconds). It checks the pipeline end to end and that
-//! its numbers mean something: the zoo spans weak and good CNNs, real-digit probes rank the test
-//! CNNs well, and every probe reader's τ is finite and above chance (StatNN only has to be
-//! finite: ten epochs over 60 models are a handful of steps for its 1,000-wide MLP). The acceptance comparison
-//! (ProbeGen against vanilla and StatNN on 10,000 CNNs, three seeds) is `glassbox repro
-//! probegen-mnist-cnn --check`. Needs GLASSBOX_DATA.
+//! The MNIST CNN accuracy zoo (`mnist-cnn-acc`) at a small scale: 100 CNNs trained on MNIST by
+//! sampled recipes, readers for 10 epochs, one seed (about 20 seconds). It checks the pipeline
+//! end to end and that its numbers mean something: the zoo spans weak and good CNNs, real-digit
+//! probes rank the test CNNs well, and every probe reader's τ is finite and above chance
+//! (StatNN only has to be finite: ten epochs over 60 models are a handful of steps for its
+//! 1,000-wide MLP). The acceptance comparison (ProbeGen against vanilla and StatNN on 10,000
+//! CNNs, three seeds) is `glassbox repro probegen-mnist-cnn --check`. Needs GLASSBOX_DATA.
 
 use glassbox_core::experiment::{test_data_dir, ExperimentOptions};
 use glassbox_weightspace::experiments::mnist_cnn::{method_means, run, Scale};

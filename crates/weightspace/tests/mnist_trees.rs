@@ -1,4 +1,4 @@
-//! Issue 7's real-data tree zoo (4 roots × 240 MNIST fine-tunes, exported as checkpoints with
+//! The real-data MNIST tree zoo (4 roots × 240 MNIST fine-tunes, exported as checkpoints with
 //! Model-J metadata and read back): routing, in-tree ProbeX, cross-tree chance, negative
 //! transfer of mixing, StatNN below ProbeX; one seed, the same run as `glassbox repro
 //! probex-mnist-trees --check --seeds 0` (about 2.5 minutes; the note reports three seeds).

@@ -1,6 +1,6 @@
-//! spec/probex.md 6.7 on the synthetic tree world: thresholds A1-A7 at the spec's full size
-//! (4 trees × 240 models, 128² layer, ProbeX r 32/32/64, 300 epochs), one seed; the same run
-//! as `glassbox repro probex-tree-world --check --seeds 0` (the note reports three seeds).
+//! ProbeX's reproduction on the synthetic tree world: thresholds A1-A7 at full size (4 trees ×
+//! 240 models, 128² layer, ProbeX r 32/32/64, 300 epochs), one seed; the same run as
+//! `glassbox repro probex-tree-world --check --seeds 0` (the note reports three seeds).
 //! Built-in data: needs nothing.
 
 use glassbox_core::experiment::ExperimentOptions;

@@ -1,5 +1,6 @@
-//! spec/probex.md 6.7 A8: zero-shot on the tree of denoising autoencoders, three seeds, the same
-//! run as `glassbox repro probex-zeroshot --check` (about 25 s). Built-in data: needs nothing.
+//! ProbeX's zero-shot threshold A8: zero-shot on the tree of denoising autoencoders, three
+//! seeds, the same run as `glassbox repro probex-zeroshot --check` (about 25 s). Built-in data:
+//! needs nothing.
 
 use glassbox_core::experiment::ExperimentOptions;
 

@@ -8,13 +8,12 @@
 use glassbox_zoo::inr::{fit, grid, FitOptions};
 use glassbox_zoo::store::FitSummary;
 use rayon::prelude::*;
-use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("N SIDE THREADS")).collect();
     let [n, side, threads] = args[..] else { panic!("usage: inr_fit_bench N SIDE THREADS") };
-    let data = PathBuf::from(std::env::var("GLASSBOX_DATA").unwrap_or_else(|_| "/work/shared/data".into()));
+    let data = glassbox_core::data::data_dir(None).unwrap_or_else(|e| panic!("{e}"));
     let set = match side {
         8 => glassbox_core::data::digits::load_digits(&data.join("sklearn-digits/digits.csv.gz")).unwrap(),
         28 => glassbox_core::data::idx::load_mnist_like(&data.join("mnist"), "mnist").unwrap().train,

@@ -1,6 +1,7 @@
-//! Accuracy zoos (spec/probegen.md 6 R2 and R3, mirror CIFAR10-GS): many small classifiers
-//! trained with sampled hyper-parameters; the property to predict is each model's test
-//! accuracy. Presets `digits-mlp-acc` (MLPs on the digits) and `mnist-cnn-acc` (CNNs on MNIST).
+//! Accuracy zoos (ProbeGen's small-scale reproductions of its CIFAR10-GS benchmark, Kahana et
+//! al. 2025): many small classifiers trained with sampled hyper-parameters; the property to
+//! predict is each model's test accuracy. Presets `digits-mlp-acc` (MLPs on the digits) and
+//! `mnist-cnn-acc` (CNNs on MNIST).
 
 use crate::build::{model_seed, random_split, Recipe};
 use crate::cnn::Cnn;
@@ -45,8 +46,9 @@ pub struct HyperSpace {
 }
 
 impl HyperSpace {
-    /// spec 6 R2: lr 10^U(−3.5, −1), init 10^U(−1, 0.5), L2 10^U(−6, −2), fraction {0.05, 0.1,
-    /// 0.25, 0.5, 1}, steps {25, 50, 100, 200, 400}, label noise {0, 0, 0.1, 0.3}.
+    /// ProbeGen's reproduction R2 (the digits-MLP accuracy zoo): lr 10^U(−3.5, −1), init
+    /// 10^U(−1, 0.5), L2 10^U(−6, −2), fraction {0.05, 0.1, 0.25, 0.5, 1}, steps {25, 50, 100,
+    /// 200, 400}, label noise {0, 0, 0.1, 0.3}.
     pub fn r2() -> HyperSpace {
         HyperSpace { log_lr: (-3.5, -1.0), log_init: (-1.0, 0.5), log_l2: (-6.0, -2.0), fractions: vec![0.05, 0.1, 0.25, 0.5, 1.0], steps: vec![25, 50, 100, 200, 400], noise: vec![0.0, 0.0, 0.1, 0.3] }
     }
@@ -292,8 +294,8 @@ impl<N: Classifier> Recipe for AccuracyZoo<N> {
     }
 }
 
-/// spec 6 R2: 1,200 MLPs 64-16-16-10 on the digits (pixels scaled to [−1, 1]; one seeded split
-/// of the images into 1,200 train and 597 test); model split 60/10/30.
+/// ProbeGen's reproduction R2: 1,200 MLPs 64-16-16-10 on the digits (pixels scaled to [−1, 1];
+/// one seeded split of the images into 1,200 train and 597 test); model split 60/10/30.
 pub fn digits_mlp_acc(digits: &Dataset, count: usize, seed: u64) -> Result<AccuracyZoo<Mlp>> {
     if digits.input_dim != 64 || digits.len() < 1_201 {
         return Err(Error::invalid(format!(
@@ -332,10 +334,11 @@ pub fn digits_mlp_acc(digits: &Dataset, count: usize, seed: u64) -> Result<Accur
     })
 }
 
-/// Issue 6's `mnist-cnn-acc` (spec 6 R3 made for 28×28 MNIST): `count` CNNs 1→8→8→8 (3×3,
-/// stride 2, padding 1), GAP, Linear 8→10, each trained by a recipe from [`HyperSpace::cnn`] on a pool of the
-/// first 6,000 MNIST training images and scored on the first 1,000 test images (pixels scaled to
-/// [−1, 1]); model split 60/10/30.
+/// The MNIST CNN accuracy zoo `mnist-cnn-acc` (ProbeGen's small-CNN-zoo reproduction made for
+/// 28×28 MNIST): `count` CNNs 1→8→8→8 (3×3, stride 2, padding 1), GAP, Linear 8→10, each
+/// trained by a recipe from [`HyperSpace::cnn`] on a pool of the first 6,000 MNIST training
+/// images and scored on the first 1,000 test images (pixels scaled to [−1, 1]); model split
+/// 60/10/30.
 pub fn mnist_cnn_acc(mnist: &glassbox_core::data::Split, count: usize, seed: u64) -> Result<AccuracyZoo<Cnn>> {
     let take = |d: &Dataset, n: usize| -> Result<(Vec<f32>, Vec<usize>)> {
         let Targets::Classes { labels, .. } = &d.targets else {

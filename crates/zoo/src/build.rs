@@ -1,8 +1,9 @@
 //! Building zoos: every model is fitted independently and deterministically from (zoo seed,
 //! model index), so a zoo can be built in shards on several machines and an interrupted build
 //! resumes at the first missing shard. (Bit-identical on CPUs with the same SIMD features: the
-//! INR fits use faer's matmul, whose kernel is chosen at run time.) Models of a shard are fitted in parallel, one per core
-//! (spec/foundation-benchmarks.md W5: a per-model loop beats batching).
+//! INR fits use faer's matmul, whose kernel is chosen at run time.) Models of a shard are
+//! fitted in parallel, one per core (measured on 256 tiny SIRENs: a per-model loop beats
+//! batching).
 
 use crate::store::{create, shard_path, write_shard, Splits, ZooSpec};
 use crate::{Error, Result};
@@ -80,6 +81,13 @@ pub fn build(
     let mine: Vec<usize> = (0..spec.n_shards())
         .filter(|s| s % job.of == job.index)
         .collect();
+    // Temporary files of writes a kill cut short: those of this job's shards (no other job
+    // writes them), and of the files every job writes (zoo.json, labels.json), those whose
+    // process has ended. Other jobs' shards are theirs to clean.
+    let own: Vec<String> = mine.iter().map(|&s| shard_file_name(dir, s)).collect();
+    glassbox_core::io::remove_temporaries(dir, |name, pid| {
+        own.iter().any(|o| o == name) || (!name.starts_with("models-") && glassbox_core::io::process_ended(pid))
+    })?;
     let mut report = BuildReport::default();
     for (done, &s) in mine.iter().enumerate() {
         if shard_path(dir, s).exists() {
@@ -100,8 +108,12 @@ pub fn build(
     Ok(report)
 }
 
+fn shard_file_name(dir: &Path, s: usize) -> String {
+    shard_path(dir, s).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// A seeded random split: validation and test get ⌈n·fraction⌉ models (scikit-learn's rounding,
-/// which gives spec R1's 1,257 / 180 / 360 for 1,797 digits), training the rest.
+/// which gives the digits-INR zoo's 1,257 / 180 / 360 for 1,797 digits), training the rest.
 pub fn random_split(n: usize, val: f64, test: f64, seed: u64) -> Splits {
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

@@ -1,11 +1,11 @@
-//! Small CNNs of a CNN accuracy zoo (issue 6's `mnist-cnn-acc`: spec/probegen.md 6 R3 made for
-//! 28×28 MNIST, mirroring CIFAR10-GS's Small CNN Zoo with padding 1): 3×3 convolutions with
-//! stride 2 and padding 1 (28 → 14 → 7 → 4), ReLU or tanh after each, global average pooling,
-//! one Linear layer. Flat parameters: per convolution `convs.l.weight [out, in, 3, 3]` and
-//! `convs.l.bias [out]`, then `head.weight [classes, c]`, `head.bias [classes]` (PyTorch layouts).
-//! Convolutions are im2col gathers and faer matrix products over the whole batch; activations
-//! are kept channel-last, one column per channel. Grey (one-channel) inputs. tanh is
-//! [`glassbox_core::vmath::tanh`] (within 2 ulp of the exact value, and vectorised).
+//! Small CNNs of a CNN accuracy zoo (`mnist-cnn-acc`, ProbeGen's small-CNN-zoo reproduction
+//! made for 28×28 MNIST, mirroring CIFAR10-GS's Small CNN Zoo with padding 1): 3×3 convolutions
+//! with stride 2 and padding 1 (28 → 14 → 7 → 4), ReLU or tanh after each, global average
+//! pooling, one Linear layer. Flat parameters: per convolution `convs.l.weight [out, in, 3, 3]`
+//! and `convs.l.bias [out]`, then `head.weight [classes, c]`, `head.bias [classes]` (PyTorch
+//! layouts). Convolutions are im2col gathers and faer matrix products over the whole batch;
+//! activations are kept channel-last, one column per channel. Grey (one-channel) inputs. tanh
+//! is [`glassbox_core::vmath::tanh`] (within 2 ulp of the exact value, and vectorised).
 
 use crate::mlp::Activation;
 use glassbox_core::vmath;

@@ -1,7 +1,7 @@
-//! An MLP with hand-written backward on faer matrices: the readers' head (spec/probegen.md 2.4: six Linear
-//! layers of width 256 with ReLU between them), StatNN's network, and ProbeGen's generators
-//! (affine layers with nothing between them, or ReLU for the non-linear control), and the
-//! networks of the ProbeX tree world (spec/probex.md 6.2). PyTorch's default init (weights and
+//! An MLP with hand-written backward on faer matrices: the readers' head (ProbeGen's: six
+//! Linear layers of width 256 with ReLU between them), StatNN's network, and ProbeGen's
+//! generators (affine layers with nothing between them, or ReLU for the non-linear control),
+//! and the networks of the ProbeX tree world. PyTorch's default init (weights and
 //! biases ~ U(±1/√fan_in)).
 
 use faer::linalg::matmul::matmul;
@@ -52,7 +52,7 @@ impl Mlp {
         }
     }
 
-    /// The spec's head: P·c_out → 256 → … → d_out, six Linear layers.
+    /// ProbeGen's head: P·c_out → 256 → … → d_out, six Linear layers.
     pub fn head(d_in: usize, d_out: usize, seed: u64) -> Mlp {
         Mlp::new(&[d_in, 256, 256, 256, 256, 256, d_out], seed)
     }

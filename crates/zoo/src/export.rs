@@ -1,14 +1,19 @@
 //! `glassbox zoo export`: every model of a zoo as a standalone checkpoint `NAME.safetensors`
 //! (its tensors under their own names, unstacked), with its labels, split and measured values
-//! as safetensors metadata strings, the way Model-J ships its models (spec/probex.md 3.1).
-//! `zoo import` of the folder without a labels CSV gives back the same models, labels and split
-//! for INR, MLP, CNN and weights zoos.
+//! as safetensors metadata strings, the way Model-J (ProbeX's model dataset) ships its models.
+//! The zoo's default target is recorded too, under [`TARGET_KEY`]. `zoo import` of the folder
+//! without a labels CSV gives back the same models, labels, split and target for INR, MLP, CNN
+//! and weights zoos.
 
 use crate::store::Zoo;
 use crate::{Error, Result};
 use glassbox_core::io::{write_f32, HostTensor};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The metadata entry that names the zoo's default target (the label readers predict); `zoo
+/// import` reads it back and does not count it as a label.
+pub const TARGET_KEY: &str = "glassbox_zoo_target";
 
 /// The model's file name: its `name` label, else `model_NNNNN`.
 pub fn model_name(zoo: &Zoo, i: usize) -> String {
@@ -51,6 +56,9 @@ pub fn export(zoo: &Zoo, out: &Path) -> Result<usize> {
             .collect();
         metadata.insert("split".into(), split[i].into());
         metadata.insert("format".into(), "pt".into());
+        if !zoo.spec.target.is_empty() {
+            metadata.insert(TARGET_KEY.into(), zoo.spec.target.clone());
+        }
         write_f32(&out.join(format!("{}.safetensors", names[i])), &tensors, metadata)?;
     }
     Ok(zoo.params.len())

@@ -3,7 +3,9 @@
 //! own, whose model.json then says what they are). Labels come from a CSV (one row per model,
 //! the model's name in the first column and its labels in the others) or, without one, from
 //! each file's safetensors metadata, as Model-J stores them (`dataset_chosen_targets`, the
-//! hyper-parameters); values are numbers where they parse. Every checkpoint and every label is
+//! hyper-parameters); values are numbers where they parse. The default target is --target, else
+//! the CSV's second column, else the one `zoo export` recorded in the metadata, else
+//! `dataset_chosen_targets` when every model has it, else none. Every checkpoint and every label is
 //! checked before anything is written.
 
 use crate::build::random_split;
@@ -31,8 +33,8 @@ pub enum Family {
 
 pub struct ImportOptions {
     pub family: Family,
-    /// The label to predict by default; the CSV's second column (or, from metadata,
-    /// `dataset_chosen_targets`) when None.
+    /// The label to predict by default; when None, the CSV's second column, or from metadata
+    /// the target `zoo export` recorded, else `dataset_chosen_targets`.
     pub target: Option<String>,
     /// Seed of the 70/10/20 split, used when the CSV has no `split` column.
     pub seed: u64,
@@ -122,11 +124,12 @@ fn read_labels(path: &Path) -> Result<(Vec<String>, BTreeMap<String, Labels>)> {
     Ok((header, rows))
 }
 
-/// A file's safetensors metadata as labels (numbers where they parse), without the format tag.
+/// A file's safetensors metadata as labels (numbers where they parse), without the format tag
+/// and the default target `zoo export` records (see [`recorded_target`]).
 pub fn metadata_labels(file: &SafetensorsFile) -> Result<Labels> {
     let mut labels = serde_json::Map::new();
     for (key, value) in file.metadata()? {
-        if key == "format" {
+        if key == "format" || key == crate::export::TARGET_KEY {
             continue;
         }
         let json = value.trim().parse::<f64>().ok().filter(|v| v.is_finite()).map_or_else(|| serde_json::json!(value), |v| serde_json::json!(v));
@@ -221,14 +224,21 @@ pub fn import(
 /// labels them.
 pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Result<Zoo> {
     let found = checkpoints(dir)?;
-    let (header, mut rows) = match labels_csv {
-        Some(csv) => read_labels(csv)?,
+    let (header, mut rows, recorded) = match labels_csv {
+        Some(csv) => {
+            let (header, rows) = read_labels(csv)?;
+            (header, rows, None)
+        }
         None => {
             let mut rows = BTreeMap::new();
+            let mut targets = Vec::new();
             for (name, path) in &found {
-                rows.insert(name.clone(), metadata_labels(&SafetensorsFile::open(path)?)?);
+                let file = SafetensorsFile::open(path)?;
+                rows.insert(name.clone(), metadata_labels(&file)?);
+                targets.push(recorded_target(&file)?);
             }
-            (Vec::new(), rows)
+            let recorded = if opts.target.is_some() { None } else { agreed_target(&targets, dir)? };
+            (Vec::new(), rows, recorded)
         }
     };
     // Where label errors point: the CSV, or the folder whose files carry the metadata.
@@ -318,13 +328,14 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
         params.push(flat);
         labels.push(serde_json::Value::Object(row));
     }
-    // Metadata without Model-J's class list and no --target: a zoo without a default target
-    // (enough for `glassbox trees`, which needs no labels).
-    let target = match (&opts.target, header.get(1)) {
-        (Some(t), _) => t.clone(),
-        (None, Some(h)) => h.clone(),
-        (None, None) if labels.iter().all(|l| l.get("dataset_chosen_targets").is_some()) => "dataset_chosen_targets".into(),
-        (None, None) => String::new(),
+    // Metadata without a recorded target, without Model-J's class list and no --target: a zoo
+    // without a default target (enough for `glassbox trees`, which needs no labels).
+    let target = match (&opts.target, header.get(1), recorded) {
+        (Some(t), _, _) => t.clone(),
+        (None, Some(h), _) => h.clone(),
+        (None, None, Some(r)) => r,
+        (None, None, None) if labels.iter().all(|l| l.get("dataset_chosen_targets").is_some()) => "dataset_chosen_targets".into(),
+        (None, None, None) => String::new(),
     };
     // A class-list target (Model-J's) is a string; any other target must be a number.
     let class_list = |v: &serde_json::Value| v.as_str().is_some_and(|s| s.trim_start().starts_with('['));
@@ -374,6 +385,22 @@ pub fn read(dir: &Path, labels_csv: Option<&Path>, opts: &ImportOptions) -> Resu
         measured: Vec::new(),
     };
     Ok(Zoo { dir: dir.to_path_buf(), spec, params, measured: BTreeMap::new(), labels })
+}
+
+/// The default target a checkpoint's metadata records (`zoo export` writes it), if any.
+fn recorded_target(file: &SafetensorsFile) -> Result<Option<String>> {
+    Ok(file.metadata()?.get(crate::export::TARGET_KEY).cloned())
+}
+
+/// The target every checkpoint records, if they all record one; checkpoints that name different
+/// targets are an error (a mix of exports), those that record none leave the choice to the
+/// other rules.
+fn agreed_target(targets: &[Option<String>], dir: &Path) -> Result<Option<String>> {
+    let named: Vec<&String> = targets.iter().flatten().collect();
+    if let Some(other) = named.iter().find(|t| **t != named[0]) {
+        return Err(Error::format(dir, format!("the checkpoints' metadata names different default targets ('{}' and '{other}'): choose one with --target", named[0])));
+    }
+    Ok(if named.len() == targets.len() { named.first().map(|t| t.to_string()) } else { None })
 }
 
 /// zoo.json's `generation` of an imported zoo; for CNNs also how readers run them.

@@ -1,7 +1,8 @@
-//! The SIREN INR of spec/probegen.md 2.7: Linear(2, 32) → sin(30·) → Linear(32, 32) → sin(30·)
-//! → Linear(32, 1) → + 0.5, fitted to one image on the grid linspace(−1, 1, side)² (x = column,
-//! y = row). Parameters are one flat f32 vector in the order of [`TENSORS`], each tensor in
-//! PyTorch layout (weight `[out, in]`), so a zoo file names them like a glassbox Siren checkpoint.
+//! The SIREN INR of the MNIST-INR benchmark (as ProbeGen's reference code wraps it):
+//! Linear(2, 32) → sin(30·) → Linear(32, 32) → sin(30·) → Linear(32, 1) → + 0.5, fitted to one
+//! image on the grid linspace(−1, 1, side)² (x = column, y = row). Parameters are one flat f32
+//! vector in the order of [`TENSORS`], each tensor in PyTorch layout (weight `[out, in]`), so a
+//! zoo file names them like a glassbox Siren checkpoint.
 //!
 //! Forward and backward are written out by hand: an INR is 1,185 numbers, far below the size
 //! where a tensor library's per-op overhead pays off, and a zoo fits thousands of them.
@@ -41,7 +42,8 @@ const W3: usize = B2 + HIDDEN;
 const B3: usize = W3 + HIDDEN;
 pub const N_PARAMS: usize = B3 + 1;
 
-/// Spec 6 R1's init: W1 ~ U(±1/2), W2, W3 ~ U(±√(6/32)/30), every bias ~ U(±1/√fan_in).
+/// The init of ProbeGen's digits-INR reproduction R1: W1 ~ U(±1/2), W2, W3 ~ U(±√(6/32)/30),
+/// every bias ~ U(±1/√fan_in).
 pub fn init(seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut p = vec![0f32; N_PARAMS];
@@ -264,7 +266,8 @@ fn sin_cos_portable(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     }
 }
 
-/// How an INR is fitted (spec 6 R1: full-batch Adam, lr 1e-3, 100 steps, MSE).
+/// How an INR is fitted (by default as for the digits INRs: full-batch Adam, lr 1e-3, 100
+/// steps, MSE).
 #[derive(Clone, Debug)]
 pub struct FitOptions {
     pub steps: usize,

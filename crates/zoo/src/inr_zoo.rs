@@ -1,6 +1,7 @@
-//! INR zoos (spec/probegen.md 2.7, 3.1, 6 R1): one SIREN per image, label = the image's class.
-//! Presets `digits-inr` (the 1,797 scikit-learn digits, 8×8) and `mnist-inr` / `fmnist-inr`
-//! (28×28 images of MNIST or Fashion-MNIST, all 70,000 or the first N per class).
+//! INR zoos (the MNIST-INR benchmark ProbeGen reads, Kahana et al. 2025, and its digits
+//! version): one SIREN per image, label = the image's class. Presets `digits-inr` (the 1,797
+//! scikit-learn digits, 8×8) and `mnist-inr` / `fmnist-inr` (28×28 images of MNIST or
+//! Fashion-MNIST, all 70,000 or the first N per class).
 
 use crate::build::{model_seed, random_split, Recipe};
 use crate::inr::{self, FitOptions};
@@ -62,8 +63,8 @@ fn classes(data: &Dataset) -> Result<&[u32]> {
     }
 }
 
-/// spec/probegen.md 6 R1: one INR per scikit-learn digit (1,797), pixels/16 on an 8×8 grid,
-/// 100 full-batch Adam steps at lr 1e-3, split 70/10/20.
+/// ProbeGen's reproduction R1 (digits INRs): one INR per scikit-learn digit (1,797), pixels/16
+/// on an 8×8 grid, 100 full-batch Adam steps at lr 1e-3, split 70/10/20.
 pub fn digits_inr(digits: &Dataset, seed: u64) -> Result<InrZoo> {
     if digits.input_dim != 64 {
         return Err(Error::invalid(format!(
@@ -94,11 +95,12 @@ pub fn digits_inr(digits: &Dataset, seed: u64) -> Result<InrZoo> {
     })
 }
 
-/// spec/probegen.md 3.1: one INR per 28×28 image of an MNIST-like split (pixels in [0, 1]).
+/// The MNIST-INR benchmark: one INR per 28×28 image of an MNIST-like split (pixels in [0, 1]).
 /// `per_class` = Some((train, test)) takes the first that many images of each class from the
 /// training and test files; None takes all 70,000. Models of training images are split into
 /// train and validation (1 in 12, the 55k / 5k of the benchmark), those of test images are the
-/// test split. `fit` sets the Adam steps (28×28 needs more than spec R1's 100 for 64 pixels).
+/// test split. `fit` sets the Adam steps (28×28 needs more than the digits INRs' 100 for 64
+/// pixels).
 pub fn image_inr(
     preset: &str,
     data: &Split,
@@ -175,7 +177,7 @@ pub fn image_inr(
 }
 
 /// Built-in data for the tour: one INR per 12×12 glyph of a single primitive (8 classes,
-/// `per_class` each; core's glyph world, spec/usae.md 5.2), 100 Adam steps, split 70/10/20.
+/// `per_class` each; core's glyph world), 100 Adam steps, split 70/10/20.
 pub fn glyph_inr(per_class: usize, seed: u64) -> Result<InrZoo> {
     use glassbox_core::data::glyphs;
     use rand::SeedableRng;

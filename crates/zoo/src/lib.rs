@@ -1,6 +1,6 @@
 //! glassbox-zoo: model zoos — many small trained networks stored together with the properties
-//! to predict — built from presets (spec/probegen.md: INR zoos, accuracy zoos of trained MLPs and CNNs; spec/probex.md: model trees) in
-//! shards that resume.
+//! to predict — built from presets (for ProbeGen: INR zoos, accuracy zoos of trained MLPs and
+//! CNNs; for ProbeX: model trees) in shards that resume.
 
 pub mod accuracy_zoo;
 pub mod build;

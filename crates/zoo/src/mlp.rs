@@ -1,7 +1,8 @@
-//! Small dense networks of an MLP zoo (spec/probegen.md 6 R2: 64-16-16-10, ReLU or tanh per
-//! model): forward, backward to the parameters and to the inputs, and softmax cross-entropy.
-//! Parameters are one flat f32 vector, tensors in the order of [`Mlp::tensors`], weights in
-//! PyTorch layout `[out, in]` (names as a glassbox MLP checkpoint: `layers.i.*`, `head.*`).
+//! Small dense networks of an MLP zoo (ProbeGen's digits-MLP accuracy zoo: 64-16-16-10, ReLU or
+//! tanh per model): forward, backward to the parameters and to the inputs, and softmax
+//! cross-entropy. Parameters are one flat f32 vector, tensors in the order of [`Mlp::tensors`],
+//! weights in PyTorch layout `[out, in]` (names as a glassbox MLP checkpoint: `layers.i.*`,
+//! `head.*`).
 //!
 //! Written out by hand for the same reason as [`crate::inr`]: a model is ~1,500 numbers and a zoo
 //! trains a thousand of them, far below the size where a tensor library's per-op overhead pays.
@@ -59,7 +60,7 @@ pub struct Trace {
 }
 
 impl Mlp {
-    /// spec 6 R2's target networks.
+    /// The target networks of the digits-MLP accuracy zoo.
     pub fn digits() -> Mlp {
         Mlp {
             dims: vec![64, 16, 16, 10],

@@ -1,6 +1,7 @@
-//! A real-data model-tree zoo (issue 7, after spec/probex.md 6): four roots, MLPs
-//! 784-128-128-64 pre-trained on different tasks, each fine-tuned `per_tree` times on a random
-//! 5-of-10 MNIST digit subset with sampled nuisance hyper-parameters. Preset `mnist-trees`.
+//! A real-data model-tree zoo (after the synthetic tree world of ProbeX's reproduction): four
+//! roots, MLPs 784-128-128-64 pre-trained on different tasks, each fine-tuned `per_tree` times
+//! on a random 5-of-10 MNIST digit subset with sampled nuisance hyper-parameters. Preset
+//! `mnist-trees`.
 //!
 //! Roots: (0) Fashion-MNIST classification, (1) MNIST digits rotated by 90°, (2) MNIST
 //! autoencoding (64 → 784 output, mean squared error), (3) Fashion-MNIST classification from

@@ -1,8 +1,9 @@
-//! The zoo folder (DESIGN.md): `zoo.json` (family, architecture, how it was generated, splits),
-//! `labels.json` (per model: the properties to predict and nuisance values), and shards
-//! `models-00000.safetensors` holding each tensor stacked over the shard's models `[n, …]` plus
-//! one `[n]` tensor per measured value (`fit_mse` of an INR, `test_accuracy` of a trained
-//! classifier: values known only once a model is fitted travel with its shard). A shard is written to a temporary name and renamed, so a shard file that
+//! The zoo folder (docs/file-formats.md): `zoo.json` (family, architecture, how it was
+//! generated, splits), `labels.json` (per model: the properties to predict and nuisance
+//! values), and shards `models-00000.safetensors` holding each tensor stacked over the shard's
+//! models `[n, …]` plus one `[n]` tensor per measured value (`fit_mse` of an INR,
+//! `test_accuracy` of a trained classifier: values known only once a model is fitted travel
+//! with its shard). A shard is written to a temporary name and renamed, so a shard file that
 //! exists is complete: an interrupted build resumes at the first missing shard.
 
 use crate::{Error, Result};
@@ -230,6 +231,14 @@ pub fn load(dir: &Path) -> Result<Zoo> {
             "count and shard_size must be at least 1",
         ));
     }
+    // Checked against the labels before anything is sized by the count zoo.json claims.
+    let mut labels: Vec<serde_json::Value> = read_json(&dir.join("labels.json"))?;
+    if labels.len() != spec.count {
+        return Err(Error::format(
+            dir.join("labels.json"),
+            format!("{} labels for a zoo of {} models", labels.len(), spec.count),
+        ));
+    }
     let mut seen = vec![false; spec.count];
     for (name, split) in [
         ("train", &spec.splits.train),
@@ -242,13 +251,6 @@ pub fn load(dir: &Path) -> Result<Zoo> {
             }
             seen[i] = true;
         }
-    }
-    let mut labels: Vec<serde_json::Value> = read_json(&dir.join("labels.json"))?;
-    if labels.len() != spec.count {
-        return Err(Error::format(
-            dir.join("labels.json"),
-            format!("{} labels for a zoo of {} models", labels.len(), spec.count),
-        ));
     }
     let mut params = Vec::with_capacity(spec.count);
     let mut measured: BTreeMap<String, Vec<f32>> = spec

@@ -1,10 +1,12 @@
-//! The synthetic Model-Tree world of spec/probex.md 6.1-6.3: a procedural classification world
-//! (20 classes, two latent prototypes each, rendered through a fixed tanh map), T root MLPs
-//! 32-128-128-64 pre-trained on different tree-specific tasks, and per root N fine-tunes on a
-//! random 10-of-20 class subset with sampled nuisance hyper-parameters. Preset `tree-world`.
+//! The synthetic Model-Tree world of ProbeX's small-scale reproduction (Horwitz et al. 2025): a
+//! procedural classification world (20 classes, two latent prototypes each, rendered through a
+//! fixed tanh map), T root MLPs 32-128-128-64 pre-trained on different tree-specific tasks, and
+//! per root N fine-tunes on a random 10-of-20 class subset with sampled nuisance
+//! hyper-parameters. Preset `tree-world`.
 //!
-//! Labels follow Model-J (spec 3.1): `dataset_chosen_targets` is the Python repr of the chosen
-//! class names, so the same label reader serves this zoo and imported checkpoints.
+//! Labels follow Model-J, ProbeX's model dataset: `dataset_chosen_targets` is the Python repr
+//! of the chosen class names, so the same label reader serves this zoo and imported
+//! checkpoints.
 
 use crate::build::{model_seed, Recipe};
 use crate::dense::{cross_entropy, matrix, mean_squared_error, Mlp};
@@ -17,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-/// The sizes of a tree world; [`TreeWorldConfig::spec`] is spec 6's.
+/// The sizes of a tree world; [`TreeWorldConfig::spec`] is the full-size reproduction's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TreeWorldConfig {
     pub trees: usize,
@@ -34,7 +36,7 @@ pub struct TreeWorldConfig {
 }
 
 impl TreeWorldConfig {
-    /// spec 6.1-6.3: 4 trees × 240 models, 20 classes, subsets of 10, 128-wide.
+    /// The full size: 4 trees × 240 models, 20 classes, subsets of 10, 128-wide.
     pub fn spec(seed: u64) -> TreeWorldConfig {
         TreeWorldConfig {
             trees: 4,
@@ -65,7 +67,7 @@ pub fn class_name(c: usize) -> String {
     format!("class_{c:02}")
 }
 
-/// spec 6.1: renderer, prototypes and the fixed sample pools.
+/// The world: renderer, prototypes and the fixed sample pools.
 pub struct World {
     /// A (32 × 16) row-major, entries N(0,1)·2/√16.
     renderer: Vec<f32>,
@@ -116,14 +118,14 @@ impl World {
         out
     }
 
-    /// The mean of class c's prototypes (the seed of its synthetic "text" embedding, spec 6.4).
+    /// The mean of class c's prototypes (the seed of its synthetic "text" embedding).
     pub fn class_mean(&self, c: usize) -> Vec<f32> {
         let [a, b] = &self.prototypes[c];
         a.iter().zip(b).map(|(x, y)| 0.5 * (x + y)).collect()
     }
 }
 
-/// One fine-tune's sampled nuisance hyper-parameters and class subset (spec 6.3).
+/// One fine-tune's sampled nuisance hyper-parameters and class subset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FineTune {
     pub tree: usize,
@@ -169,8 +171,8 @@ pub fn adamw(net: &Mlp, weight_decay: f64) -> Adam {
 }
 
 impl TreeWorld {
-    /// Generate the world and pre-train the roots (spec 6.2; each root from its own init seed
-    /// on its own task: label = nearest of 30 tree-specific anchors of z ~ N(0, 1.3² I)).
+    /// Generate the world and pre-train the roots (each root from its own init seed on its own
+    /// task: label = nearest of 30 tree-specific anchors of z ~ N(0, 1.3² I)).
     pub fn new(config: TreeWorldConfig) -> TreeWorld {
         use rayon::prelude::*;
         let world = World::new(config.classes, config.seed);
@@ -190,14 +192,14 @@ impl TreeWorld {
         FineTune::sample(m / self.config.per_tree, self.config.classes, self.config.subset, &mut rng)
     }
 
-    /// Per tree a seeded split of its models in the ratio 160 / 30 / 50 (spec 6.3).
+    /// Per tree a seeded split of its models in the ratio 160 / 30 / 50.
     pub fn splits(&self) -> Splits {
         per_tree_splits(self.config.trees, self.config.per_tree, self.config.seed ^ 0x5917)
     }
 
-    /// Fine-tune model m (spec 6.3): the root's trunk, a fresh 64 → subset head, AdamW with
-    /// batch 32 from the chosen classes' train pools, Gaussian input noise. Returns the model
-    /// and its accuracy on the chosen classes' test pools.
+    /// Fine-tune model m: the root's trunk, a fresh 64 → subset head, AdamW with batch 32 from
+    /// the chosen classes' train pools, Gaussian input noise. Returns the model and its
+    /// accuracy on the chosen classes' test pools.
     pub fn train_model(&self, m: usize) -> (Mlp, f64) {
         let ft = self.fine_tune(m);
         let mut rng = ChaCha8Rng::seed_from_u64(model_seed(self.config.seed, m) ^ 0xF1E7);
@@ -248,8 +250,8 @@ impl TreeWorld {
     }
 }
 
-/// Models t·n .. (t+1)·n form tree t; each tree's models split in the ratio 160 / 30 / 50
-/// (spec 6.3), shuffled by `seed + t`.
+/// Models t·n .. (t+1)·n form tree t; each tree's models split in the ratio 160 / 30 / 50,
+/// shuffled by `seed + t`.
 pub fn per_tree_splits(trees: usize, n: usize, seed: u64) -> Splits {
     let (n_val, n_test) = ((n * 30).div_ceil(240), (n * 50).div_ceil(240));
     let mut splits = Splits { train: Vec::new(), val: Vec::new(), test: Vec::new() };
@@ -344,16 +346,16 @@ impl Recipe for TreeWorld {
     }
 }
 
-/// Dimension of the synthetic class "text" embeddings (spec 6.4: t_c = G · mean_k μ_{c,k},
+/// Dimension of the synthetic class "text" embeddings (t_c = G · mean_k μ_{c,k},
 /// G ∈ R^{24×16}).
 pub const TEXT_DIM: usize = 24;
 
-/// spec/probex.md 6.4's zero-shot zoo: one tree whose root (tree 0's pre-trained trunk 32-h-h-64
-/// plus a 64 → 32 output) is trained as a denoising autoencoder (x + 0.3 ε → x, 800 steps on all
-/// classes), fine-tuned per
-/// model on ONE class, 12 models per class. 15 seen classes (8 train / 2 val / 2 test models
-/// each) and 5 held-out classes (6 validation and 6 test models each, labelled `held_out`).
-/// Preset `tree-world-zeroshot`; the class embeddings go to `class-embeddings.safetensors`.
+/// The zero-shot zoo of ProbeX's reproduction (an analogue of its SD-LoRA split): one tree
+/// whose root (tree 0's pre-trained trunk 32-h-h-64 plus a 64 → 32 output) is trained as a
+/// denoising autoencoder (x + 0.3 ε → x, 800 steps on all classes), fine-tuned per model on ONE
+/// class, 12 models per class. 15 seen classes (8 train / 2 val / 2 test models each) and 5
+/// held-out classes (6 validation and 6 test models each, labelled `held_out`). Preset
+/// `tree-world-zeroshot`; the class embeddings go to `class-embeddings.safetensors`.
 pub struct ZeroShotWorld {
     pub config: TreeWorldConfig,
     pub world: World,
@@ -393,7 +395,7 @@ impl ZeroShotWorld {
     pub fn new(config: TreeWorldConfig) -> ZeroShotWorld {
         let world = World::new(config.classes, config.seed);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xDAE0);
-        // spec 6.4: the root trunk of one tree (pre-trained on its anchor task) plus a 64 → 32
+        // The root trunk of one tree (pre-trained on its anchor task) plus a 64 → 32
         // output layer, then the whole root trained as a denoising autoencoder.
         let (tree_root, _) = pretrain_root(&world, &config, 0);
         let mut dims = config.dims();

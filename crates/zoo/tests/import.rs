@@ -97,6 +97,18 @@ fn imported_inr_checkpoints_equal_the_built_zoo() {
     assert_eq!(zoo.targets().unwrap(), built.targets().unwrap());
     assert_eq!(zoo.labels[4]["name"], "inr-4");
 
+    // `zoo export` writes the models with their labels, split and default target as metadata;
+    // importing that folder without a CSV or --target gives the same zoo back, target included.
+    let exported = dir.path().join("exported");
+    glassbox_zoo::export::export(&built, &exported).unwrap();
+    let r = import(&exported, None, &dir.path().join("back"), &opts()).unwrap();
+    assert_eq!((r.models, r.family.as_str(), r.target.as_str()), (5, "inr", "class"));
+    let back = store::load(&dir.path().join("back")).unwrap();
+    assert_eq!(back.params, built.params);
+    assert_eq!(back.spec.splits, built.spec.splits);
+    assert_eq!(back.targets().unwrap(), built.targets().unwrap());
+    assert!(back.labels.iter().all(|l| l.get(glassbox_zoo::export::TARGET_KEY).is_none()), "the recorded target is not a label");
+
     // A checkpoint without a row, a row without a checkpoint, and a file of another architecture.
     std::fs::write(
         dir.path().join("short.csv"),

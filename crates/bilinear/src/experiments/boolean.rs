@@ -1,6 +1,7 @@
-//! Experiment E (spec 6.7): the tutorial's Boolean toy. Four bits, each on with p = 0.3; six
-//! outputs, the operation over each pair of bits; y = P((W x) ⊙ (V x)) with W, V 6x4, P 6x6,
-//! trained with MSE, Adam lr 0.01 (no weight decay), cosine over 1000 steps, batch 512.
+//! Experiment E: the Boolean toy of the bilinear-MLP authors' tutorial. Four bits, each on with
+//! p = 0.3; six outputs, the operation over each pair of bits; y = P((W x) ⊙ (V x)) with W, V
+//! 6x4, P 6x6, trained with MSE, Adam lr 0.01 (no weight decay), cosine over 1000 steps,
+//! batch 512.
 //! The interaction matrix of each output must be the exact Boolean polynomial.
 
 use super::{Check, ExperimentOptions, Outcome};

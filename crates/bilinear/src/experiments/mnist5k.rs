@@ -1,6 +1,7 @@
-//! Experiments A and C (spec 6.3, 6.5): a single bilinear layer on a fixed 5k subset of MNIST
-//! (500 per class, 4000 train / 1000 test), the ReLU baseline, truncation, rank, overfitting
-//! visible in the eigenvectors, cross-seed consistency, exactness, and adversarial masks.
+//! Experiments A (main reproduction) and C (adversarial masks): a single bilinear layer on a
+//! fixed 5k subset of MNIST (500 per class, 4000 train / 1000 test), the ReLU baseline,
+//! truncation, rank, overfitting visible in the eigenvectors, cross-seed consistency, exactness,
+//! and adversarial masks.
 
 use super::{analysis_view, bilinear_arch, burn_logits, fit, mean, relative_error, relu_arch, Check, ExperimentOptions, Outcome};
 use crate::adversarial::{evaluate_masks, pinv_masks, rare_pixels, Baseline};

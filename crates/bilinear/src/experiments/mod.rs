@@ -1,5 +1,6 @@
-//! The small-scale reproductions of spec/bilinear.md section 6, each with the spec's
-//! acceptance thresholds as named checks. `glassbox repro bilinear-X --check` runs them.
+//! Small-scale reproductions of the bilinear-MLP paper (Pearce et al. 2024, "Bilinear MLPs
+//! enable weight-based mechanistic interpretability"), each with its acceptance thresholds as
+//! named checks. `glassbox repro bilinear-X --check` runs them.
 
 pub mod boolean;
 pub mod digits;
@@ -19,7 +20,7 @@ pub(crate) fn bilinear_arch(d_in: usize, d_hidden: usize, d_out: usize) -> Archi
     Architecture::Bilinear { d_in, d_hidden, d_out, bias: false, embed: true }
 }
 
-/// The ReLU baseline "E -> ReLU(W · + c) -> U" of the spec: E followed by W is one linear map
+/// The ReLU baseline "E -> ReLU(W · + c) -> U": E followed by W is one linear map
 /// of rank <= d_hidden, so a one-hidden-layer ReLU MLP of the same width is the same function class.
 pub(crate) fn relu_arch(d_in: usize, d_hidden: usize, d_out: usize) -> Architecture {
     Architecture::Mlp { dims: vec![d_in, d_hidden, d_out], activation: Activation::Relu, bias: true, embed: None }

@@ -1,6 +1,7 @@
-//! Experiment F (spec 6.8): modular addition p = 31 with a bilinear layer on one-hot(a) ++
-//! one-hot(b), no embedding. Checks accuracy, exactness, single-frequency neurons and the
-//! Hankel structure of the a-b block of each class's interaction matrix. Not low rank.
+//! Experiment F, modular addition (not in the bilinear-MLP paper): p = 31 with a bilinear layer
+//! on one-hot(a) ++ one-hot(b), no embedding. Checks accuracy, exactness, single-frequency
+//! neurons and the Hankel structure of the a-b block of each class's interaction matrix. Not
+//! low rank.
 
 use super::{analysis_view, fit, mean, median, Check, ExperimentOptions, Outcome};
 use crate::decompose::{decompose, model_logits};
@@ -96,7 +97,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
         let purity_w = median((0..D_H).map(|h| frequency_purity(&row(&layer.w, h, 0))).collect());
         let purity_v = median((0..D_H).map(|h| frequency_purity(&row(&layer.v, h, P))).collect());
         let r2 = hankel_r2(layer, P);
-        // Not asserted (spec: per-class spectra are not low rank); reported for the record.
+        // Not asserted (per-class spectra of this task are not low rank); reported for the record.
         let labels: Vec<usize> = match &split.test.targets {
             Targets::Classes { labels, .. } => labels.iter().map(|&l| l as usize).collect(),
             Targets::MultiLabel { .. } => unreachable!("modular addition has classes"),

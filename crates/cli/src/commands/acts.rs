@@ -35,6 +35,7 @@ pub struct ActsArgs {
     /// Keep only the first N samples.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Checkpoint: samples per forward pass (memory, not results).
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
 }

@@ -56,7 +56,8 @@ pub struct BilinearArgs {
     /// Restrict masks to pixels active in < 1% of training images (for unregularised models).
     #[arg(long)]
     pub edge_masks: bool,
-    /// Test samples used for the truncation curve and the attack (all when 0).
+    /// Test samples scored (the first N; all when 0): accuracy, truncation curve and masks.
+    /// Results on fewer than the whole test split are named so (`first2000_test_accuracy`).
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
     /// Only the N largest-|λ| eigenpairs per class, by Lanczos on matrix-free products: for
@@ -171,7 +172,11 @@ pub fn run(cli: &Cli, a: &BilinearArgs) -> Result<()> {
         let ranks = &analysis.effective_ranks;
         println!("classes {}  mean effective rank {:.2}", ranks.len(), ranks.iter().sum::<f64>() / ranks.len().max(1) as f64);
         if let Some(acc) = analysis.accuracy {
-            println!("test accuracy {acc:.4}  full-rank max |Δlogit| {:.2e}", analysis.full_rank_max_error.unwrap_or(f64::NAN));
+            let scope = match analysis.evaluated {
+                Some((n, total)) if n < total => format!("accuracy on the first {n} of {total} test samples (--samples 0 for all)"),
+                _ => "test accuracy".into(),
+            };
+            println!("{scope} {acc:.4}  full-rank max |Δlogit| {:.2e}", analysis.full_rank_max_error.unwrap_or(f64::NAN));
             let curve: Vec<String> = analysis.truncation.iter().map(|(k, a)| format!("k={k}: {a:.4}")).collect();
             println!("truncation  {}", curve.join("  "));
         }

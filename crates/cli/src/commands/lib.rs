@@ -18,7 +18,7 @@ use std::time::Instant;
 /// bilinear checkpoint, or of a one-layer transformer read at its last position (the residual
 /// stream into attention over all positions, after attention and after the MLP at the last
 /// position), with biases folded in as a constant coordinate: centres and whitens the
-/// activations (PCA), rotates them by the eigenvectors of E\[JᵀJ], the Jacobian into the next
+/// activations (PCA), rotates them by the eigenvectors of E[JᵀJ], the Jacobian into the next
 /// layer's LIB features, and scales feature i by √Λ_i, so its second moment is its squared
 /// downstream Jacobian norm. Built backwards from the logits, in f64, with closed-form
 /// Jacobians. Then the interaction graph between adjacent layers (squared gradient × activation

@@ -75,6 +75,7 @@ pub struct InterventionArgs {
 /// gives the logits.
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Model folder, Hugging Face id in the local cache, or GGUF file.
     pub model: String,
     /// UTF-8 text file, one prompt per line.
     #[arg(long)]
@@ -106,6 +107,7 @@ pub struct RunArgs {
 /// intervention) the loss is that of the edited model, to see what an ablation costs.
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
+    /// Model folder, Hugging Face id in the local cache, or GGUF file.
     pub model: String,
     /// UTF-8 text file; blank lines separate documents.
     #[arg(long)]
@@ -126,6 +128,7 @@ pub struct ScoreArgs {
 /// Continue a prompt, greedily or by sampling, with a key/value cache.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
+    /// Model folder, Hugging Face id in the local cache, or GGUF file.
     pub model: String,
     /// The prompt, tokenized with the model's default special tokens.
     #[arg(long)]
@@ -212,12 +215,13 @@ fn info(a: &InfoArgs) -> Result<()> {
     println!("  parameters    {}", m.model.n_params());
     let dtypes: Vec<String> = m.dtypes.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!("  stored as     {} (computed in f32)", dtypes.join(", "));
+    let id = |t: Option<u32>| t.map_or_else(|| "none".to_string(), |t| t.to_string());
     println!(
-        "  tokenizer     {} tokens, BOS {:?}, EOS {:?}, adds BOS: {}",
+        "  tokenizer     {} tokens, BOS {}, EOS {}, adds BOS: {}",
         m.tokenizer.vocab_size(),
-        m.tokenizer.bos_id(),
-        m.tokenizer.eos_id(),
-        m.tokenizer.adds_bos()
+        id(m.tokenizer.bos_id()),
+        id(m.tokenizer.eos_id()),
+        if m.tokenizer.adds_bos() { "yes" } else { "no" }
     );
     println!("  hooks ({}):", hooks.len());
     for h in hooks {

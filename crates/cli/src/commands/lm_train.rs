@@ -64,6 +64,7 @@ pub struct LmTrainArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Model architecture.
     #[arg(long, value_enum, default_value = "bilinear")]
     pub arch: LmKind,
     /// An existing tokenizer.json instead of training one.
@@ -78,31 +79,42 @@ pub struct LmTrainArgs {
     /// Share of the documents held out for validation.
     #[arg(long, default_value_t = DEFAULT_VAL_FRACTION)]
     pub val_fraction: f64,
+    /// Context length in tokens: the longest sequence the model reads.
     #[arg(long, default_value_t = 128)]
     pub context: usize,
+    /// Number of transformer blocks.
     #[arg(long, default_value_t = 4)]
     pub layers: usize,
+    /// Residual stream width (a multiple of --heads).
     #[arg(long, default_value_t = 256)]
     pub d_model: usize,
+    /// Attention heads per block; each head is d_model / heads wide.
     #[arg(long, default_value_t = 4)]
     pub heads: usize,
     /// MLP width (the bilinear MLP has three matrices to the GPT MLP's two: 2/3 of the GPT
     /// width gives equal parameters).
     #[arg(long, default_value_t = 512)]
     pub d_mlp: usize,
+    /// Optimizer steps (each on --batch-size contexts).
     #[arg(long, default_value_t = 1000)]
     pub steps: usize,
     /// Contexts per step.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Peak learning rate, reached at the end of the warm-up.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Linear learning-rate warm-up over this many steps.
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,
+    /// How the learning rate falls after the warm-up, down to zero at the last step (constant:
+    /// it stays at --lr).
     #[arg(long, value_enum, default_value = "linear")]
     pub decay: DecayArg,
+    /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 0.1)]
     pub weight_decay: f64,
+    /// AdamW decay rate of the running mean of squared gradients (beta1 is 0.9).
     #[arg(long, default_value_t = 0.95)]
     pub beta2: f64,
     /// Validation loss every N steps (and at the last).
@@ -143,6 +155,14 @@ impl LmTrainArgs {
 /// The shards a resumed run started with (its result depends on them, not on --threads).
 fn resumed_shards(a: &LmTrainArgs) -> Result<Option<usize>> {
     let card = a.out.join(glassbox_core::checkpoint::CARD_FILE);
+    if a.resume {
+        // A checkpoint whose writing a kill cut short is finished or discarded first, and a
+        // tokenizer a kill cut short is written again.
+        glassbox_core::train::recover_checkpoint(&a.out)?;
+        if a.out.is_dir() {
+            glassbox_core::io::remove_temporaries(&a.out, |name, _| name == "tokenizer.json")?;
+        }
+    }
     if !(a.resume && card.exists()) {
         return Ok(None);
     }
@@ -170,7 +190,8 @@ pub fn run(cli: &Cli, a: &LmTrainArgs) -> Result<()> {
             // Copying a file onto itself would empty it.
             let same = target.exists() && std::fs::canonicalize(path).ok() == std::fs::canonicalize(&target).ok();
             if !same {
-                std::fs::copy(path, &target).with_context(|| format!("cannot copy {} into {}", path.display(), a.out.display()))?;
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                glassbox_core::io::write_atomic(&target, &bytes).with_context(|| format!("cannot copy {} into {}", path.display(), a.out.display()))?;
             }
             t
         }

@@ -1,6 +1,7 @@
 pub mod acts;
 pub mod bilinear;
 pub mod bilinear_lm;
+pub mod data;
 pub mod eval;
 pub mod inspect;
 pub mod lib;
@@ -36,6 +37,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Probex(a) => probex::run(cli, a),
         Command::Trees(a) => probex::trees(cli, a),
         Command::Lm(a) => lm::run(cli, a),
+        Command::Data(a) => data::run(cli, a),
         Command::Acts(a) => acts::run(cli, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Report(a) => report::run(a),

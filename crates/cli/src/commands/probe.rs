@@ -58,7 +58,11 @@ pub enum Method {
 /// `glassbox probe eval` and `glassbox probe predict`.
 #[derive(Args, Debug)]
 pub struct ProbeTrainArgs {
+    /// Zoo folder (from `glassbox zoo build` or `glassbox zoo import`); the reader learns its
+    /// default target.
     pub zoo: PathBuf,
+    /// How the models are read: learned or fixed probes into a shared head, or weight
+    /// statistics.
     #[arg(long, value_enum, default_value = "probegen")]
     pub method: Method,
     /// Number of probes P.
@@ -71,6 +75,7 @@ pub struct ProbeTrainArgs {
     /// regression (e.g. test accuracy given in whole percent).
     #[arg(long, value_enum, default_value = "auto")]
     pub task: TaskKind,
+    /// Output folder for run.json, figures/ and the saved reader.
     #[arg(long, default_value = "glassbox-probe")]
     pub out: PathBuf,
 }
@@ -82,7 +87,9 @@ pub struct ProbeTrainArgs {
 pub struct ProbeEvalArgs {
     /// Folder written by `glassbox probe train`.
     pub reader: PathBuf,
+    /// Zoo folder with the models to score and their labels.
     pub zoo: PathBuf,
+    /// Which models to score: the zoo's train, val or test split, or all of them.
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitName,
 }
@@ -100,8 +107,11 @@ pub enum SplitName {
 /// class, or the number), and for classes the predicted class's probability.
 #[derive(Args, Debug)]
 pub struct ProbePredictArgs {
+    /// Folder written by `glassbox probe train`.
     pub reader: PathBuf,
+    /// Zoo folder with the models to predict (labels are not needed).
     pub zoo: PathBuf,
+    /// CSV file to write.
     #[arg(long, default_value = "predictions.csv")]
     pub out: PathBuf,
 }
@@ -160,7 +170,7 @@ fn given_inputs(cli: &Cli, zoo: &Zoo, method: Method) -> Result<Vec<f32>> {
             let seed = || generation.get("seed").and_then(|v| v.as_u64()).with_context(|| format!("{}: records no seed", zoo.dir.join("zoo.json").display()));
             match (family, preset) {
                 ("mlp", "digits-mlp-acc") => {
-                    let digits = glassbox_core::data::digits::load_digits(&glassbox_core::data::data_dir(cli.data.as_deref())?.join("sklearn-digits/digits.csv.gz"))?;
+                    let digits = glassbox_core::data::load_all_digits(cli.data.as_deref())?;
                     Ok(accuracy_zoo::digits_mlp_acc(&digits, zoo.spec.count, seed()?)?.train.0)
                 }
                 ("cnn", "mnist-cnn-acc") => {
@@ -352,23 +362,17 @@ fn eval(e: &ProbeEvalArgs) -> Result<()> {
         }
     }
     let splits = &zoo.spec.splits;
-    let idx: Vec<usize> = match e.split {
-        SplitName::Train => splits.train.clone(),
-        SplitName::Val => splits.val.clone(),
-        SplitName::Test => splits.test.clone(),
-        SplitName::All => (0..targets.len()).collect(),
+    let (idx, which): (Vec<usize>, &str) = match e.split {
+        SplitName::Train => (splits.train.clone(), "training split"),
+        SplitName::Val => (splits.val.clone(), "validation split"),
+        SplitName::Test => (splits.test.clone(), "test split"),
+        SplitName::All => ((0..targets.len()).collect(), "all models"),
     };
     if idx.is_empty() {
-        bail!("{}: the {:?} split is empty", e.zoo.display(), e.split);
+        bail!("{}: the {which} is empty", e.zoo.display());
     }
     let value = task.metric(&reader.predict(&targets, &idx), &idx);
-    println!(
-        "{} on {} models ({:?} split of {}): {value:.4}",
-        info.metric,
-        idx.len(),
-        e.split,
-        e.zoo.display()
-    );
+    println!("{} on {} models ({which} of {}): {value:.4}", info.metric, idx.len(), e.zoo.display());
     Ok(())
 }
 

@@ -33,15 +33,23 @@ pub enum ProbexCommand {
 /// validation and test accuracy per layer and tree; train the chosen layer with `probex train`.
 #[derive(Args, Debug)]
 pub struct ProbexSweepArgs {
+    /// A zoo folder (zoo.json) or a folder of checkpoints with their labels in the safetensors
+    /// metadata (see `glassbox probex train --help`).
     pub models: PathBuf,
     /// Layers to try: comma-separated names or sorted-name indices, or `all` (every weight
     /// tensor).
     #[arg(long, default_value = "all")]
     pub layers: String,
+    /// ProbeX ranks r_U,r_V,r_T: number of probes, projection rank and representation width
+    /// (the paper uses 128,128,128).
     #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
     pub ranks: Ranks,
+    /// Training epochs of each expert (the checkpoint with the best validation accuracy is
+    /// kept).
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
+    /// The label holding each model's training classes (a Python list of names, Model-J's
+    /// `dataset_chosen_targets`, or a JSON array).
     #[arg(long, default_value = "dataset_chosen_targets")]
     pub target: String,
     /// Without `tree` labels: the layer whose Ward clustering gives the trees (not a fine-tune's
@@ -63,18 +71,28 @@ pub struct ProbexSweepArgs {
 /// best held-out validation checkpoints.
 #[derive(Args, Debug)]
 pub struct ProbexZeroshotArgs {
+    /// A zoo folder (zoo.json) or a folder of checkpoints with their labels in the safetensors
+    /// metadata (see `glassbox probex train --help`).
     pub models: PathBuf,
+    /// The probed layer: a tensor name, a LoRA pair's prefix, or an index into the
+    /// lexicographically sorted weight-tensor names.
     #[arg(long)]
     pub layer: String,
     /// Class embeddings: a safetensors file, tensor name = class name.
     #[arg(long)]
     pub embeddings: PathBuf,
+    /// The label naming each model's one training class (a list of one class name, as Model-J's
+    /// `dataset_chosen_targets`).
     #[arg(long, default_value = "dataset_chosen_targets")]
     pub target: String,
+    /// ProbeX ranks r_U,r_V,r_T: number of probes, projection rank and representation width
+    /// (the paper uses 128,128,128).
     #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
     pub ranks: Ranks,
+    /// Training epochs (validated every 10; the best checkpoints are kept).
     #[arg(long, default_value_t = 200)]
     pub epochs: usize,
+    /// Models per training step.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
     /// ProbeX without the ReLU (the paper's ablation: it matters mostly for zero-shot).
@@ -104,16 +122,21 @@ pub struct ProbexZeroshotArgs {
 /// (experts.safetensors + experts.json) for `glassbox probex predict`.
 #[derive(Args, Debug)]
 pub struct ProbexTrainArgs {
+    /// A zoo folder or a folder of checkpoints (see above).
     pub models: PathBuf,
     /// The probed layer: a tensor name, a LoRA pair's prefix (read as factors, X = B A never
     /// formed), or an index into the lexicographically sorted weight-tensor names.
     #[arg(long)]
     pub layer: String,
-    /// ProbeX ranks r_U,r_V,r_T (the paper uses 128,128,128).
+    /// ProbeX ranks r_U,r_V,r_T: number of probes, projection rank and representation width
+    /// (the paper uses 128,128,128).
     #[arg(long, default_value = "32,32,64", value_parser = parse_ranks)]
     pub ranks: Ranks,
+    /// Training epochs of each expert and baseline (the checkpoint with the best validation
+    /// accuracy is kept).
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
+    /// Models per training step.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Validate every this many epochs and keep the best checkpoint.
@@ -135,19 +158,27 @@ pub struct ProbexTrainArgs {
     /// routing only.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Output folder for run.json, figures/ and the saved experts.
     #[arg(long, default_value = "glassbox-probex")]
     pub out: PathBuf,
 }
 
-/// Predict the training classes of models with trained experts: each model is routed to its
-/// tree's expert by the nearest cluster centroid of its layer. Writes a CSV (name, routed tree,
-/// predicted classes as a Python list) and, when the models carry labels, prints the accuracy.
+/// Predict the training classes of models with trained experts.
+///
+/// Each model is routed to its tree's expert by the nearest cluster centroid of its layer.
+/// Writes a CSV (name, routed tree,
+/// predicted classes as a Python list) and, when the models carry labels, prints the accuracy
+/// (mean per-class binary accuracy) on the test models, those the experts were neither trained
+/// nor validated on, and separately on the experts' training and validation models found among
+/// them and on all models together. Models are matched to the experts' training and validation
+/// models by name.
 #[derive(Args, Debug)]
 pub struct ProbexPredictArgs {
     /// The --out folder of `glassbox probex train`.
     pub experts: PathBuf,
     /// A zoo folder or a folder of checkpoints.
     pub models: PathBuf,
+    /// CSV file to write (name, tree, predicted_classes).
     #[arg(long, default_value = "probex-predictions.csv")]
     pub out: PathBuf,
 }
@@ -165,6 +196,7 @@ pub struct TreesArgs {
     /// Number of trees: a number, or auto (the largest jump in the dendrogram).
     #[arg(long, default_value = "auto")]
     pub trees: String,
+    /// Output folder for run.json and figures/dendrogram.svg.
     #[arg(long, default_value = "glassbox-trees")]
     pub out: PathBuf,
 }
@@ -324,7 +356,21 @@ fn train(cli: &Cli, t: &ProbexTrainArgs) -> Result<()> {
     if recovered {
         println!("(the trees were recovered by clustering this layer, so routing accuracy compares two clusterings of it)");
     }
-    let info = ExpertsInfo { layer: data.name.clone(), d_h: data.d_h, d_w: data.d_w, classes: targets.classes.clone(), ranks: t.ranks, relu: true, cluster_tree: study.cluster_tree.clone(), n_experts: study.experts.len(), target: key.to_string(), trained_on: t.models.display().to_string() };
+    let names_of = |idx: &[usize]| idx.iter().map(|&i| models.names[i].clone()).collect::<Vec<_>>();
+    let info = ExpertsInfo {
+        layer: data.name.clone(),
+        d_h: data.d_h,
+        d_w: data.d_w,
+        classes: targets.classes.clone(),
+        ranks: t.ranks,
+        relu: true,
+        cluster_tree: study.cluster_tree.clone(),
+        n_experts: study.experts.len(),
+        target: key.to_string(),
+        trained_on: t.models.display().to_string(),
+        train_models: names_of(&splits.train),
+        val_models: names_of(&splits.val),
+    };
     saved_experts::save(&t.out, &info, &study.experts, &study.router)?;
     let outcome = Outcome { name: format!("ProbeX tree experts on {} (layer {})", t.models.display(), data.name), rows: study_rows(&study), checks: Vec::new(), wall_time_s: start.elapsed().as_secs_f64() };
     outcome.write(&t.out, &super::command_line())?;
@@ -417,8 +463,36 @@ fn predict_cmd(cli: &Cli, p: &ProbexPredictArgs) -> Result<()> {
     println!("predicted the classes of {} models; wrote {}", all.len(), p.out.display());
     if models.class_lists(&info.target).is_ok() {
         let targets = models.targets(&info.target, Some(info.classes.clone()))?;
-        let acc = glassbox_weightspace::fit::binary_accuracy(&logits, &targets, &all);
-        println!("accuracy against their '{}' labels: {acc:.3} (mean per-class binary accuracy, chance 0.5)", info.target);
+        // `logits` has one row per model (`all` is 0..n); binary_accuracy wants the rows of `idx`.
+        let acc = |idx: &[usize]| {
+            let rows = faer::Mat::from_fn(idx.len(), logits.ncols(), |r, c| logits[(idx[r], c)]);
+            glassbox_weightspace::fit::binary_accuracy(&rows, &targets, idx)
+        };
+        println!("accuracy against their '{}' labels (mean per-class binary accuracy, chance 0.5):", info.target);
+        if info.train_models.is_empty() {
+            println!("  all {} models: {:.3} (these experts record no training models, so some of these may have trained them)", all.len(), acc(&all));
+        } else {
+            let in_list = |list: &[String]| -> Vec<usize> {
+                let list: std::collections::HashSet<&String> = list.iter().collect();
+                all.iter().copied().filter(|&i| list.contains(&names[i])).collect()
+            };
+            let (train, val) = (in_list(&info.train_models), in_list(&info.val_models));
+            let test: Vec<usize> = all.iter().copied().filter(|i| !train.contains(i) && !val.contains(i)).collect();
+            if test.is_empty() {
+                println!("  test models (not used to train the experts or choose their checkpoints): none among these");
+            } else {
+                println!("  {} test models (not used to train the experts or choose their checkpoints): {:.3}", test.len(), acc(&test));
+            }
+            if !train.is_empty() {
+                println!("  {} of the experts' training models: {:.3}", train.len(), acc(&train));
+            }
+            if !val.is_empty() {
+                println!("  {} of the experts' validation models: {:.3}", val.len(), acc(&val));
+            }
+            if test.len() != all.len() {
+                println!("  all {} models (training, validation and test together): {:.3}", all.len(), acc(&all));
+            }
+        }
     }
     Ok(())
 }

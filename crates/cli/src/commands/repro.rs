@@ -90,6 +90,7 @@ pub enum Experiment {
 /// trained checkpoints). With --check the command fails when any threshold is missed.
 #[derive(Args, Debug)]
 pub struct ReproArgs {
+    /// The experiment to run (one of the names below).
     pub experiment: Experiment,
     /// Run folder to write.
     #[arg(long)]

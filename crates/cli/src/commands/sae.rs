@@ -88,18 +88,23 @@ pub struct SaeTrainArgs {
     /// Evaluation activation files (same models and order); defaults to the training files.
     #[arg(long, value_delimiter = ',')]
     pub eval: Vec<PathBuf>,
+    /// Output folder for the SAE (or USAE) and its run.json.
     #[arg(long, default_value = "glassbox-sae")]
     pub out: PathBuf,
-    /// Latents.
+    /// Latents: the size of the dictionary.
     #[arg(long, default_value_t = 512)]
     pub m: usize,
+    /// Active latents per input: the encoder keeps the k largest (1 to --m).
     #[arg(long, default_value_t = 16)]
     pub k: usize,
+    /// Training steps, each on --batch inputs drawn at random.
     #[arg(long, default_value_t = 4000)]
     pub steps: usize,
     /// Inputs per step.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Learning rate (TopK SAE: constant Adam rate; USAE: the peak of its warm-up and cosine
+    /// schedule).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// USAE: no BatchNorm in the encoders.

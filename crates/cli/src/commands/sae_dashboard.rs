@@ -63,9 +63,10 @@ pub struct SaeDashboardArgs {
     /// Samples per activation interval.
     #[arg(long, default_value_t = 5)]
     pub per_interval: usize,
-    /// Tokens shown before and after the token a context is about.
+    /// Tokens shown before the token a context is about.
     #[arg(long, default_value_t = 10)]
     pub before: usize,
+    /// Tokens shown after the token a context is about.
     #[arg(long, default_value_t = 5)]
     pub after: usize,
     /// Contexts per forward pass.

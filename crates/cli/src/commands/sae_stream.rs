@@ -56,6 +56,7 @@ pub struct SaeStreamArgs {
     /// With --text: rows held in the shuffle buffer.
     #[arg(long, default_value_t = 65536)]
     pub buffer_tokens: usize,
+    /// SAE architecture: topk, batchtopk, jumprelu or standard (see above).
     #[arg(long, default_value = "topk", value_parser = ["topk", "batchtopk", "jumprelu", "standard"])]
     pub architecture: String,
     /// TopK and BatchTopK: active latents per token (BatchTopK: on average over a batch).
@@ -92,6 +93,7 @@ pub struct SaeStreamArgs {
     /// Tokens per step.
     #[arg(long, default_value_t = 4096)]
     pub batch: usize,
+    /// Adam learning rate, constant over the run.
     #[arg(long, default_value_t = 3e-4)]
     pub lr: f64,
     /// With a store: the shuffle buffer's size, in shards' worth of rows. Contexts are read from

@@ -60,16 +60,19 @@ pub struct SaeUniversalArgs {
     /// Tokens per context (at most each model's context length).
     #[arg(long, default_value_t = 128)]
     pub context: usize,
-    /// Latents.
+    /// Latents: the size of the shared dictionary.
     #[arg(long, default_value_t = 2048)]
     pub m: usize,
+    /// Active latents per word: the encoders keep the k largest (1 to --m).
     #[arg(long, default_value_t = 32)]
     pub k: usize,
+    /// Training steps, each on --batch paired words.
     #[arg(long, default_value_t = 3000)]
     pub steps: usize,
     /// Words per step.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Peak learning rate: linear warm-up over the first 5 % of the steps, then cosine decay.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Weight of the auxiliary loss over the top m/2 unselected latents (the reference recipe's
@@ -95,6 +98,7 @@ pub struct SaeUniversalArgs {
     /// texts and sizes are asked for again (training settings can change).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Output folder for the USAE, run.json and figures/.
     #[arg(long, default_value = "glassbox-usae-lm")]
     pub out: PathBuf,
 }

@@ -5,21 +5,39 @@ use std::path::PathBuf;
 
 /// Run the guided tour on built-in data only, then write an HTML report.
 ///
-/// Trains an MLP and a bilinear model on modular addition (a + b mod p, one-hot inputs,
-/// weight decay until the test set is solved) and on the procedural glyph world
-/// (12x12 images, 8 primitive types, multi-label), reads each bilinear model's function from
-/// its weights (`glassbox bilinear`: eigenvalue spectra, the truncation curve, eigenvector
-/// images of every glyph type), trains a modular-addition MLP (embedding 32,
-/// ReLU 128) and finds its Local Interaction Basis (`glassbox lib`: LIB vs PCA ablation curves, interaction graphs, Fourier spectra of the
-/// leading features), does the same for Nanda et al.'s one-layer transformer on p = 31, trains a Universal SAE over one hidden layer of three glyph models
-/// (`glassbox acts`, `glassbox sae train`, `glassbox sae cards`: R² matrix, firing entropy,
-/// concept cards with top inputs and coordinated maximised inputs), builds a zoo of 2,400 INRs
-/// of single glyph primitives and reads which primitive each one draws with ProbeGen and with
-/// vanilla probing (`glassbox zoo build`, `glassbox probe train`), builds the synthetic
-/// model-tree world, recovers its trees and reads which classes each
-/// fine-tune was trained on with one ProbeX expert per tree (`glassbox trees`, `glassbox
-/// probex train`), then renders all runs with their training curves, accuracies and figures. Needs no data folder and takes a few minutes on 2 cores.
+/// Stages, each a glassbox command you could type yourself:
+///   1. Modular addition (a + b mod 59, one-hot inputs, half the pairs for training): an MLP and
+///      a bilinear model, trained full-batch with weight decay for at most 1,500 epochs; each
+///      stops early once it solves the test set, else at that cap, which can be short of 100 %.
+///   2. Glyph world (12×12 images of 8 primitive types, multi-label): two MLPs of different
+///      shapes and a bilinear model.
+///   3. Bilinear weights (`glassbox bilinear`): each bilinear model's function read from its
+///      weights: eigenvalue spectra, the truncation curve, eigenvector images of every glyph type.
+///   4. Local Interaction Basis (`glassbox lib`) of a modular-addition MLP (embedding 32, ReLU
+///      128) and of Nanda et al.'s one-layer transformer on p = 31 (at most 3,000 epochs, with
+///      the same early stop): LIB vs PCA ablation curves, interaction graphs, Fourier spectra
+///      of the leading features.
+///   5. Universal SAE over one hidden layer of the three glyph models (`glassbox acts`,
+///      `glassbox sae train`, `glassbox sae cards`): R² matrix, firing entropy, concept cards with
+///      top inputs and coordinated maximised inputs.
+///   6. Language-model SAE (`glassbox acts --text`, `glassbox sae stream`, `sae eval`,
+///      `sae dashboard`): a TopK SAE on a language model's residual stream over English text,
+///      its explained variance on held-out text and feature dashboards. The model is
+///      SmolLM2-135M (read after block 15 of 30) when `glassbox data fetch smollm2` has fetched
+///      it, else a tiny random GPT-2 built into glassbox (it shows the steps, not features worth
+///      reading); the text is Tiny Shakespeare when the data folder has it, else glassbox's
+///      own documentation, built in.
+///   7. Model readers (`glassbox zoo build`, `glassbox probe train`): a zoo of 2,400 INRs of
+///      single glyph primitives; which primitive each one draws, read by ProbeGen and by vanilla
+///      probing.
+///   8. Model trees (`glassbox trees`, `glassbox probex train`): the synthetic model-tree world,
+///      its trees recovered from one layer, and which classes each fine-tune was trained on,
+///      read by one ProbeX expert per tree.
+/// Then it renders all runs, with their training curves, accuracies and figures, into
+/// report.html. Needs no data folder (a fetched model and Tiny Shakespeare are used when
+/// present) and takes a few minutes on 2 cores; an interrupted tour resumes where it stopped.
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct TourArgs {
     /// Folder for the runs and report.html.
     #[arg(long, default_value = "glassbox-tour")]
@@ -38,7 +56,8 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
     vec![
         ("mlp-modadd", format!("--model mlp --hidden 256 {modadd} --out {}", dir("mlp-modadd"))),
         ("bilinear-modadd", format!("--model bilinear --hidden 256 {modadd} --out {}", dir("bilinear-modadd"))),
-        // spec/lib.md 10.2: embedding 32, ReLU 128, AdamW lr 3e-3, betas (0.9, 0.98), 4000 steps.
+        // The modular-addition MLP standing in for the LIB paper's transformer (Bushnaq et al.
+        // 2024): embedding 32, ReLU 128, AdamW lr 3e-3, betas (0.9, 0.98), 4000 steps.
         (
             "mlp-embed-modadd",
             format!(
@@ -58,9 +77,11 @@ fn stages(out: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
             ),
         ),
         ("mlp-glyphs", format!("--model mlp --hidden 128,64 {glyphs} --out {}", dir("mlp-glyphs"))),
-        // A second, differently shaped glyph MLP for the USAE stage (spec/usae.md 5.2's net C).
+        // A second, differently shaped glyph MLP for the USAE stage (like net C of the
+        // USAE glyph-networks test: 256 then 32 wide).
         ("mlp-wide-glyphs", format!("--model mlp --hidden 256,32 {glyphs} --out {}", dir("mlp-wide-glyphs"))),
-        // Weight decay and input noise make the eigenvectors clean strokes (spec/bilinear.md 2.2).
+        // Weight decay and input noise make the eigenvectors clean strokes (as in the
+        // bilinear-MLP paper, Pearce et al. 2024).
         (
             "bilinear-glyphs",
             format!("--model bilinear --hidden 128 {glyphs} --optimizer adamw --weight-decay 1.0 --input-noise 0.3 --out {}", dir("bilinear-glyphs")),
@@ -201,13 +222,14 @@ fn universal_sae(cli: &Cli, out: &std::path::Path) -> Result<()> {
 
 /// The language-model stage: activations of a middle block over some English text, a TopK SAE
 /// trained on them, evaluated on held-out text and shown as feature dashboards. The model is
-/// SmolLM2-135M when `scripts/fetch-models.sh` has fetched it, else a tiny random GPT-2 built
-/// into glassbox (which shows the steps, not features worth reading). The text is Tiny
-/// Shakespeare when the data folder has it, else this project's README. Returns the held-out
-/// explained variance and the model's name.
+/// SmolLM2-135M when `glassbox data fetch smollm2` has fetched it, else a tiny random GPT-2 built
+/// into glassbox (which shows the steps, not features worth reading). The text is the first
+/// 240,000 characters of Tiny Shakespeare when the data folder has it, else glassbox's own
+/// documentation, built into the binary ([`BUILT_IN_TEXT`]). Returns the held-out explained
+/// variance and the model's name.
 fn language_model_sae(cli: &Cli, out: &std::path::Path) -> Result<(f64, String)> {
     let dir = out.join("lm-sae");
-    let models = std::env::var_os("GLASSBOX_MODELS").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/glassbox/models")));
+    let models = glassbox_fetch::default_models_dir();
     let smollm = models.map(|m| m.join("SmolLM2-135M-Instruct.Q4_1.gguf")).filter(|p| p.is_file());
     let (model, hook, name) = match smollm {
         Some(path) => (path, "blocks.15.hook_resid_post", "SmolLM2-135M"),
@@ -220,10 +242,10 @@ fn language_model_sae(cli: &Cli, out: &std::path::Path) -> Result<(f64, String)>
             (tiny, "blocks.1.hook_resid_post", "a tiny random GPT-2")
         }
     };
-    let text = glassbox_core::data::data_dir(None).ok().map(|d| d.join("tinyshakespeare/input.txt")).filter(|p| p.is_file());
+    let text = glassbox_core::data::data_dir(cli.data.as_deref()).ok().map(|d| d.join("tinyshakespeare/input.txt")).filter(|p| p.is_file());
     let text = match text {
         Some(p) => std::fs::read_to_string(&p)?.chars().take(240_000).collect::<String>(),
-        None => include_str!("../../../../README.md").to_string(),
+        None => built_in_text(),
     };
     // The last sixth, from a line break on, is held out.
     let five_sixths = (0..=text.len() * 5 / 6).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
@@ -256,6 +278,38 @@ fn language_model_sae(cli: &Cli, out: &std::path::Path) -> Result<(f64, String)>
     }
     let eval: serde_json::Value = glassbox_core::io::read_json(&eval_dir.join("run.json"))?;
     Ok((eval["metrics"]["explained_variance"].as_f64().unwrap_or(f64::NAN), name.to_string()))
+}
+
+/// English text for the language-model stage when the data folder has no Tiny Shakespeare:
+/// glassbox's own guides (about 120,000 characters), compiled into the binary.
+const BUILT_IN_TEXT: [&str; 8] = [
+    include_str!("../../../../docs/getting-started.md"),
+    include_str!("../../../../docs/methods/bilinear.md"),
+    include_str!("../../../../docs/methods/lib.md"),
+    include_str!("../../../../docs/methods/usae.md"),
+    include_str!("../../../../docs/methods/probegen.md"),
+    include_str!("../../../../docs/methods/probex.md"),
+    include_str!("../../../../docs/methods/language-models.md"),
+    include_str!("../../../../docs/methods/sae-language-models.md"),
+];
+
+/// [`BUILT_IN_TEXT`] as one text, pages separated by blank lines, without the fenced code
+/// blocks (command lines and program output rather than English).
+fn built_in_text() -> String {
+    let mut text = String::new();
+    for page in BUILT_IN_TEXT {
+        let mut in_code = false;
+        for line in page.lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+            } else if !in_code {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The random tiny GPT-2 the tour uses when no real language model has been fetched (the same

@@ -94,24 +94,32 @@ pub struct TrainArgs {
     /// CNN channels per conv stage, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "16,32")]
     pub channels: Vec<usize>,
+    /// Passes over the training set (the most; --target-accuracy can stop earlier).
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
+    /// Training examples per optimizer step (also the batch size of evaluation).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Peak learning rate (the schedule and warm-up scale it per epoch).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Optimizer: adam (weight decay as an L2 term) or adamw (decoupled weight decay).
     #[arg(long, value_enum, default_value = "adamw")]
     pub optimizer: OptimArg,
     /// AdamW: decoupled weight decay. Adam: L2 term added to the gradient.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Adam/AdamW decay rate of the running mean of gradients.
     #[arg(long, default_value_t = 0.9)]
     pub beta1: f64,
+    /// Adam/AdamW decay rate of the running mean of squared gradients.
     #[arg(long, default_value_t = 0.999)]
     pub beta2: f64,
     /// Learning-rate schedule, stepped once per epoch.
     #[arg(long, value_enum, default_value = "cosine")]
     pub schedule: ScheduleArg,
+    /// Linear learning-rate warm-up over this many epochs: epoch e (from 0) uses
+    /// lr * (e + 1) / N; 0 = no warm-up.
     #[arg(long, default_value_t = 0)]
     pub warmup_epochs: usize,
     /// Clip the global gradient norm to this value.
@@ -147,9 +155,10 @@ pub struct TrainArgs {
     /// Modular addition: fraction of the p*p pairs used for training.
     #[arg(long, default_value_t = 0.3)]
     pub train_fraction: f64,
-    /// Glyph world: training and test images.
+    /// Glyph world: number of training images.
     #[arg(long, default_value_t = 20000)]
     pub glyph_train: usize,
+    /// Glyph world: number of test images.
     #[arg(long, default_value_t = 4000)]
     pub glyph_test: usize,
     /// Stop after this many epochs in this invocation (resume later with --resume).
@@ -281,6 +290,10 @@ fn shards(a: &TrainArgs) -> Result<usize> {
         return Ok(n as usize);
     }
     let card = a.out.join(glassbox_core::checkpoint::CARD_FILE);
+    if a.resume {
+        // A checkpoint whose writing a kill cut short is finished or discarded first.
+        glassbox_core::train::recover_checkpoint(&a.out)?;
+    }
     if a.resume && card.exists() {
         let card: glassbox_core::checkpoint::ModelCard = glassbox_core::io::read_json(&card)?;
         if let Some(n) = card.training.as_ref().and_then(|t| t.get("shards")).and_then(|v| v.as_u64()) {

@@ -26,12 +26,14 @@ pub enum ZooCommand {
     Info(ZooInfoArgs),
 }
 
-/// Write every model of a zoo as a standalone checkpoint OUT/NAME.safetensors, its labels,
-/// split and measured values as safetensors metadata (Model-J's way); `zoo import OUT` without
-/// --labels reads them back into the same zoo.
+/// Write every model of a zoo as a standalone checkpoint OUT/NAME.safetensors, with its labels,
+/// split and measured values, and the zoo's default target, as safetensors metadata (Model-J's
+/// way); `zoo import OUT` without --labels reads them back into the same zoo.
 #[derive(Args, Debug)]
 pub struct ZooExportArgs {
+    /// Zoo folder (from `zoo build` or `zoo import`).
     pub zoo: PathBuf,
+    /// Folder to write the checkpoints into (created if missing).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -48,20 +50,23 @@ pub struct ZooExportArgs {
 /// `activation` column, the file's metadata or a model.json.
 /// Any other set of identical tensors becomes a `weights` zoo (for ProbeX and `glassbox trees`).
 /// labels.csv: a header, then one row per model: its NAME first, then its labels (numbers
-/// where they parse). Without --labels every metadata entry of a file is a label (Model-J's
-/// `dataset_chosen_targets`, a Python list of class names, is the default target). A `split`
+/// where they parse). Without --labels every metadata entry of a file is a label; the default
+/// target is the one `zoo export` recorded, else Model-J's `dataset_chosen_targets` (a Python
+/// list of class names) when every file has it, else none (give --target). A `split`
 /// label (train, val, test) fixes the split; else a seeded 70/10/20 split. Everything is
 /// checked before anything is written.
 #[derive(Args, Debug)]
 pub struct ZooImportArgs {
+    /// Folder of checkpoints: NAME.safetensors files or NAME/model.safetensors run folders.
     pub dir: PathBuf,
     /// Labels CSV (default: each checkpoint's safetensors metadata).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Zoo folder to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// The label readers predict by default (default: the CSV's second column, or
-    /// dataset_chosen_targets).
+    /// The label readers predict by default (default: the CSV's second column; without a CSV,
+    /// the target `zoo export` recorded, else dataset_chosen_targets).
     #[arg(long)]
     pub target: Option<String>,
     /// Model family: auto (the SIREN layout is an INR, the MLP layout an MLP, the CNN layout a
@@ -73,44 +78,50 @@ pub struct ZooImportArgs {
 /// Build a zoo from a preset into a folder (zoo.json, labels.json, models-NNNNN.safetensors).
 ///
 /// Presets:
-///
-/// - `digits-inr`: one SIREN INR (2-32-32-1, sin 30·, +0.5) per scikit-learn digit
-///   (1,797 images, 8×8, 100 full-batch Adam steps), label = the digit, split 70/10/20.
-/// - `mnist-inr`, `fmnist-inr`: one SIREN per 28×28 MNIST / Fashion-MNIST image, all
-///   70,000 or `--per-class TRAIN,TEST` images of each class; models of training images split
-///   11:1 into train and validation, test images are the test split. `--fit-steps` Adam steps.
-/// - `glyph-inr`: built-in data, no data folder needed: one SIREN per 12×12 image of a single
-///   glyph primitive (8 classes, `--count` in all, rounded down to a multiple of 8), 100 Adam
-///   steps, split 70/10/20.
-/// - `digits-mlp-acc`: `--count` (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
-///   digits with sampled learning rate, init scale, L2, data fraction, steps and label noise;
-///   label = test accuracy on 597 held-out digits; split 60/10/30.
-/// - `mnist-cnn-acc`: `--count` (10,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
-///   Linear 8→10), each trained like digits-mlp-acc on a 6,000-image MNIST pool; label = test
-///   accuracy on the first 1,000 test images.
-///
-/// - `tree-world`: built-in data: `--trees` (4) root MLPs 32-128-128-64, each
-///   pre-trained on its own task, fine-tuned `--per-tree` (240) times on a random 10-of-20 class
-///   subset with sampled lr, steps, weight decay and input noise; label `dataset_chosen_targets`
-///   (Model-J style), split 160/30/50 per tree. `--hidden` sets the probed layer's width.
-/// - `tree-world-zeroshot`: one tree of denoising autoencoders, each
-///   fine-tuned on one class (12 per class; 5 of the 20 classes only in validation and test),
-///   and the classes' synthetic text embeddings in class-embeddings.safetensors.
-/// - `mnist-trees`: four MLP roots 784-h-h-64 pre-trained on Fashion-MNIST, rotated MNIST, an
-///   MNIST autoencoder and Fashion-MNIST from another seed, each fine-tuned `--per-tree` (240)
-///   times on a random 5 of the 10 MNIST digits with sampled lr, steps, weight decay and input
-///   noise; labels Model-J style (`zoo export` writes them as checkpoint metadata).
+///   digits-inr           one SIREN INR (2-32-32-1, sin 30·, +0.5) per scikit-learn digit
+///                        (1,797 images, 8×8, 100 full-batch Adam steps); label = the digit;
+///                        split 70/10/20.
+///   mnist-inr,           one SIREN per 28×28 MNIST / Fashion-MNIST image: all 70,000, or the
+///   fmnist-inr           first --per-class TRAIN,TEST images of each class; models of training
+///                        images split 11:1 into train and validation, models of test images are
+///                        the test split; --fit-steps Adam steps each.
+///   glyph-inr            built-in data, no data folder needed: one SIREN per 12×12 image of a
+///                        single glyph primitive (8 classes, --count in all, rounded down to a
+///                        multiple of 8), 100 Adam steps; split 70/10/20.
+///   digits-mlp-acc       --count (1,200) MLPs 64-16-16-10, ReLU or tanh, each trained on the
+///                        digits with sampled learning rate, init scale, L2, data fraction, steps
+///                        and label noise; label = test accuracy on 597 held-out digits;
+///                        split 60/10/30.
+///   mnist-cnn-acc        --count (10,000) CNNs (3×3 stride-2 convolutions 1→8→8→8 on 28×28, GAP,
+///                        Linear 8→10), each trained like digits-mlp-acc on a 6,000-image MNIST
+///                        pool; label = test accuracy on the first 1,000 test images.
+///   tree-world           built-in data: --trees (4) root MLPs 32-h-h-64 (h = --hidden, 128), each
+///                        pre-trained on its own task, then fine-tuned --per-tree (240) times on a
+///                        random 10 of 20 classes with sampled lr, steps, weight decay and input
+///                        noise; label dataset_chosen_targets (Model-J style); split 160/30/50
+///                        per tree.
+///   tree-world-zeroshot  built-in data: one tree of denoising autoencoders, each fine-tuned on
+///                        one class (12 per class; 5 of the 20 classes only in validation and
+///                        test), and the classes' synthetic text embeddings in
+///                        class-embeddings.safetensors.
+///   mnist-trees          four MLP roots 784-h-h-64 pre-trained on Fashion-MNIST, rotated MNIST,
+///                        an MNIST autoencoder and Fashion-MNIST from another seed, each
+///                        fine-tuned --per-tree (240) times on a random 5 of the 10 MNIST digits
+///                        with sampled lr, steps, weight decay and input noise; labels Model-J
+///                        style (`zoo export` writes them as checkpoint metadata).
 ///
 /// Every model is fitted from (--seed, its index) alone, so `--shard i/n` lets n jobs build
 /// disjoint shards of the same zoo into one folder (or folders merged afterwards); run the same
 /// command again to resume an interrupted build.
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct ZooBuildArgs {
-    /// Preset name.
+    /// Preset name (see the list above).
     pub preset: String,
+    /// Zoo folder to write (created if missing; shards already in it are kept).
     #[arg(long)]
     pub out: PathBuf,
-    /// Build only shards s with s % n == i.
+    /// i/n: build only the shards s with s % n == i (default: all).
     #[arg(long, default_value = "0/1")]
     pub shard: String,
     /// mnist-inr / fmnist-inr: the first TRAIN and TEST images of each class (default: all).
@@ -126,22 +137,18 @@ pub struct ZooBuildArgs {
     /// tree-world: number of trees (roots).
     #[arg(long, default_value_t = 4)]
     pub trees: usize,
-    /// tree-world: fine-tuned models per tree.
+    /// tree-world, mnist-trees: fine-tuned models per tree.
     #[arg(long, default_value_t = 240)]
     pub per_tree: usize,
-    /// tree-world: width of the two hidden layers (the probed layer is hidden × hidden).
+    /// tree-world, tree-world-zeroshot, mnist-trees: width of the two hidden layers (the probed
+    /// layer is hidden × hidden).
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
 }
 
 /// The recipe of a preset, reading its data from the data folder.
 fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
-    let digits = || -> Result<_> {
-        Ok(glassbox_core::data::digits::load_digits(
-            &glassbox_core::data::data_dir(cli.data.as_deref())?
-                .join("sklearn-digits/digits.csv.gz"),
-        )?)
-    };
+    let digits = || -> Result<_> { Ok(glassbox_core::data::load_all_digits(cli.data.as_deref())?) };
     Ok(match b.preset.as_str() {
         "digits-inr" => Box::new(digits_inr(&digits()?, cli.seed)?),
         "glyph-inr" => {
@@ -198,7 +205,17 @@ fn recipe(cli: &Cli, b: &ZooBuildArgs) -> Result<Box<dyn Recipe>> {
 /// (a missing shard is reported as an error naming it).
 #[derive(Args, Debug)]
 pub struct ZooInfoArgs {
+    /// Zoo folder.
     pub zoo: PathBuf,
+}
+
+/// "target 'NAME'", or that the zoo has none.
+fn target_phrase(target: &str) -> String {
+    if target.is_empty() {
+        "no default target".to_string()
+    } else {
+        format!("target '{target}'")
+    }
 }
 
 pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
@@ -244,13 +261,10 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                     seed: cli.seed,
                 },
             )?;
-            println!(
-                "imported {} {} models (target '{}') into {}",
-                r.models,
-                r.family,
-                r.target,
-                i.out.display()
-            );
+            println!("imported {} {} models ({}) into {}", r.models, r.family, target_phrase(&r.target), i.out.display());
+            if r.target.is_empty() && !cli.quiet {
+                eprintln!("note: no label was chosen as the default target, which `glassbox probe train` needs; import again with --target LABEL to choose one");
+            }
             Ok(())
         }
         ZooCommand::Export(e) => {
@@ -270,11 +284,11 @@ pub fn run(cli: &Cli, a: &ZooArgs) -> Result<()> {
                 zoo.spec.n_shards()
             );
             println!(
-                "splits: train {}, val {}, test {}; target '{}'",
+                "splits: train {}, val {}, test {}; {}",
                 zoo.spec.splits.train.len(),
                 zoo.spec.splits.val.len(),
                 zoo.spec.splits.test.len(),
-                zoo.spec.target
+                target_phrase(&zoo.spec.target)
             );
             for (name, values) in &zoo.measured {
                 let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();

@@ -1,8 +1,9 @@
-//! Helpers shared by the command-line tests on language models: running the binary, the tiny
-//! GPT-2 fixture, and an SAE that splits the residual stream into its positive and negative parts.
+//! Helpers shared by the command-line tests: running the binary, the tiny GPT-2 fixture, an SAE
+//! that splits the residual stream into its positive and negative parts, and listing outputs.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn glassbox(args: &[&str]) -> Output {
@@ -53,4 +54,26 @@ pub fn split_sign_sae(hook: &str, bias: f32, apply_b_dec_to_input: bool) -> glas
         apply_b_dec_to_input,
         metadata,
     }
+}
+
+/// Every file under `dir` by path relative to it (`dir` itself, named "", when it is a file;
+/// nothing when it does not exist).
+pub fn files(dir: &Path) -> BTreeMap<String, PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().display().to_string(), p);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.is_file() {
+        out.insert(String::new(), dir.to_path_buf());
+    } else if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
 }

@@ -1,6 +1,7 @@
-//! The procedural glyph world of spec/usae.md 5.2: 12x12 grey images with 1-3 distinct
-//! primitives of 8 types, intensity U(0.6, 1) each, summed, clipped to 1.5, plus N(0, 0.05²)
-//! pixel noise. The target is the 8-way multi-label presence of each type.
+//! The procedural glyph world on which the USAE reproduction's Test B trains three small
+//! networks: 12x12 grey images with 1-3 distinct primitives of 8 types, intensity U(0.6, 1)
+//! each, summed, clipped to 1.5, plus N(0, 0.05²) pixel noise. The target is the 8-way
+//! multi-label presence of each type.
 //!
 //! Everything comes from one ChaCha8 stream per seed, so a data spec saved with a model
 //! regenerates exactly the same images.

@@ -89,19 +89,48 @@ impl Dataset {
     }
 }
 
-/// The data folder: `explicit` (from --data) if given, else `$GLASSBOX_DATA`; an error that says
-/// how to fix it when neither is set or the folder does not exist.
+/// The per-user folder `glassbox data fetch` downloads data sets into when not told otherwise
+/// (`~/.cache/glassbox/data` on Linux, `~/Library/Caches/glassbox/data` on macOS).
+pub fn default_data_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("glassbox").join("data"))
+}
+
+/// The data folder: `explicit` (from --data) if given, else `$GLASSBOX_DATA`, else
+/// [`default_data_dir`]; an error that says how to fill it when it does not exist.
 pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
-    let dir = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => std::env::var_os("GLASSBOX_DATA").map(PathBuf::from).ok_or_else(|| {
-            Error::invalid("this data set is read from disk: pass --data DIR or set GLASSBOX_DATA")
-        })?,
-    };
+    let dir = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("GLASSBOX_DATA").map(PathBuf::from))
+        .or_else(default_data_dir)
+        .ok_or_else(|| Error::invalid("no data folder: pass --data DIR or set GLASSBOX_DATA"))?;
     if !dir.is_dir() {
-        return Err(Error::format(&dir, "data folder does not exist (pass --data DIR or set GLASSBOX_DATA)"));
+        return Err(Error::format(
+            &dir,
+            "data folder does not exist: download a data set into it with `glassbox data fetch NAME` \
+             (mnist, fashion-mnist, digits), or pass --data DIR / set GLASSBOX_DATA",
+        ));
     }
     Ok(dir)
+}
+
+/// Where the real data set `name` lives inside the data folder (a folder for mnist and
+/// fashion-mnist, the CSV for digits), with the command that fetches it when it is missing.
+pub fn real_set_path(name: &str, explicit_dir: Option<&Path>) -> Result<PathBuf> {
+    let inside = match name {
+        "mnist" | "fashion-mnist" => name,
+        "digits" => "sklearn-digits/digits.csv.gz",
+        _ => return Err(Error::invalid(format!("'{name}' is not a data set read from disk"))),
+    };
+    let path = data_dir(explicit_dir)?.join(inside);
+    if !path.exists() {
+        return Err(Error::format(&path, format!("not found: download it with `glassbox data fetch {name}`")));
+    }
+    Ok(path)
+}
+
+/// All 1,797 scikit-learn digits from the data folder, unsplit.
+pub fn load_all_digits(explicit_dir: Option<&Path>) -> Result<Dataset> {
+    digits::load_digits(&real_set_path("digits", explicit_dir)?)
 }
 
 /// Names accepted by [`load_named`].
@@ -110,9 +139,9 @@ pub const DATASET_NAMES: &[&str] = &["mnist", "fashion-mnist", "digits", "modadd
 /// Load a named data set: on-disk sets from [`data_dir`], generated ones with their defaults.
 pub fn load_named(name: &str, explicit_dir: Option<&Path>, seed: u64) -> Result<Split> {
     match name {
-        "mnist" | "fashion-mnist" => idx::load_mnist_like(&data_dir(explicit_dir)?.join(name), name),
+        "mnist" | "fashion-mnist" => idx::load_mnist_like(&real_set_path(name, explicit_dir)?, name),
         "digits" => {
-            let all = digits::load_digits(&data_dir(explicit_dir)?.join("sklearn-digits/digits.csv.gz"))?;
+            let all = load_all_digits(explicit_dir)?;
             let (mut train, mut test) = all.split(0.8, seed);
             train.name = "digits".into();
             test.name = "digits".into();

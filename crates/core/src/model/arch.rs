@@ -49,7 +49,8 @@ impl std::str::FromStr for Activation {
 pub enum Architecture {
     /// `dims[0] -> dims[1] -> ... -> dims[n]`, activation after every layer but the last.
     /// With `embed: Some(d)` a linear embedding without bias or activation maps the input to
-    /// width d first (the modular-addition MLP of spec/lib.md 10.2: `E_a[a] + E_b[b]`).
+    /// width d first (the modular-addition MLP of the LIB paper, Bushnaq et al. 2024:
+    /// `E_a[a] + E_b[b]`).
     Mlp {
         dims: Vec<usize>,
         activation: Activation,
@@ -57,8 +58,9 @@ pub enum Architecture {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         embed: Option<usize>,
     },
-    /// spec/bilinear.md 1.6: logits = U((W E x + b1) ⊙ (V E x + b2)); biases only if `bias`.
-    /// Without `embed` there is no E: logits = U((W x + b1) ⊙ (V x + b2)) (spec 6.7, 6.8).
+    /// The image model of the bilinear-MLP paper (Pearce et al. 2024):
+    /// logits = U((W E x + b1) ⊙ (V E x + b2)); biases only if `bias`. Without `embed` there is
+    /// no E: logits = U((W x + b1) ⊙ (V x + b2)) (the Boolean toy and modular addition).
     Bilinear {
         d_in: usize,
         d_hidden: usize,
@@ -184,8 +186,9 @@ impl Architecture {
                 }
             }
             Architecture::Mlp { dims, bias, embed: Some(d), .. } => {
-                // spec/lib.md 10.2: every weight N(0, 1/fan) with fan the width the weight reads
-                // after embedding (d for E and the first layer), biases zero.
+                // The LIB paper's modular-addition MLP (Bushnaq et al. 2024): every weight
+                // N(0, 1/fan) with fan the width the weight reads after embedding (d for E and
+                // the first layer), biases zero.
                 specs.push(ParamSpec::new("embed.weight", &[*d, dims[0]], Init::Normal { fan: *d }));
                 let mut widths = dims.clone();
                 widths[0] = *d;

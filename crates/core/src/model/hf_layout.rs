@@ -21,7 +21,8 @@ pub enum HfFamily {
 /// The Hugging Face family a configuration is saved as, if any (none for classifiers such as
 /// the modular-addition model, which keep glassbox's names).
 pub fn family(t: &TransformerConfig) -> Option<HfFamily> {
-    if t.readout != Readout::EveryPosition || t.n_heads * t.d_head != t.d_model {
+    // A causal LM's head predicts the vocabulary it reads.
+    if t.readout != Readout::EveryPosition || t.n_heads * t.d_head != t.d_model || t.d_vocab_out != t.d_vocab {
         return None;
     }
     let gpt2 = matches!(t.norm, Norm::LayerNorm { .. })
@@ -158,6 +159,16 @@ pub fn to_hf(t: &TransformerConfig, family: HfFamily, params: &[HostTensor]) -> 
 /// glassbox's parameters (by name) from the family's tensors (by name); the inverse of
 /// [`to_hf`]. Refuses RMSNorm gains other than one, which the bilinear model does not have.
 pub fn from_hf(t: &TransformerConfig, family: HfFamily, hf: &HashMap<String, Vec<f32>>) -> Result<HashMap<String, Vec<f32>>> {
+    // The layout below is built at the sizes model.json claims: they are checked against the
+    // values the file holds first (the layout has at least the architecture's parameters).
+    let needed = t.param_specs().iter().try_fold(0usize, |sum, s| {
+        s.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).and_then(|n| sum.checked_add(n))
+    });
+    let held: usize = hf.values().map(Vec::len).sum();
+    if needed.is_none_or(|n| n > held) {
+        let needed = needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+        return Err(Error::invalid(format!("model.json's architecture needs {needed} values, the weights hold {held}")));
+    }
     // Every tensor the family's layout has, with the number of values model.json implies.
     let expected: HashMap<String, usize> = to_hf(t, family, &[]).into_iter().map(|x| (x.name, x.shape.iter().product())).collect();
     for (name, n) in &expected {

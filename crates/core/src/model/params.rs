@@ -22,7 +22,7 @@ pub enum Init {
     /// SIREN: first layer U(-1/fan_in, 1/fan_in), later layers U(-sqrt(6/fan_in)/w0, ..).
     SirenFirst { fan_in: usize },
     SirenHidden { fan_in: usize, w0_milli: u32 },
-    /// N(0, 1/fan) (the modular-addition MLP of spec/lib.md 10.2).
+    /// N(0, 1/fan) (the modular-addition MLP of the LIB paper, Bushnaq et al. 2024).
     Normal { fan: usize },
     Zeros,
     Ones,
@@ -105,7 +105,7 @@ impl Params {
         self.specs.iter().position(|s| s.name == name)
     }
 
-    /// The value of `name` reshaped to its spec's shape.
+    /// The value of `name` reshaped to the shape its `ParamSpec` gives.
     pub fn get<const D: usize>(&self, name: &str) -> Tensor<D> {
         let i = self.index(name).unwrap_or_else(|| panic!("no parameter {name}"));
         let shape: [usize; D] = self.specs[i]

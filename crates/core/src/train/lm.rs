@@ -7,9 +7,9 @@
 //! the split depends on `shards`, never on the thread count.
 
 use super::optim::{Adam, OptimConfig, Weighted};
-use super::{apply_update, epoch_seed, load_optimizer, progress_bar, save_optimizer, RunOptions, RUN_FILE};
+use super::{apply_update, epoch_seed, load_optimizer, progress_bar, recover_checkpoint, save_checkpoint, RunOptions, RUN_FILE};
 use crate::checkpoint::{self, ModelCard};
-use crate::io::{read_json, write_json};
+use crate::io::read_json;
 use crate::model::{Architecture, Model};
 use crate::tensor::{from_vec, infer_device, scalar, train_device, Device, HostValues, Tensor, TensorData};
 use crate::{Error, Result};
@@ -197,6 +197,9 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
     let training_json = serde_json::json!({ "config": cfg, "data": data });
     let card_path = opts.out_dir.join(checkpoint::CARD_FILE);
     let mut wall_before = 0.0;
+    if opts.resume {
+        recover_checkpoint(&opts.out_dir)?;
+    }
     let (mut model, mut adam, mut history, start) = if opts.resume && card_path.exists() {
         let (model, old) = checkpoint::load(&opts.out_dir, &dev)?;
         if old.architecture != arch || old.training.as_ref() != Some(&training_json) || old.seed != opts.seed {
@@ -240,16 +243,13 @@ pub fn train_lm(arch: Architecture, train: &Contexts, val: &Contexts, data: serd
         bar.set_message(format!("loss {loss:.4}"));
         bar.inc(1);
         if (step + 1) % opts.save_every.max(1) == 0 || step + 1 == end {
-            // Weights and optimiser first, card last: the card marks a complete checkpoint.
-            save_optimizer(&opts.out_dir, &model, &adam, true)?;
-            checkpoint::save(&opts.out_dir, &model, &card)?;
             let run = serde_json::json!({
                 "name": opts.name, "command": opts.command, "seed": opts.seed,
                 "wall_time_s": wall_before + clock.elapsed().as_secs_f64(),
                 "config": { "architecture": card.architecture, "training": card.training },
                 "metrics": card.metrics, "history": history,
             });
-            write_json(&opts.out_dir.join(RUN_FILE), &run)?;
+            save_checkpoint(&opts.out_dir, &model, &adam, &card, &run, true)?;
         }
     }
     bar.finish_and_clear();

@@ -50,13 +50,15 @@ pub fn fused_lm_cross_entropy(hidden: Tensor<3>, w_u: Tensor<2>, targets: Tensor
         panic!("target token id {bad} is outside the vocabulary of {vocab}");
     }
     let scale = 1.0 / rows as f32;
-    let total: f64 = logits
+    let losses: Vec<f64> = logits
         .as_mut_slice::<f32>()
         .expect("f32 logits")
         .par_chunks_mut(vocab)
         .zip(&targets)
         .map(|(row, &t)| softmax_minus_target(row, t as usize, scale))
-        .sum();
+        .collect();
+    // Summed in row order: the loss does not depend on the thread count.
+    let total: f64 = losses.iter().sum();
     let g = Tensor::<2>::from_data(logits, &device);
     let grad_h = g.clone().matmul(w.transpose());
     let grad_w = h.transpose().matmul(g);

@@ -195,9 +195,10 @@ pub fn loss_and_grads(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>,
 /// row blocks whose forward and backward passes run in parallel (rayon::join); each block's
 /// gradient is weighted by its share of the rows, so their sum is the gradient of the mean
 /// loss. This is how one training step uses several cores: burn's matmuls barely scale at
-/// small batch sizes (BURN-FAER-NOTES.md section 3). The split depends on `shards`, never on
-/// the thread count, so results are identical at any --threads. The blocks are returned
-/// unsummed so that Adam can sum them as it reads them ([`Adam::update_weighted`]).
+/// small batch sizes (an MLP step at batch 128 runs no faster on two threads). The split
+/// depends on `shards`, never on the thread count, so results are identical at any --threads.
+/// The blocks are returned unsummed so that Adam can sum them as it reads them
+/// ([`Adam::update_weighted`]).
 pub fn block_gradients(model: &Model, data: &Dataset, x: Tensor<2>, y: Tensor<2>, shards: usize, loss_f64: bool) -> (f64, Vec<Weighted<HostValues>>) {
     let n = x.dims()[0];
     let blocks = split_blocks(model, data, x, y, shards, n, loss_f64);
@@ -299,9 +300,43 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Adam's state; with `with_params`, also the exact weights (for checkpoints whose weights file
-/// holds a converted layout, so that a resume starts from bit-identical weights).
-pub(crate) fn save_optimizer(dir: &Path, model: &Model, adam: &Adam, with_params: bool) -> Result<()> {
+/// Every file of a training checkpoint, in the order they are put in place: the card, last,
+/// marks a complete set (see [`save_checkpoint`]).
+pub(crate) const CHECKPOINT_FILES: [&str; 5] = [OPTIMIZER_FILE, RUN_FILE, checkpoint::HF_CONFIG_FILE, checkpoint::WEIGHTS_FILE, checkpoint::CARD_FILE];
+
+/// Write a training checkpoint: optimiser state (with `exact_params`, the weights as trained
+/// too), run.json, weights and card. A kill at any point leaves the previous checkpoint or this
+/// one, never parts of both: every file is written whole to `NAME.next`, then all are renamed
+/// into place, the card last; [`recover_checkpoint`] finishes or undoes a commit cut short.
+pub(crate) fn save_checkpoint(dir: &Path, model: &Model, adam: &Adam, card: &ModelCard, run: &serde_json::Value, exact_params: bool) -> Result<()> {
+    // Staged files left by a killed run that was then started afresh (no --resume, so nothing
+    // recovered them) must not join this set: a staged card would mark it complete too early.
+    for name in CHECKPOINT_FILES {
+        let stale = crate::io::staged(dir, name);
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| crate::Error::io(&stale, e))?;
+        }
+    }
+    save_optimizer(&crate::io::staged(dir, OPTIMIZER_FILE), model, adam, exact_params)?;
+    write_json(&crate::io::staged(dir, RUN_FILE), run)?;
+    let mut names = vec![OPTIMIZER_FILE, RUN_FILE];
+    names.extend(checkpoint::save_staged(dir, model, card)?);
+    crate::io::commit_set(dir, &names)
+}
+
+/// Before reading a checkpoint folder: finish a checkpoint commit that was cut short, or delete
+/// the staged files of one that was still being written, and the temporary files of killed
+/// writes (see [`crate::io::recover_set`]).
+pub fn recover_checkpoint(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        crate::io::recover_set(dir, &CHECKPOINT_FILES)?;
+    }
+    Ok(())
+}
+
+/// Adam's state, to `path`; with `with_params`, also the exact weights (for checkpoints whose
+/// weights file holds a converted layout, so that a resume starts from bit-identical weights).
+pub(crate) fn save_optimizer(path: &Path, model: &Model, adam: &Adam, with_params: bool) -> Result<()> {
     let mut tensors = if with_params { crate::checkpoint::params_to_host(&model.params).into_iter().map(|t| HostTensor { name: format!("param.{}", t.name), ..t }).collect() } else { Vec::new() };
     for (i, spec) in model.params.specs.iter().enumerate() {
         for (kind, state) in [("m", &adam.m[i]), ("v", &adam.v[i])] {
@@ -309,7 +344,7 @@ pub(crate) fn save_optimizer(dir: &Path, model: &Model, adam: &Adam, with_params
         }
     }
     let meta = HashMap::from([("step".to_string(), adam.step.to_string())]);
-    write_f32(&dir.join(OPTIMIZER_FILE), &tensors, meta)
+    write_f32(path, &tensors, meta)
 }
 
 pub(crate) fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig) -> Result<Adam> {
@@ -334,8 +369,8 @@ pub(crate) fn load_optimizer(dir: &Path, model: &Model, config: OptimConfig) -> 
     Ok(adam)
 }
 
-fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall: f64) -> Result<()> {
-    let run = serde_json::json!({
+fn run_json(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall: f64) -> serde_json::Value {
+    serde_json::json!({
         "name": opts.name,
         "command": opts.command,
         "seed": opts.seed,
@@ -344,8 +379,7 @@ fn write_run(opts: &RunOptions, card: &ModelCard, history: &[EpochRecord], wall:
         "config": { "architecture": card.architecture, "task": card.task, "training": card.training },
         "metrics": card.metrics,
         "history": history,
-    });
-    write_json(&opts.out_dir.join(RUN_FILE), &run)
+    })
 }
 
 /// One optimisation step on the batch (x, y): sharded forward and backward, optional
@@ -403,6 +437,9 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
     });
     card.training = Some(training_json.clone());
 
+    if opts.resume {
+        recover_checkpoint(&opts.out_dir)?;
+    }
     let resuming = opts.resume && opts.out_dir.join(checkpoint::CARD_FILE).exists();
     let (mut model, mut adam, mut history, start) = if resuming {
         let (model, old) = checkpoint::load(&opts.out_dir, &dev)?;
@@ -473,10 +510,8 @@ pub fn train(arch: Architecture, data: &Split, spec: &DataSpec, cfg: &TrainConfi
         history.push(record);
         let reached = matches!((test, cfg.target_accuracy), (Some(t), Some(target)) if t.accuracy >= target);
         if (epoch + 1) % opts.save_every.max(1) == 0 || epoch + 1 == end || reached {
-            // Weights and optimiser first, card last: the card marks a complete checkpoint.
-            save_optimizer(&opts.out_dir, &model, &adam, false)?;
-            checkpoint::save(&opts.out_dir, &model, &card)?;
-            write_run(opts, &card, &history, clock.elapsed().as_secs_f64())?;
+            let run = run_json(opts, &card, &history, clock.elapsed().as_secs_f64());
+            save_checkpoint(&opts.out_dir, &model, &adam, &card, &run, false)?;
             last_saved = epoch + 1;
         }
         if reached {

@@ -174,11 +174,12 @@ fn adam_element(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, k: [f32; 7]) {
 }
 
 /// torch.nn.utils.clip_grad_norm_: scale all gradients by max_norm / (norm + 1e-6) when the
-/// global L2 norm exceeds `max_norm`. Returns the norm before clipping.
+/// global L2 norm exceeds `max_norm`. Returns the norm before clipping. The squares are summed
+/// in fixed chunks, added in order, so the norm does not depend on the thread count.
 pub fn clip_grad_norm(grads: &mut [Vec<f32>], max_norm: f64) -> f64 {
     let total = grads
         .iter()
-        .map(|g| g.par_iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+        .flat_map(|g| g.par_chunks(CHUNK).map(|c| c.iter().map(|&x| x as f64 * x as f64).sum::<f64>()).collect::<Vec<f64>>())
         .sum::<f64>()
         .sqrt();
     let coef = max_norm / (total + 1e-6);

@@ -1,4 +1,4 @@
-//! Model B of spec 10.3: a 64-64-64-10 ReLU MLP on the scikit-learn 8x8 digits (1200 train /
+//! Model B: a 64-64-64-10 ReLU MLP on the scikit-learn 8x8 digits (1200 train /
 //! 597 test, seeded); LIB vs PCA node and edge ablation. Thresholds 7-9.
 
 use super::{lib_and_pca, ratio_check, Check, ExperimentOptions, Outcome};
@@ -16,7 +16,7 @@ use std::time::Instant;
 const LAYERS: [&str; 3] = ["input", "layers.0.post", "layers.1.post"];
 
 pub fn split(opts: &ExperimentOptions, seed: u64) -> Result<Split> {
-    let all = data::digits::load_digits(&data::data_dir(opts.data_dir.as_deref())?.join("sklearn-digits/digits.csv.gz"))?;
+    let all = data::load_all_digits(opts.data_dir.as_deref())?;
     let (train, test) = all.split(1200.0 / 1797.0, seed);
     Ok(Split { train, test })
 }

@@ -1,6 +1,6 @@
-//! Not in the spec: a 784-128-128-10 ReLU MLP on full MNIST. Bases from 10,000 training images,
-//! node ablation of LIB vs PCA on the full test set. No threshold; the run folder holds the
-//! curves and the report shows them.
+//! Not from the LIB paper: a 784-128-128-10 ReLU MLP on full MNIST. Bases from 10,000 training
+//! images, node ablation of LIB vs PCA on the full test set. No threshold; the run folder holds
+//! the curves and the report shows them.
 
 use super::{lib_and_pca, show, Check, ExperimentOptions, Outcome};
 use crate::analysis::AnalysisOptions;

@@ -36,7 +36,7 @@ pub(crate) fn lib_and_pca(model: &Model, basis: &Dataset, eval: &Dataset, opts: 
     Ok((net, analysis))
 }
 
-/// The worst relative error of E[f̂ᵀf̂] = diag(Λ) and C⁺C = I over the LIB layers (spec 2.7).
+/// The worst relative error of E[f̂ᵀf̂] = diag(Λ) and C⁺C = I over the LIB layers.
 pub(crate) fn invariant_error(net: &Network, analysis: &Analysis, basis: &Dataset) -> f64 {
     let lib = analysis.variant(Variant::Lib).expect("LIB was built");
     let acts = net.node_activations(net.fold_input(&basis.inputs, basis.len()));

@@ -3,12 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The folder scripts/fetch-models.sh fills: $GLASSBOX_MODELS, else ~/.cache/glassbox/models.
+/// The folder `glassbox data fetch minilm smollm2` fills: $GLASSBOX_MODELS, else
+/// ~/.cache/glassbox/models.
 pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GLASSBOX_MODELS") {
-        return PathBuf::from(dir);
-    }
-    Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/glassbox/models")
+    glassbox_fetch::default_models_dir().expect("a home folder")
 }
 
 /// `path` under the models folder, or None after a note; a missing model fails under
@@ -18,7 +16,7 @@ pub fn real_model(name: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let msg = format!("{} not found (run scripts/fetch-models.sh)", path.display());
+    let msg = format!("{} not found (run `glassbox data fetch minilm smollm2`)", path.display());
     if std::env::var("GLASSBOX_REQUIRE_DATA").as_deref() == Ok("1") {
         panic!("GLASSBOX_REQUIRE_DATA=1 but {msg}");
     }

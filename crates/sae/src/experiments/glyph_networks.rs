@@ -1,6 +1,7 @@
-//! Test B of spec 5.2: three MLPs of different widths trained on the glyph world; a USAE over
-//! one hidden layer of each, against a ridge cross-predictor, a shuffled-pairing USAE and
-//! independent SAEs; universality of the most energetic latents and of type-selective latents.
+//! Test B, a small-scale reproduction of the Universal SAE paper: three MLPs of different
+//! widths trained on the glyph world; a USAE over one hidden layer of each, against a ridge
+//! cross-predictor, a shuffled-pairing USAE and independent SAEs; universality of the most
+//! energetic latents and of type-selective latents.
 
 use super::{fit_usae, matched_share, off_diagonal, r2_matrix, standardised, Check, ExperimentOptions, Outcome};
 use crate::analysis::universality;
@@ -34,7 +35,7 @@ fn activations(model: &Model, data: &Dataset) -> Mat<f32> {
     Mat::from_fn(data.len(), d, |r, c| v[r * d + c])
 }
 
-/// The spec's Test B USAE (m 384, k 8, lr 2e-3 with 5% warm-up) with the prototype's
+/// Test B's USAE (m 384, k 8, lr 2e-3 with 5% warm-up) with the prototype's
 /// deviations (no BN, tied init, no clipping, one global cosine); `universal` off gives the
 /// independent-SAE control.
 fn config(universal: bool) -> UsaeConfig {
@@ -112,7 +113,8 @@ pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     checks.push(Check::new("co-firing", cfp >= 10.0 * cfp_ind, format!("mean CFP over alive latents {cfp:.4} >= 10 × independent {cfp_ind:.4}")));
     checks.push(Check::new("selective latents", shared(&sel) >= 4, format!("primitive types whose most selective latent is shared by all three nets: {} of 8 >= 4 (independent: {})", shared(&sel), shared(&sel_ind))));
     checks.push(Check::new("alive", alive >= 0.5, format!("latents firing in some net on the test set {alive:.3} >= 0.5")));
-    // Spec 2.3: each net's USAE dictionary against its independently trained SAE.
+    // The USAE paper's consistency check: each net's USAE dictionary against its independently
+    // trained SAE.
     let hungarian: Vec<f64> = (0..3).map(|i| matched_share(&usae.models[i].dictionary(), &independent.models[i].dictionary())).collect::<Result<_>>()?;
     let rows = vec![serde_json::json!({
         "hungarian_share_cos_above_0.5": hungarian,

@@ -1,7 +1,7 @@
-//! Not in the spec: a USAE over three different MNIST models (an MLP, the bilinear model and a
-//! CNN), one hidden layer each, m = 512, k = 16. Trained on the training-set activations, scored
-//! on the test set against a ridge cross-predictor and a shuffled-pairing USAE; concept cards
-//! (top test inputs and coordinated maximised inputs) for the ten most universal latents.
+//! Not in the USAE paper: a USAE over three different MNIST models (an MLP, the bilinear model
+//! and a CNN), one hidden layer each, m = 512, k = 16. Trained on the training-set activations,
+//! scored on the test set against a ridge cross-predictor and a shuffled-pairing USAE; concept
+//! cards (top test inputs and coordinated maximised inputs) for the ten most universal latents.
 
 use super::{fit_usae, matched_share, off_diagonal, r2_matrix, standardised, Check, ExperimentOptions, Outcome};
 use crate::analysis::{extend_run, universality, write_run, CARD_NOTE};
@@ -26,7 +26,7 @@ pub struct Scale {
     pub steps: usize,
     pub cards: usize,
     pub card_steps: usize,
-    /// Test accuracy every model must reach for the run to mean anything (not a spec threshold:
+    /// Test accuracy every model must reach for the run to mean anything (not a paper threshold:
     /// the fast scale's models train 1-2 epochs on 12,000 images and reach about 0.92).
     pub min_accuracy: f64,
 }
@@ -49,8 +49,9 @@ pub fn models() -> [(&'static str, Architecture, &'static str); 3] {
     ]
 }
 
-/// The USAE's settings: the code's BN encoder, clipping and AdamW, with tied init and one global
-/// cosine (lr 2e-3), which converge within a few thousand steps (spec 5.1's prototype choices).
+/// The USAE's settings: the code's BN encoder, clipping and AdamW, with tied init and one
+/// global cosine (lr 2e-3), which converge within a few thousand steps (the choices of Test A's
+/// prototype).
 pub fn config(steps: usize) -> UsaeConfig {
     UsaeConfig { lr: 2e-3, tied_init: true, tick: ScheduleTick::Global, ..UsaeConfig::new(M, K, steps) }
 }

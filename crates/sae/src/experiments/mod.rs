@@ -1,5 +1,6 @@
-//! The reproductions of spec/usae.md section 5, each with the spec's thresholds as named checks.
-//! `glassbox repro usae-planted --check` runs Test A.
+//! Small-scale reproductions of the Universal SAE paper (Thasarathan et al. 2025), each with its
+//! thresholds as named checks: Test A (planted concepts), Test B (three networks on the glyph
+//! world) and three MNIST models. `glassbox repro usae-planted --check` runs Test A.
 
 pub mod glyph_networks;
 pub mod mnist_models;
@@ -27,7 +28,7 @@ pub fn train(usae: &mut Usae, steps: usize, seed: u64, mut batch: impl FnMut(usi
 /// A USAE (or, with `config.universal` off, independent SAEs) over raw activations of the same
 /// inputs: scalar standardisation from the first 1000 rows, then `steps` steps on random batches
 /// of `batch` rows. With `shuffle`, every model but the first sees its rows in a fixed random
-/// order, which breaks the pairing of inputs across models (the control of spec 5.2).
+/// order, which breaks the pairing of inputs across models (Test B's shuffled-pairing control).
 pub fn fit_usae(acts: &[Mat<f32>], names: &[&str], config: UsaeConfig, batch: usize, shuffle: bool, seed: u64) -> Result<Usae> {
     let shapes: Vec<(&str, usize)> = names.iter().zip(acts).map(|(n, a)| (*n, a.ncols())).collect();
     let steps = config.total_ticks;
@@ -74,8 +75,8 @@ impl<'a> PairedBatches<'a> {
     }
 }
 
-/// Spec 2.3: the share of a USAE dictionary's atoms whose Hungarian match in an independently
-/// trained dictionary of the same model has cosine > 0.5.
+/// The USAE paper's consistency measure: the share of a USAE dictionary's atoms whose Hungarian
+/// match in an independently trained dictionary of the same model has cosine > 0.5.
 pub fn matched_share(usae_dict: &Mat<f32>, independent: &Mat<f32>) -> Result<f64> {
     let pairs = crate::metrics::hungarian_match(usae_dict, independent)?;
     Ok(pairs.iter().filter(|p| p.2 > 0.5).count() as f64 / usae_dict.nrows().max(1) as f64)

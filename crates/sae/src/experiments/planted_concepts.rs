@@ -1,7 +1,8 @@
-//! Test A of spec 5.1: three "models" share 96 planted concepts (each has its own random
-//! directions for them) plus 16 private ones. A USAE must reconstruct across models, recover each
-//! shared concept at one latent index in all three, and fire those latents in every model; the
-//! independent-SAE control must fail the cross-model parts. Run with BatchNorm on and off.
+//! Test A, the planted-concepts check of the Universal SAE: three "models" share 96 planted
+//! concepts (each has its own random directions for them) plus 16 private ones. A USAE must
+//! reconstruct across models, recover each shared concept at one latent index in all three, and
+//! fire those latents in every model; the independent-SAE control must fail the cross-model
+//! parts. Run with BatchNorm on and off.
 
 use super::{r2_matrix, train, Check, ExperimentOptions, Outcome};
 use crate::metrics::{dead_fraction, firing_counts, firing_entropy};
@@ -32,7 +33,7 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// The spec's Test A recipe: m 256, k 8, lr 2e-3 with 5% warm-up and one cosine over the 6000
+/// Test A's recipe: m 256, k 8, lr 2e-3 with 5% warm-up and one cosine over the 6000
 /// global steps, and the prototype's deviations its thresholds were calibrated with (tied init
 /// with unit dictionary rows, no clipping). With the code's N(0, 1) rows and per-model ticks
 /// the same 6000 steps reach self R² ≈ 0.79 and recovery 0.73-0.79 (not converged).
@@ -49,7 +50,7 @@ pub fn config(batch_norm: bool, universal: bool) -> UsaeConfig {
     }
 }
 
-/// Train on fresh planted samples and evaluate on 20,000 more (spec 5.1's protocol).
+/// Train on fresh planted samples and evaluate on 20,000 more (Test A's protocol).
 pub fn fit(planted: &Planted, config: UsaeConfig, seed: u64) -> Result<Trained> {
     let names: Vec<(String, usize)> = planted.shared_dirs.iter().enumerate().map(|(i, g)| (format!("model{i}"), g.ncols())).collect();
     let names: Vec<(&str, usize)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();

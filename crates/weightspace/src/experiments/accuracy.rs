@@ -1,6 +1,6 @@
-//! What the accuracy-zoo reproductions share (spec/probegen.md 6 R2 and its CNN version): every
-//! probe reader and StatNN on a zoo labelled with test accuracy, for each seed's own 60/10/30
-//! model split and reader init, scored by Kendall's τ-b on the test models.
+//! What the accuracy-zoo reproductions share (ProbeGen's digits-MLP zoo R2 and its CNN
+//! version): every probe reader and StatNN on a zoo labelled with test accuracy, for each
+//! seed's own 60/10/30 model split and reader init, scored by Kendall's τ-b on the test models.
 
 use super::ExperimentOptions;
 use crate::probes::{ProbeKind, ProbeSpace};

@@ -1,7 +1,8 @@
-//! spec/probegen.md 6 R1: which digit does an INR encode? A zoo of one SIREN per scikit-learn
-//! digit (1,797), read by StatNN, fixed uniform probes, vanilla probing, ProbeGen and the
-//! grid oracle; thresholds A1-A4 on the mean over seeds (each seed: its own 70/10/20 split and
-//! reader init; the zoo is built once and reused from the run folder).
+//! ProbeGen's reproduction R1 (digits INRs, mirroring MNIST-INR): which digit does an INR
+//! encode? A zoo of one SIREN per scikit-learn digit (1,797), read by StatNN, fixed uniform
+//! probes, vanilla probing, ProbeGen and the grid oracle; thresholds A1-A4 on the mean over
+//! seeds (each seed: its own 70/10/20 split and reader init; the zoo is built once and reused
+//! from the run folder).
 
 use super::{Check, ExperimentOptions, Outcome};
 use crate::probes::{ProbeKind, ProbeSpace};
@@ -9,7 +10,6 @@ use crate::reader::{train_reader, ReaderConfig, Task};
 use crate::statnn::train_statnn;
 use crate::targets::InrTargets;
 use crate::{Error, Result};
-use glassbox_core::data::digits::load_digits;
 use glassbox_zoo::build::{build, random_split, ShardJob};
 use glassbox_zoo::inr_zoo::digits_inr;
 use glassbox_zoo::{inr, store};
@@ -29,8 +29,7 @@ pub const READERS: [(ProbeKind, usize, usize); 8] = [
 
 pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let data = glassbox_core::data::data_dir(opts.data_dir.as_deref())?;
-    let digits = load_digits(&data.join("sklearn-digits/digits.csv.gz"))?;
+    let digits = glassbox_core::data::load_all_digits(opts.data_dir.as_deref())?;
     let zoo_dir = opts.out.join("digits-inr-zoo");
     let t = Instant::now();
     let report = build(&zoo_dir, &digits_inr(&digits, 0)?, ShardJob::ALL, |_, _| {})?;

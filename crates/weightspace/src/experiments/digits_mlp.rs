@@ -1,14 +1,14 @@
-//! spec/probegen.md 6 R2: how good is a model? A zoo of 1,200 MLPs 64-16-16-10 trained on the
-//! digits with sampled hyper-parameters, label = test accuracy; readers with P = 32 image probes
-//! (uniform, vanilla, ProbeGen, its non-linear control, real digits) and StatNN, scored by
-//! Kendall's τ-b on the test models; thresholds B1-B3 on the mean over seeds (each seed: its own
-//! 60/10/30 model split and reader init; the zoo is built once and reused from the run folder).
+//! ProbeGen's reproduction R2 (digits-MLP accuracy zoo, mirroring CIFAR10-GS): how good is a
+//! model? A zoo of 1,200 MLPs 64-16-16-10 trained on the digits with sampled hyper-parameters,
+//! label = test accuracy; readers with P = 32 image probes (uniform, vanilla, ProbeGen, its
+//! non-linear control, real digits) and StatNN, scored by Kendall's τ-b on the test models;
+//! thresholds B1-B3 on the mean over seeds (each seed: its own 60/10/30 model split and reader
+//! init; the zoo is built once and reused from the run folder).
 
 use super::accuracy::{accuracy_spread, read_accuracy_zoo};
 use super::{Check, ExperimentOptions, Outcome};
 use crate::probes::{ProbeKind, ProbeSpace};
 use crate::Result;
-use glassbox_core::data::digits::load_digits;
 use glassbox_zoo::build::{build, ShardJob};
 use glassbox_zoo::accuracy_zoo::digits_mlp_acc;
 use glassbox_zoo::store;
@@ -27,8 +27,7 @@ pub const EPOCHS: usize = 60;
 
 pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let data = glassbox_core::data::data_dir(opts.data_dir.as_deref())?;
-    let digits = load_digits(&data.join("sklearn-digits/digits.csv.gz"))?;
+    let digits = glassbox_core::data::load_all_digits(opts.data_dir.as_deref())?;
     let recipe = digits_mlp_acc(&digits, 1_200, 0)?;
     let zoo_dir = opts.out.join("digits-mlp-zoo");
     let t = Instant::now();

@@ -1,10 +1,11 @@
-//! Issue 6's MNIST-INR at scale (spec/probegen.md 3.1 on a 12k subset): one SIREN per image for
-//! the first 1,000 training and 200 test images of each digit (train 9,166 / val 834 from the
-//! training images, test 2,000 from the test images), each fitted for 300 full-batch Adam
-//! steps; then ProbeGen and vanilla probing with P = 128 (30 epochs) and StatNN, per seed.
+//! ProbeGen's MNIST-INR benchmark at scale (Kahana et al. 2025, on a 12k subset): one SIREN per
+//! image for the first 1,000 training and 200 test images of each digit (train 9,166 / val 834
+//! from the training images, test 2,000 from the test images), each fitted for 300 full-batch
+//! Adam steps; then ProbeGen and vanilla probing with P = 128 (30 epochs) and StatNN, per seed.
 //! Checks: build under 30 minutes, every fit MSE < 1e-3, ProbeGen >= 90 % and above vanilla,
-//! StatNN at least 20 points below both. The zoo is reused from the run folder when present, but
-//! then the build time is not measured and the build check fails: time it in a fresh folder.
+//! StatNN at least 20 points below both. The zoo is reused from the run folder when present,
+//! but then the build time is not measured and the build check fails: time it in a fresh
+//! folder.
 
 use super::{Check, ExperimentOptions, Outcome};
 use crate::probes::{ProbeKind, ProbeSpace};

@@ -1,11 +1,12 @@
-//! Issue 7's real-data tree zoo: four roots pre-trained on different tasks (Fashion-MNIST,
+//! The real-data MNIST tree zoo: four roots pre-trained on different tasks (Fashion-MNIST,
 //! rotated MNIST, an MNIST autoencoder, Fashion-MNIST from another seed), each fine-tuned on
 //! random 5-of-10 MNIST digit subsets. The zoo is exported as standalone checkpoints with
 //! Model-J metadata labels and read back from that folder (the import path), then studied as
-//! spec/probex.md 6 studies the synthetic world: per-tree ProbeX on `layers.1.weight`, dense,
-//! StatNN, linear and mixed ProbeX, cross-tree, Ward routing. Checks (issue 7): routing ≥ 0.99,
-//! ProbeX per-tree mean ≥ 0.65, cross-tree near chance (off-diagonal mean within 0.05 of 0.5),
-//! mixing worse than experts on most trees, StatNN below ProbeX. Needs the data folder.
+//! the ProbeX tree-world reproduction studies the synthetic world: per-tree ProbeX on
+//! `layers.1.weight`, dense, StatNN, linear and mixed ProbeX, cross-tree, Ward routing. Checks:
+//! routing ≥ 0.99, ProbeX per-tree mean ≥ 0.65, cross-tree near chance (off-diagonal mean
+//! within 0.05 of 0.5), mixing worse than experts on most trees, StatNN below ProbeX. Needs the
+//! data folder.
 
 use super::{per_tree_mean, slashed, Check, ExperimentOptions, Outcome};
 use glassbox_core::experiment::mean;

@@ -1,6 +1,9 @@
-//! The reproductions of spec/probegen.md section 6, each with the spec's thresholds as named
-//! checks: `glassbox repro probegen-digits-inr --check` runs R1, `probegen-digits-mlp` R2,
-//! `probegen-mnist-inr` the 12k MNIST-INR zoo of issue 6, `probegen-mnist-cnn` its 10,000-CNN accuracy zoo; `probex-tree-world` spec/probex.md 6 (A1-A7), `probex-zeroshot` its A8, `probex-mnist-trees` the real-data tree zoo.
+//! Small-scale reproductions of ProbeGen (Kahana et al. 2025) and ProbeX (Horwitz et al. 2025),
+//! each with its thresholds as named checks: `glassbox repro probegen-digits-inr --check` runs
+//! R1 (digits INRs), `probegen-digits-mlp` R2 (the digits-MLP accuracy zoo),
+//! `probegen-mnist-inr` the 12k MNIST-INR zoo, `probegen-mnist-cnn` the MNIST CNN accuracy zoo
+//! (10,000 CNNs); `probex-tree-world` the synthetic tree world (A1-A7), `probex-zeroshot` its
+//! zero-shot variant (A8), `probex-mnist-trees` the real-data tree zoo.
 
 pub mod accuracy;
 pub mod digits_inr;
@@ -20,9 +23,9 @@ use crate::tree_study::{run_study, StudyConfig, StudyEvent, StudyResult, TreeRes
 use glassbox_zoo::store::Splits;
 
 /// The tree reproductions' study, once per seed: ProbeX at `ranks` and the dense, StatNN,
-/// linear and mixed baselines with spec 6.4's settings for `epochs` epochs. Each seed's summary
-/// goes to `rows`, its full result (with the dendrogram) to study-seed{S}.json in the run
-/// folder.
+/// linear and mixed baselines with the tree world's settings for `epochs` epochs. Each seed's
+/// summary goes to `rows`, its full result (with the dendrogram) to study-seed{S}.json in the
+/// run folder.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tree_studies(opts: &ExperimentOptions, data: &LayerSet, targets: &MultiHot, trees: &[usize], splits: &Splits, statnn: &LayerSet, ranks: Ranks, epochs: usize, rows: &mut Vec<serde_json::Value>) -> crate::Result<Vec<StudyResult>> {
     let mut studies = Vec::new();

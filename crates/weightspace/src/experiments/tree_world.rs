@@ -1,9 +1,9 @@
-//! spec/probex.md 6: the synthetic Model-Tree world (4 roots × 240 fine-tunes, probed layer
-//! `layers.1.weight`, 128 × 128), read by per-tree ProbeX experts (r 32/32/64), the dense
-//! logistic regression, StatNN, linear ProbeX, a ProbeX over all trees mixed, every expert
-//! across trees, and Ward routing; thresholds A1-A7 of spec 6.7 on the mean over seeds (the
-//! zoo is built once, from seed 0, and reused from the run folder; each seed re-initialises
-//! and re-shuffles the meta-models).
+//! ProbeX's small-scale reproduction (Horwitz et al. 2025), the synthetic Model-Tree world (4
+//! roots × 240 fine-tunes, probed layer `layers.1.weight`, 128 × 128), read by per-tree ProbeX
+//! experts (r 32/32/64), the dense logistic regression, StatNN, linear ProbeX, a ProbeX over
+//! all trees mixed, every expert across trees, and Ward routing; thresholds A1-A7 on the mean
+//! over seeds (the zoo is built once, from seed 0, and reused from the run folder; each seed
+//! re-initialises and re-shuffles the meta-models).
 
 use super::{per_tree_mean, slashed, Check, ExperimentOptions, Outcome};
 use glassbox_core::experiment::mean;
@@ -15,7 +15,7 @@ use glassbox_zoo::build::{build, ShardJob};
 use glassbox_zoo::tree_world::{TreeWorld, TreeWorldConfig};
 use std::time::Instant;
 
-/// The size of a run (the spec's: about 80 s per seed; the default test suite runs it).
+/// The size of a run (the full one: about 80 s per seed; the default test suite runs it).
 #[derive(Clone, Copy, Debug)]
 pub struct Scale {
     pub per_tree: usize,
@@ -41,7 +41,7 @@ pub fn run(opts: &ExperimentOptions, scale: Scale) -> Result<Outcome> {
     let (data, splits) = (&models.data, &models.splits);
     let targets = models.targets("dataset_chosen_targets", None)?;
     let trees = models.known_trees().ok_or_else(|| Error::invalid("the tree world's models lack 'tree' labels"))?;
-    // StatNN reads the trunk's six tensors (spec 6.4: W1-W3, b1-b3), not the fresh head.
+    // StatNN reads the trunk's six tensors (W1-W3, b1-b3), not the fresh head.
     let statnn = models.statnn()?;
     let acc = zoo.measured("test_accuracy")?;
     let mut rows = vec![serde_json::json!({

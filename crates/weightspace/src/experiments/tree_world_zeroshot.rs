@@ -1,10 +1,10 @@
-//! spec/probex.md 6.4 (optional) and A8: zero-shot reading of what a model was trained on. One
-//! tree of denoising autoencoders fine-tuned on one class each (12 per class, 5 of 20 classes
-//! held out), synthetic class "text" embeddings t_c = G · mean prototype; text-aligned ProbeX
-//! (r 32/32/64, cosine logits, CE over the 15 seen classes, Adam 2e-3, 200 epochs) on each of
-//! the trunk's layers; the layer is picked by held-out validation accuracy (the reference
-//! code's second checkpoint). A8: in-distribution top-1 ≥ 0.90 and zero-shot top-1 ≥ 2 ×
-//! chance (0.40) on that layer, mean over seeds.
+//! ProbeX's zero-shot reproduction (threshold A8): zero-shot reading of what a model was
+//! trained on. One tree of denoising autoencoders fine-tuned on one class each (12 per class, 5
+//! of 20 classes held out), synthetic class "text" embeddings t_c = G · mean prototype;
+//! text-aligned ProbeX (r 32/32/64, cosine logits, CE over the 15 seen classes, Adam 2e-3, 200
+//! epochs) on each of the trunk's layers; the layer is picked by held-out validation accuracy
+//! (the reference code's second checkpoint). A8: in-distribution top-1 ≥ 0.90 and zero-shot
+//! top-1 ≥ 2 × chance (0.40) on that layer, mean over seeds.
 
 use super::{Check, ExperimentOptions, Outcome};
 use crate::collection::Collection;
@@ -15,8 +15,8 @@ use glassbox_zoo::build::{build, ShardJob};
 use glassbox_zoo::tree_world::{TreeWorldConfig, ZeroShotWorld};
 use std::time::Instant;
 
-/// The layers swept: the trunk's weights, the output layer and its bias (spec 6.6 reports
-/// W2, W3, W4 and b4).
+/// The layers swept: the trunk's weights, the output layer and its bias (the numpy prototype
+/// reported W2, W3, W4 and b4).
 pub const LAYERS: [&str; 5] = ["layers.0.weight", "layers.1.weight", "layers.2.weight", "head.weight", "head.bias"];
 
 pub fn run(opts: &ExperimentOptions) -> Result<Outcome> {
