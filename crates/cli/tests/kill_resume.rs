@@ -227,6 +227,27 @@ fn train_killed_and_resumed_ends_as_an_unbroken_run() {
 }
 
 #[test]
+fn lm_train_killed_and_resumed_ends_as_an_unbroken_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("stories.txt");
+    let stories: Vec<String> = (0..60).map(|i| format!("Story {i}. The little cat saw a red ball and the dog ran after it. They played in the garden until the sun went down.")).collect();
+    std::fs::write(&text, stories.join("\n\n")).unwrap();
+    // A checkpoint every step: 40 saves to cut short, the tokenizer written first.
+    let args = |out: &Path, resume: bool| {
+        let mut a: Vec<String> = ["--quiet", "--threads", "2", "lm", "train", &s(&text), "--arch", "gpt", "--vocab", "300", "--lowercase", "--layers", "2", "--d-model", "32",
+            "--heads", "2", "--d-mlp", "48", "--context", "16", "--steps", "40", "--batch-size", "8", "--shards", "2", "--warmup", "2", "--eval-every", "10",
+            "--save-every", "1", "--val-fraction", "0.1", "--out", &s(out)]
+            .map(String::from).to_vec();
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let done = |out: &Path| read_json(&out.join("model.json")).and_then(|c| c["epochs_done"].as_u64()).unwrap_or(0) as usize;
+    check_command(dir.path(), "lm train", 4, args, &done, without_times);
+}
+
+#[test]
 fn zoo_build_killed_and_resumed_ends_as_an_unbroken_build() {
     let dir = tempfile::tempdir().unwrap();
     // Four shards of 500 INRs.

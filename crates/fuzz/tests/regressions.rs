@@ -76,6 +76,47 @@ fn tokenizer_json_bpe_merge_longer_than_every_token() {
     assert!(e.contains("tokenizer.json") && e.contains("not a valid tokenizer.json"), "{e}");
 }
 
+/// A pre-tokenizer of thirty byte-level stages in sequence, each doubling the text: the first
+/// encoding asked the tokenizers crate for gigabytes.
+#[test]
+fn tokenizer_json_thirty_byte_level_pre_tokenizers() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = r#"{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}"#;
+    let stages = vec![stage; 30].join(",");
+    let json = format!(r#"{{"model":{{"type":"BPE","vocab":{{"a":0}},"merges":[]}},"pre_tokenizer":{{"type":"Sequence","pretokenizers":[{stages}]}}}}"#);
+    write(dir.path(), "tokenizer.json", json.as_bytes());
+    let e = rejected(|| Tokenizer::from_file(&dir.path().join("tokenizer.json")));
+    assert!(e.contains("tokenizer.json") && e.contains("1073741824-fold"), "{e}");
+}
+
+/// Padding to a fixed length of 2^53 tokens: the trial encoding at load padded to it before
+/// padding was switched off.
+#[test]
+fn tokenizer_json_pads_to_2_to_the_53_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = r#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"padding":{"strategy":{"Fixed":9007199254740992},"direction":"Right","pad_to_multiple_of":null,"pad_id":0,"pad_type_id":0,"pad_token":"a"}}"#;
+    write(dir.path(), "tokenizer.json", json.as_bytes());
+    let (result, peak) = measure(|| Tokenizer::from_file(&dir.path().join("tokenizer.json")).map(|t| t.encode("a a").map(|ids| ids.len())));
+    assert!(peak <= SMALL, "allocated {peak} bytes at peak");
+    // Padding is switched off: the file loads and encodes as if it had none.
+    assert!(matches!(result, Ok(Ok(Ok(_)))), "{:?}", result.map(|r| r.map(|e| e.map_err(|e| e.to_string())).map_err(|e| e.to_string())));
+}
+
+/// Two added tokens, a space stripped on its right and a newline stripped on its left: the
+/// tokenizers crate panics ("AddedVocabulary bad split") when it encodes text holding both.
+#[test]
+fn tokenizer_json_added_tokens_that_break_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "tokenizer.json",
+        b"{\"added_tokens\":[{\"content\":\" \",\"id\":0,\"lstrip\":false,\"normalized\":true,\"rstrip\":true,\"single_word\":false,\"special\":false},{\"content\":\"\\n\",\"id\":0,\"lstrip\":true,\"normalized\":true,\"rstrip\":false,\"single_word\":false,\"special\":true}],\"model\":{\"unk_token\":\"\",\"vocab\":{}}}",
+    );
+    let tok = Tokenizer::from_file(&dir.path().join("tokenizer.json")).expect("it loads");
+    let e = rejected(|| tok.encode("  \n\t"));
+    assert!(e.contains("cannot tokenize text") && e.contains("bad split"), "{e}");
+}
+
 /// The same merge in a GGUF vocabulary (built by glassbox itself from the metadata).
 #[test]
 fn gguf_tokenizer_merge_result_not_in_vocabulary() {

@@ -107,18 +107,24 @@ impl Tokenizer {
         // from the vocabulary and longer than every token in it, and (at the first encoding) on
         // a template naming a special token it does not define. The JSON is checked here first,
         // and the rest runs under `guarded`, once at load for the template.
-        serde_json::from_slice::<Value>(&bytes)
+        let json = serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: invalid JSON: {e}")))?;
         let invalid = |msg: String| Error::format(path, format!("not a valid tokenizer.json: {msg}"));
+        let growth = text_growth(&json["normalizer"]) * text_growth(&json["pre_tokenizer"]);
+        if growth > MAX_TEXT_GROWTH {
+            return Err(invalid(format!(
+                "its normalizer and pre-tokenizer could grow a text up to {growth:.0}-fold before it is split into tokens (at most {MAX_TEXT_GROWTH} is accepted)"
+            )));
+        }
         let mut inner = guarded(|| tokenizers::Tokenizer::from_bytes(&bytes))
             .map_err(&invalid)?
             .map_err(|e| invalid(e.to_string()))?;
-        // An encoding error here is reported when text is encoded; only a panic matters now.
-        let _ = guarded(|| inner.encode_fast("", true)).map_err(&invalid)?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
             .map_err(|e| Error::format(path, format!("cannot switch off truncation: {e}")))?;
+        // An encoding error here is reported when text is encoded; only a panic matters now.
+        let _ = guarded(|| inner.encode_fast("", true)).map_err(&invalid)?;
         let (config_bos, config_eos) = match path.parent() {
             Some(dir) => config_bos_eos(&dir.join("tokenizer_config.json"), &inner)?,
             None => (None, None),
@@ -229,18 +235,12 @@ impl Tokenizer {
     /// template adds (BOS/CLS/SEP) have the empty span (0, 0). A byte-level token's span may
     /// include its leading space.
     pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
-        let encoding = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::invalid(format!("cannot tokenize text: {e}")))?;
+        let encoding = tokenized(guarded(|| self.inner.encode(text, true)))?;
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
     fn encode_with(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
-            .encode_fast(text, add_special_tokens)
-            .map_err(|e| Error::invalid(format!("cannot tokenize text: {e}")))?;
+        let encoding = tokenized(guarded(|| self.inner.encode_fast(text, add_special_tokens)))?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -252,8 +252,8 @@ impl Tokenizer {
                 "cannot decode token id {bad}: vocabulary has {size} tokens"
             )));
         }
-        self.inner
-            .decode(ids, false)
+        guarded(|| self.inner.decode(ids, false))
+            .map_err(|e| Error::invalid(format!("cannot decode token ids: {e}")))?
             .map_err(|e| Error::invalid(format!("cannot decode token ids: {e}")))
     }
 
@@ -350,7 +350,7 @@ fn special_token_content(value: &Value) -> Option<&str> {
 
 /// The special ids the post-processor puts before and after a one-word text.
 fn template_specials(inner: &tokenizers::Tokenizer) -> (Vec<u32>, Vec<u32>) {
-    let Ok(encoding) = inner.encode_fast("a", true) else {
+    let Ok(Ok(encoding)) = guarded(|| inner.encode_fast("a", true)) else {
         return (Vec::new(), Vec::new());
     };
     let pairs: Vec<(u32, u32)> = encoding
@@ -373,6 +373,46 @@ fn template_specials(inner: &tokenizers::Tokenizer) -> (Vec<u32>, Vec<u32>) {
         .collect();
     suffix.reverse();
     (prefix, suffix)
+}
+
+/// The most a tokenizer.json's normalizer and pre-tokenizer together may grow a text by (bytes
+/// out per byte in, as bounded by [`text_growth`]); real tokenizers stay below a few hundred.
+const MAX_TEXT_GROWTH: f64 = 4096.0;
+
+/// An upper bound on how many bytes a normalizer or pre-tokenizer (as serialised in
+/// tokenizer.json) makes of one byte of text: stages in sequence multiply, so a file can ask
+/// for exponential growth (thirty byte-level stages, each doubling the text), which the
+/// tokenizers crate would try to allocate.
+fn text_growth(stage: &Value) -> f64 {
+    let bytes = |key: &str| stage[key].as_str().map_or(1.0, |s| s.len().max(1) as f64);
+    match stage["type"].as_str() {
+        Some("Sequence") => ["normalizers", "pretokenizers"]
+            .iter()
+            .filter_map(|key| stage[*key].as_array())
+            .flatten()
+            .map(text_growth)
+            .product(),
+        // A byte becomes a character of up to two bytes.
+        Some("ByteLevel") => 2.0,
+        // Spaces become the replacement, and one may be put in front.
+        Some("Metaspace") => 1.0 + bytes("replacement"),
+        Some("Replace") => bytes("content"),
+        Some("Prepend") => 1.0 + bytes("prepend"),
+        // Compatibility decompositions: up to 18 characters from one of three bytes.
+        Some("NFKC" | "NFKD" | "Precompiled") => 11.0,
+        Some("NFC" | "NFD") => 3.0,
+        // Spaces around CJK characters; case changes that lengthen a character.
+        Some("BertNormalizer" | "Lowercase") => 2.0,
+        _ => 1.0,
+    }
+}
+
+/// An encoding, or why there is none: the tokenizers crate's error, or its panic (some
+/// combinations of added tokens a file may define make it panic on some texts).
+fn tokenized(result: std::result::Result<tokenizers::Result<tokenizers::Encoding>, String>) -> Result<tokenizers::Encoding> {
+    result
+        .map_err(|e| Error::invalid(format!("cannot tokenize text: {e}")))?
+        .map_err(|e| Error::invalid(format!("cannot tokenize text: {e}")))
 }
 
 /// Runs a call into the tokenizers crate on a configuration read from a file, with a panic

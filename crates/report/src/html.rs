@@ -383,7 +383,12 @@ fn folder_figures(dir: &Path) -> Result<Vec<Figure>, ReportError> {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let note = FigureNote::read_beside(&p)?.unwrap_or_default();
+        // A damaged caption file costs the figure its caption, not the whole report.
+        let note = FigureNote::read_beside(&p).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; the figure keeps its built-in caption");
+            None
+        });
+        let note = note.unwrap_or_default();
         let (known_kind, known_caption) = known_figure(&name);
         let kind = note.kind.or(known_kind);
         let caption = if note.caption.is_empty() { known_caption.unwrap_or_default() } else { note.caption.clone() };

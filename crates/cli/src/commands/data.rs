@@ -106,13 +106,13 @@ fn list(cli: &Cli, args: &ListArgs) -> Result<()> {
     println!("{:<14} {:>9}  {:<8} {:<13} about", "name", "download", "kind", "licence");
     for entry in CATALOGUE {
         let dir = destination(cli, args.to.as_ref(), entry)?;
-        let here = if glassbox_fetch::looks_present(entry, &dir) { "present" } else { "-" };
+        let here = if glassbox_fetch::looks_present(entry, &dir) { "present in" } else { "not yet in" };
         let kind = match entry.kind {
             Kind::Data => "data",
             Kind::Model => "model",
         };
         println!("{:<14} {:>9}  {kind:<8} {:<13} {}", entry.name, megabytes(entry.download_size()), entry.licence, entry.about);
-        println!("{:<14} {here} in {}", "", dir.display());
+        println!("{:<14} {here} {}", "", dir.display());
     }
     Ok(())
 }
