@@ -46,7 +46,15 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+static COMMAND_LINE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Record the command line of a command run in-process (the process's own arguments are not it).
+pub fn set_command_line(line: String) {
+    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+}
+
 /// The full command line, recorded in run.json.
 pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    let set = COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    set.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "))
 }
