@@ -40,11 +40,11 @@ from .model import ActivationCache, Ablate, Add, HookPoint, LanguageModel, MeanA
 from .sae import SAE, train_sae
 
 
-def load_model(spec: Union[str, Path]) -> LanguageModel:
+def load_model(source: Union[str, Path]) -> LanguageModel:
     """Open a language model: a Hugging Face folder, an ``ORG/NAME`` id in the local Hugging
     Face cache, a ``.gguf`` file, or a glassbox language-model checkpoint. Nothing is downloaded."""
-    path = Path(spec).expanduser()
-    return LanguageModel.load(str(path) if path.exists() else str(spec))
+    path = Path(source).expanduser()
+    return LanguageModel.load(str(path) if path.exists() else str(source))
 
 
 def load_checkpoint(path: Union[str, Path]) -> Checkpoint:

@@ -82,10 +82,10 @@ class LanguageModel:
         self._inner = inner
 
     @classmethod
-    def load(cls, spec: str) -> "LanguageModel":
-        """Open ``spec``: a model folder, a ``.gguf`` file or an ``ORG/NAME`` id in the local
+    def load(cls, source: str) -> "LanguageModel":
+        """Open ``source``: a model folder, a ``.gguf`` file or an ``ORG/NAME`` id in the local
         Hugging Face cache. Nothing is downloaded."""
-        return cls(_glassbox.LanguageModel.load(str(spec)))
+        return cls(_glassbox.LanguageModel.load(str(source)))
 
     @property
     def cfg(self) -> dict:
@@ -103,27 +103,30 @@ class LanguageModel:
         return _pad_ids([self._inner.encode(t) for t in texts])
 
     def to_string(self, tokens: Union[Sequence[int], np.ndarray]) -> str:
-        """Decode token ids to text."""
-        return self._inner.decode([int(t) for t in np.asarray(tokens).ravel() if t >= 0])
+        """Decode token ids to text (the -1 padding of :meth:`to_tokens` is skipped)."""
+        return self._inner.decode(_ids(tokens))
 
     def to_str_tokens(self, input: Union[str, Sequence[int], np.ndarray]) -> list[Optional[str]]:
         """The text of each token of a prompt (or of the given ids)."""
-        ids = self._inner.encode(input) if isinstance(input, str) else [int(t) for t in np.asarray(input).ravel()]
-        return self._inner.token_strings(ids)
+        return self._inner.token_strings(self._inner.encode(input) if isinstance(input, str) else _ids(input))
 
     def _sequences(self, input: Input) -> list[list[int]]:
+        """Prompts as token-id lists: text is tokenized; ids may carry -1 padding."""
         if isinstance(input, str):
-            return [self._inner.encode(input)]
-        if isinstance(input, np.ndarray):
-            if input.ndim == 1:
-                return [[int(t) for t in input]]
-            return [[int(t) for t in row if t >= 0] for row in input]
-        items = list(input)
-        if items and all(isinstance(i, str) for i in items):
-            return [self._inner.encode(i) for i in items]
-        if items and all(isinstance(i, (int, np.integer)) for i in items):
-            return [[int(i) for i in items]]
-        return [[int(t) for t in row if t >= 0] for row in items]
+            sequences = [self._inner.encode(input)]
+        elif isinstance(input, np.ndarray):
+            sequences = [_ids(input)] if input.ndim == 1 else [_ids(row) for row in input]
+        else:
+            items = list(input)
+            if items and all(isinstance(i, str) for i in items):
+                sequences = [self._inner.encode(i) for i in items]
+            elif all(isinstance(i, (int, np.integer)) for i in items):
+                sequences = [_ids(items)]
+            else:
+                sequences = [_ids(row) for row in items]
+        if not sequences or not all(sequences):
+            raise ValueError("every prompt needs at least one token")
+        return sequences
 
     def _run(self, input: Input, names: list[str], logits: str, hooks: Iterable[tuple[str, Intervention]]):
         sequences = self._sequences(input)
@@ -147,12 +150,12 @@ class LanguageModel:
         which = {"logits": "all", "last": "last"}.get(return_type)
         if which is None:
             raise ValueError(f"return_type must be 'logits', 'last' or None, not {return_type!r}")
-        return self._run(input, [], which if self.cfg["d_vocab"] and self._has_unembed() else "none", [])[0]
+        return self._run(input, [], which if self._has_unembed() else "none", [])[0]
 
     forward = __call__
 
     def _has_unembed(self) -> bool:
-        return self.cfg["family"] != "bert"
+        return self._inner.cfg["has_unembed"]
 
     def run_with_cache(
         self,
@@ -229,6 +232,11 @@ def _select(all_names: list[str], which) -> list[str]:
     if callable(which):
         return [n for n in all_names if which(n)]
     return list(which)
+
+
+def _ids(tokens) -> list[int]:
+    """Token ids as a list, without the -1 padding of :meth:`LanguageModel.to_tokens`."""
+    return [int(t) for t in np.asarray(tokens).ravel() if t >= 0]
 
 
 def _pad_ids(sequences: list[list[int]]) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import _glassbox
-from .model import LanguageModel, _f32
+from .model import LanguageModel, _f32, _ids
 
 
 class SAE:
@@ -84,7 +84,7 @@ class SAE:
         if not hook:
             raise ValueError("the SAE records no hook_name; pass hook=")
         items = [texts] if isinstance(texts, str) else list(texts)
-        contexts = [model._inner.encode(t) if isinstance(t, str) else [int(i) for i in t] for t in items]
+        contexts = [model._inner.encode(t) if isinstance(t, str) else _ids(t) for t in items]
         metrics, density = self._inner.evaluate(model._inner, hook, contexts, batch_contexts, skip_first)
         out = json.loads(metrics)
         out["feature_density"] = density

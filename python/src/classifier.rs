@@ -3,7 +3,7 @@
 
 use crate::arrays::{f32_out, F32In};
 use crate::errors::IntoPyResult;
-use glassbox_core::model::Model;
+use glassbox_core::model::{Architecture, Model};
 use glassbox_core::tensor::{from_vec, infer_device, to_vec};
 use numpy::PyArrayDyn;
 use pyo3::exceptions::PyValueError;
@@ -61,8 +61,15 @@ impl Checkpoint {
         if rows == 0 {
             return Err(PyValueError::new_err("x has no rows"));
         }
+        if let Architecture::Transformer(t) = &self.model.arch {
+            // A transformer reads token ids: anything else would index outside its embedding.
+            if let Some(bad) = x.slice().iter().find(|&&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < t.d_vocab)) {
+                return Err(PyValueError::new_err(format!("x holds {bad}, not a token id: a transformer reads whole numbers from 0 to {}", t.d_vocab - 1)));
+            }
+        }
         let input = from_vec(x.slice().to_vec(), [rows, self.model.arch.input_dim()], &infer_device());
-        let (out, found) = self.model.forward_sites(input, &sites).py()?;
+        let model = &self.model;
+        let (out, found) = py.detach(|| model.forward_sites(input, &sites)).py()?;
         let cache = PyDict::new(py);
         for site in found {
             let mut shape = vec![rows];

@@ -22,11 +22,11 @@ pub struct LanguageModel {
 
 #[pymethods]
 impl LanguageModel {
-    /// Open `spec`: a model folder, a `.gguf` file or an `ORG/NAME` id in the local Hugging
+    /// Open `source`: a model folder, a `.gguf` file or an `ORG/NAME` id in the local Hugging
     /// Face cache. Nothing is downloaded.
     #[staticmethod]
-    fn load(py: Python<'_>, spec: &str) -> PyResult<Self> {
-        let inner = py.detach(|| glassbox_lm::load(spec)).py()?;
+    fn load(py: Python<'_>, source: &str) -> PyResult<Self> {
+        let inner = py.detach(|| glassbox_lm::load(source)).py()?;
         Ok(LanguageModel { inner })
     }
 
@@ -51,6 +51,7 @@ impl LanguageModel {
         d.set_item("rotary_base", c.rope_theta)?;
         d.set_item("gated_mlp", c.gated_mlp)?;
         d.set_item("causal", c.causal())?;
+        d.set_item("has_unembed", c.has_unembed())?;
         d.set_item("n_params", self.inner.model.n_params())?;
         d.set_item("source", self.inner.source.path().display().to_string())?;
         Ok(d)

@@ -16,7 +16,7 @@ def bilinear_run(tmp_path_factory):
 
 
 def test_train_returns_the_run_and_its_checkpoint_runs(bilinear_run):
-    assert "test_accuracy" in bilinear_run.metrics or bilinear_run.metrics
+    assert 0.0 <= bilinear_run.metrics["test_accuracy"] <= 1.0
     ckpt = glassbox.load_checkpoint(bilinear_run.path)
     assert ckpt.kind == "bilinear" and ckpt.card["architecture"]
     x = np.random.default_rng(0).random((7, ckpt.input_dim), dtype=np.float32)
@@ -77,3 +77,19 @@ def test_the_decomposition_of_arrays_equals_numpy_eigh():
         glassbox.BilinearDecomposition.from_weights(w, v[:, :3], p)
     with pytest.raises(ValueError, match=r"b1 has shape \[2\]; expected \[6\]"):
         glassbox.BilinearDecomposition.from_weights(w, v, p, b1=np.ones(2, np.float32))
+
+
+def test_a_transformer_checkpoint_takes_token_ids_only(tmp_path):
+    run = glassbox.train("transformer", "modadd", tmp_path / "t", p=7, epochs=1, quiet=True)
+    model = glassbox.load_checkpoint(run.path)
+    tokens = np.zeros((2, model.input_dim), np.float32)
+    assert model(tokens).shape == (2, model.output_dim)
+    for bad in (-1.0, 0.5, 1e6):
+        tokens[1, 0] = bad
+        with pytest.raises(ValueError, match="not a token id"):
+            model(tokens)
+
+
+def test_divergence_raises_diverged_error(tmp_path):
+    with pytest.raises(glassbox.DivergedError, match="training loss became NaN at step 2"):
+        glassbox.train("mlp", "glyphs", tmp_path / "d", lr=1e30, epochs=3, glyph_train=64, glyph_test=32, quiet=True)

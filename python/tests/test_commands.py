@@ -59,13 +59,15 @@ def test_lib_bilinear_acts_and_report(tmp_path):
     assert repr(run) == f"Run({str(run.path)!r})"
 
 
-def test_a_zoo_read_by_probegen_and_statnn(tmp_path):
+def test_a_zoo_read_by_probegen_vanilla_probes_and_statnn(tmp_path):
     zoo = glassbox.zoo_build("glyph-inr", tmp_path / "zoo", count=80, quiet=True)
     assert json.loads((zoo / "zoo.json").read_text())
     reader = glassbox.probe_train(zoo, tmp_path / "reader", probes=8, epochs=2, quiet=True)
     assert reader.info["metrics"]
     stat = glassbox.probe_train(zoo, tmp_path / "statnn", method="statnn", epochs=2, quiet=True)
     assert stat.info["metrics"]
+    vanilla = glassbox.probe_train(zoo, tmp_path / "vanilla", method="vanilla", probes=8, epochs=2, quiet=True)
+    assert vanilla.info["metrics"] and vanilla.info != reader.info
     predictions = glassbox.probe_predict(reader.path, zoo, tmp_path / "pred.csv")
     rows = list(csv.reader(predictions.open()))
     assert len(rows) == 81, "a header and 80 models"

@@ -94,9 +94,14 @@ where
         }
         Err(e) => bail!("{}", e.render().to_string().trim_end()),
     };
-    set_threads(cli.threads)?;
     commands::set_command_line(argv.join(" "));
-    commands::run(&cli)
+    match (set_threads(cli.threads), cli.threads) {
+        (Ok(()), _) => commands::run(&cli),
+        // The process's pool has another size (a long-lived process, such as a Python session or
+        // a reused Ray worker, ran other work first): this command gets a pool of its own.
+        (Err(_), Some(n)) if n > 0 => rayon::ThreadPoolBuilder::new().num_threads(n).build()?.install(|| commands::run(&cli)),
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// The `--help` text of the command `args` names (the words after `glassbox`, no options).

@@ -125,6 +125,60 @@ fn acts_store_resumes_after_an_interruption() {
     }
 }
 
+/// Three `--shard i/n` jobs (one of them run twice, one cut short) and a last run without
+/// `--shard` give the store one run writes, byte for byte; the last run computes the shard a
+/// job did not finish. Bad combinations are refused with a clear message.
+#[test]
+fn acts_store_built_by_shard_jobs_equals_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(&corpus, "To be or not to be, that is the question.\n\n".repeat(40)).unwrap();
+    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--quiet", "acts", &tiny(), "--text", corpus.to_str().unwrap(), "--hooks", "blocks.0.hook_resid_post,blocks.1.attn.hook_pattern",
+            "--context", "16", "--contexts-per-shard", "4", "--batch-contexts", "3", "--out", out.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |out: &Path, extra: &[&str]| ok(&args(out, extra).iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = dir.path().join("whole");
+    run(&whole, &[]);
+    let jobs = dir.path().join("jobs");
+    let printed = run(&jobs, &["--shard", "0/3"]);
+    assert!(printed.contains("job 0/3: ") && printed.contains("shards written, 0 already there"), "{printed}");
+    assert!(run(&jobs, &["--shard", "0/3"]).contains(" 0 shards written, "), "a second run of a job resumes");
+    run(&jobs, &["--shard", "1/3"]);
+    run(&jobs, &["--shard", "2/3"]);
+    assert!(!jobs.join("index.json").exists(), "the jobs leave the index to the last run");
+    // One job's shard was lost (as if its job died before the rename): the last run computes it.
+    std::fs::remove_file(jobs.join("parts/shard-00004.safetensors")).unwrap();
+    std::fs::write(jobs.join("parts/shard-00004.safetensors.tmp"), b"partial").unwrap();
+    let printed = run(&jobs, &[]);
+    assert!(printed.contains("moved in ") && printed.contains("contexts written by the jobs"), "{printed}");
+    let names = |d: &Path| {
+        let mut n: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&whole), names(&jobs), "parts/ is gone once the store is complete");
+    assert!(names(&whole).len() > 6, "{:?}", names(&whole));
+    for n in names(&whole) {
+        assert_eq!(std::fs::read(whole.join(&n)).unwrap(), std::fs::read(jobs.join(&n)).unwrap(), "{n:?}");
+    }
+    // A job with other settings than the parts already there, and --shard without --text.
+    let other = dir.path().join("other");
+    run(&other, &["--shard", "0/2"]);
+    let e = fails(&args(&other, &["--shard", "1/2", "--dtype", "bf16"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("parts/settings.json: the store's shards were written with a different `dtype`"), "{e}");
+    let e = fails(&args(&other, &["--dtype", "bf16"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("with a different `dtype`"), "{e}");
+    let e = fails(&args(&other, &["--shard", "2/2"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("--shard takes i/n with 0 <= i < n, got '2/2'"), "{e}");
+    let e = fails(&["acts", &tiny(), "--shard", "0/2", "--out", other.to_str().unwrap()]);
+    assert!(e.contains("--shard builds a language model's activation store together with other jobs; it needs --text"), "{e}");
+}
+
 /// The hook the SAE tests train and evaluate at.
 const SAE_HOOK: &str = "blocks.1.hook_resid_pre";
 

@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod parts;
+pub use parts::{PartWriter, PARTS_DIR};
+
 /// Value of `format` in `index.json`; anything else is not ours.
 pub const STORE_FORMAT: &str = "glassbox-activation-store";
 /// Layout version this module writes and reads.
@@ -588,6 +591,20 @@ impl ShardBuffer {
         }
     }
 
+    /// Appends one context (`ordered`: its activations in index hook order).
+    fn push(&mut self, context_index: usize, ctx: &Context, ordered: &[&[f32]], dtype: StoreDtype) -> Result<()> {
+        let global = i64::try_from(context_index).map_err(|_| Error::invalid("context index too large"))?;
+        extend_i64(&mut self.tokens, ctx.tokens.iter().map(|&t| i64::from(t)));
+        extend_i64(&mut self.doc, ctx.doc.iter().map(|&d| i64::from(d)));
+        extend_i64(&mut self.pos, ctx.pos.iter().map(|&p| i64::from(p)));
+        extend_i64(&mut self.context, std::iter::repeat_n(global, ctx.len()));
+        for (bytes, values) in self.hooks.iter_mut().zip(ordered) {
+            extend_activations(bytes, values, dtype);
+        }
+        self.contexts += 1;
+        Ok(())
+    }
+
     fn clear(&mut self) {
         self.contexts = 0;
         for b in [
@@ -718,6 +735,7 @@ impl StoreWriter {
         if let Err(msg) = check_layout(&index.hooks, index.context, index.contexts_per_shard) {
             return Err(Error::invalid(format!("{}: {msg}", dir.display())));
         }
+        parts::check_parts_settings(dir, &index)?;
         let (index, removed) = if dir.join(INDEX_FILE).exists() {
             resume_index(dir, index)?
         } else {
@@ -767,17 +785,7 @@ impl StoreWriter {
         activations: &[(&str, &[f32])],
     ) -> Result<()> {
         let ordered = self.check_push(context_index, ctx, activations)?;
-        let global =
-            i64::try_from(context_index).map_err(|_| Error::invalid("context index too large"))?;
-        let b = &mut self.buffer;
-        extend_i64(&mut b.tokens, ctx.tokens.iter().map(|&t| i64::from(t)));
-        extend_i64(&mut b.doc, ctx.doc.iter().map(|&d| i64::from(d)));
-        extend_i64(&mut b.pos, ctx.pos.iter().map(|&p| i64::from(p)));
-        extend_i64(&mut b.context, std::iter::repeat_n(global, ctx.len()));
-        for (bytes, values) in b.hooks.iter_mut().zip(ordered) {
-            extend_activations(bytes, values, self.index.dtype);
-        }
-        b.contexts += 1;
+        self.buffer.push(context_index, ctx, &ordered, self.index.dtype)?;
         self.next_context += 1;
         if self.buffer.contexts == self.index.contexts_per_shard {
             self.flush_shard()?;
@@ -804,54 +812,38 @@ impl StoreWriter {
                 self.next_context
             )));
         }
-        let n = self.index.context;
-        if ctx.tokens.len() != n || ctx.doc.len() != n || ctx.pos.len() != n {
-            return Err(Error::invalid(format!(
-                "{dir}: context {context_index} has {} tokens / {} doc / {} pos entries, expected {n} each",
-                ctx.tokens.len(),
-                ctx.doc.len(),
-                ctx.pos.len()
-            )));
+        order_activations(&self.dir, &self.index, &self.hook_sizes, context_index, ctx, activations)
+    }
+
+    /// At a shard boundary, moves the shard a job of a parallel build left for the next position
+    /// (see [`PartWriter`]) into place and lists it, marking the store complete when it ends the
+    /// `total_contexts`. Returns the contexts it held: 0 when there is no such shard.
+    pub fn adopt_part(&mut self, total_contexts: usize) -> Result<usize> {
+        let s = self.index.shards.len();
+        let part = match parts::part_path(&self.dir, s) {
+            Some(part) if self.buffer.contexts == 0 && !self.index.complete => part,
+            _ => return Ok(0),
+        };
+        let contexts = self.index.contexts_per_shard.min(total_contexts.saturating_sub(self.next_context));
+        if contexts == 0 {
+            return Ok(0);
         }
-        if let Some((name, _)) = activations
-            .iter()
-            .find(|(name, _)| self.index.hook_shape(name).is_none())
-        {
-            return Err(Error::invalid(format!(
-                "{dir}: activations for hook {name:?}, which this store does not hold (hooks: {})",
-                self.index.hook_names()
-            )));
-        }
-        let mut ordered = Vec::with_capacity(self.index.hooks.len());
-        for (hook, &size) in self.index.hooks.iter().zip(&self.hook_sizes) {
-            let mut matching = activations.iter().filter(|(name, _)| *name == hook.name);
-            let values = match (matching.next(), matching.next()) {
-                (Some((_, values)), None) => *values,
-                (None, _) => {
-                    return Err(Error::invalid(format!(
-                        "{dir}: context {context_index} has no activations for hook {:?}",
-                        hook.name
-                    )))
-                }
-                (Some(_), Some(_)) => {
-                    return Err(Error::invalid(format!(
-                        "{dir}: context {context_index} has hook {:?} twice",
-                        hook.name
-                    )))
-                }
-            };
-            if values.len() != n * size {
-                return Err(Error::invalid(format!(
-                    "{dir}: hook {:?} in context {context_index} has {} values, expected {n} tokens × {size} ({:?}) = {}",
-                    hook.name,
-                    values.len(),
-                    hook.shape,
-                    n * size
-                )));
-            }
-            ordered.push(values);
-        }
-        Ok(ordered)
+        let info = ShardInfo { file: shard_file_name(s), contexts, tokens: contexts * self.index.context };
+        let mut listed = self.index.clone();
+        listed.shards.push(info.clone());
+        verify_shard(&self.dir.join(PARTS_DIR), &listed, s).map_err(|e| {
+            Error::format(&part, format!("{e}; delete it and run again to compute this shard here"))
+        })?;
+        // Moved before it is listed: a kill in between leaves an unlisted shard, which the next
+        // run deletes and computes again.
+        let path = self.dir.join(&info.file);
+        fs::rename(&part, &path).map_err(|e| Error::io(&path, e))?;
+        self.index.total_tokens += info.tokens;
+        self.index.shards.push(info);
+        self.next_context += contexts;
+        self.index.complete = self.next_context == total_contexts;
+        write_index(&self.dir, &self.index)?;
+        Ok(contexts)
     }
 
     /// Writes the buffered contexts as the next shard, then the index that lists it (in that
@@ -882,6 +874,7 @@ impl StoreWriter {
                 write_index(&self.dir, &self.index)?;
             }
         }
+        parts::remove_parts(&self.dir)?;
         Ok(StoreSummary {
             dir: self.dir.clone(),
             shards: self.index.shards.len(),
@@ -889,6 +882,67 @@ impl StoreWriter {
             total_tokens: self.index.total_tokens,
         })
     }
+}
+
+/// Checks one context's activations against the store's layout (`dir` for messages) and
+/// returns them in index hook order.
+fn order_activations<'a>(
+    dir: &Path,
+    index: &StoreIndex,
+    hook_sizes: &[usize],
+    context_index: usize,
+    ctx: &Context,
+    activations: &[(&str, &'a [f32])],
+) -> Result<Vec<&'a [f32]>> {
+    let dir = dir.display();
+    let n = index.context;
+    if ctx.tokens.len() != n || ctx.doc.len() != n || ctx.pos.len() != n {
+        return Err(Error::invalid(format!(
+            "{dir}: context {context_index} has {} tokens / {} doc / {} pos entries, expected {n} each",
+            ctx.tokens.len(),
+            ctx.doc.len(),
+            ctx.pos.len()
+        )));
+    }
+    if let Some((name, _)) = activations
+        .iter()
+        .find(|(name, _)| index.hook_shape(name).is_none())
+    {
+        return Err(Error::invalid(format!(
+            "{dir}: activations for hook {name:?}, which this store does not hold (hooks: {})",
+            index.hook_names()
+        )));
+    }
+    let mut ordered = Vec::with_capacity(index.hooks.len());
+    for (hook, &size) in index.hooks.iter().zip(hook_sizes) {
+        let mut matching = activations.iter().filter(|(name, _)| *name == hook.name);
+        let values = match (matching.next(), matching.next()) {
+            (Some((_, values)), None) => *values,
+            (None, _) => {
+                return Err(Error::invalid(format!(
+                    "{dir}: context {context_index} has no activations for hook {:?}",
+                    hook.name
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(format!(
+                    "{dir}: context {context_index} has hook {:?} twice",
+                    hook.name
+                )))
+            }
+        };
+        if values.len() != n * size {
+            return Err(Error::invalid(format!(
+                "{dir}: hook {:?} in context {context_index} has {} values, expected {n} tokens × {size} ({:?}) = {}",
+                hook.name,
+                values.len(),
+                hook.shape,
+                n * size
+            )));
+        }
+        ordered.push(values);
+    }
+    Ok(ordered)
 }
 
 /// The index a fresh store with this spec starts from. The source is round-tripped through JSON
@@ -1620,6 +1674,78 @@ mod tests {
             .to_string()
             .contains("complete"));
         assert_eq!(w.finish().unwrap().contexts, 5);
+    }
+
+    /// Shards of `contexts` contexts written by `jobs` part writers, then gathered by a writer.
+    fn parallel_store(dir: &Path, cps: usize, contexts: usize, jobs: usize) -> StoreSummary {
+        for job in 0..jobs {
+            let parts = PartWriter::open(dir, spec(StoreDtype::F32, cps)).unwrap();
+            for s in (0..contexts.div_ceil(cps)).filter(|s| s % jobs == job) {
+                let range = s * cps..((s + 1) * cps).min(contexts);
+                let owned: Vec<(Context, Vec<f32>, Vec<f32>)> = range.map(|c| (context(c), acts(c, 0, 3), acts(c, 1, 4))).collect();
+                let rows: Vec<(&Context, Vec<(&str, &[f32])>)> = owned
+                    .iter()
+                    .map(|(ctx, a, z)| (ctx, vec![("blocks.0.hook_resid_post", a.as_slice()), ("blocks.0.attn.hook_z", z.as_slice())]))
+                    .collect();
+                assert!(!parts.has(s));
+                parts.write(s, &rows).unwrap();
+                assert!(parts.has(s));
+            }
+        }
+        let mut w = StoreWriter::create_or_resume(dir, spec(StoreDtype::F32, cps)).unwrap();
+        let mut next = 0;
+        while next < contexts {
+            match w.adopt_part(contexts).unwrap() {
+                0 => {
+                    push_context(&mut w, next);
+                    next += 1;
+                }
+                n => next += n,
+            }
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn parts_written_by_jobs_and_gathered_equal_one_go_store() {
+        for (contexts, jobs) in [(10, 2), (12, 3), (3, 2)] {
+            let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            assert_eq!(write_store(one.path(), StoreDtype::F32, 4, contexts), StoreSummary { dir: one.path().into(), ..parallel_store(many.path(), 4, contexts, jobs) });
+            assert_eq!(files(one.path()), files(many.path()), "{contexts} contexts, {jobs} jobs");
+            assert!(!many.path().join(PARTS_DIR).exists());
+        }
+    }
+
+    #[test]
+    fn part_writers_refuse_bad_layouts_finished_stores_and_other_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = PartWriter::open(dir.path(), spec(StoreDtype::F32, 0)).err().unwrap().to_string();
+        assert!(e.contains("contexts_per_shard must be at least 1"), "{e}");
+        assert!(!dir.path().join(PARTS_DIR).exists(), "nothing is written for a bad layout");
+        PartWriter::open(dir.path(), spec(StoreDtype::F32, 4)).unwrap();
+        let e = PartWriter::open(dir.path(), spec(StoreDtype::Bf16, 4)).err().unwrap().to_string();
+        assert!(e.contains("settings.json: the store's shards were written with a different `dtype`"), "{e}");
+        let e = StoreWriter::create_or_resume(dir.path(), spec(StoreDtype::Bf16, 4)).err().unwrap().to_string();
+        assert!(e.contains("with a different `dtype`"), "{e}");
+        let done = tempfile::tempdir().unwrap();
+        write_store(done.path(), StoreDtype::F32, 4, 6);
+        let e = PartWriter::open(done.path(), spec(StoreDtype::F32, 4)).err().unwrap().to_string();
+        assert!(e.contains("the store is complete; no shard is left for a --shard job"), "{e}");
+        assert!(!done.path().join(PARTS_DIR).exists());
+    }
+
+    #[test]
+    fn a_damaged_part_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = PartWriter::open(dir.path(), spec(StoreDtype::F32, 2)).unwrap();
+        let (a, z, ctx) = (acts(0, 0, 3), acts(0, 1, 4), context(0));
+        let rows = vec![(&ctx, vec![("blocks.0.hook_resid_post", a.as_slice()), ("blocks.0.attn.hook_z", z.as_slice())])];
+        let e = parts.write(0, &rows[..0]).err().unwrap().to_string();
+        assert!(e.contains("shard 0 takes 1 to 2 contexts, got 0"), "{e}");
+        parts.write(0, &rows).unwrap(); // one context where the shard needs two
+        let mut w = StoreWriter::create_or_resume(dir.path(), spec(StoreDtype::F32, 2)).unwrap();
+        let e = w.adopt_part(4).err().unwrap().to_string();
+        assert!(e.contains("shard-00000.safetensors") && e.contains("delete it and run again to compute this shard here"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use crate::Cli;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use glassbox_core::{acts, checkpoint, io, tensor};
 use std::collections::HashMap;
@@ -43,6 +43,9 @@ pub struct ActsArgs {
 pub fn run(cli: &Cli, a: &ActsArgs) -> Result<()> {
     if a.lm.text.is_some() {
         return super::lm_acts::run(cli, &a.checkpoint, &a.out, &a.lm);
+    }
+    if a.lm.shard.is_some() {
+        bail!("--shard builds a language model's activation store together with other jobs; it needs --text");
     }
     let (model, card) = checkpoint::load(&a.checkpoint, &tensor::infer_device())?;
     let sites = if a.sites.is_empty() { model.site_names() } else { a.sites.clone() };

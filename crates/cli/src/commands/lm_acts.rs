@@ -4,9 +4,10 @@
 use crate::Cli;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use glassbox_lm::store::{pack, Packed, StoreDtype, StoreSpec, StoreWriter};
+use glassbox_lm::store::{pack, Context, Packed, PartWriter, StoreDtype, StoreSpec, StoreWriter, PARTS_DIR};
 use glassbox_lm::tokenizer::read_utf8_text;
 use glassbox_lm::{score, Batch, Hooks, LoadedModel};
+use glassbox_zoo::build::ShardJob;
 use std::path::Path;
 
 #[derive(Args, Debug, Default)]
@@ -38,6 +39,13 @@ pub struct LmActsArgs {
     /// Language models: store values as f32 or bf16.
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
     pub dtype: String,
+    /// Language models, i/n: one of n jobs building the store together. This job writes the
+    /// store's shards s with s % n == i into OUT/parts (running it again resumes); a last run
+    /// without --shard moves them into place, computes any shard still missing and writes the
+    /// index. The store is byte-identical to one written by a single run (on machines with the
+    /// same CPU features).
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
 }
 
 pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
@@ -87,6 +95,9 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
             "fold_ln": a.fold_ln,
         }),
     };
+    if let Some(job) = &a.shard {
+        return write_job(cli, &m, &mut hooks, &packed.contexts, out, spec, ShardJob::parse(job)?, a);
+    }
     let mut writer = StoreWriter::create_or_resume(out, spec)?;
     for f in writer.removed_files() {
         eprintln!("removed the unfinished {}", f.display());
@@ -98,28 +109,33 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
     let bar = glassbox_core::train::progress_bar(!cli.quiet, (packed.contexts.len() * a.context) as u64, (start * a.context) as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tokens  {per_sec}  ETA {eta}")?);
     let clock = std::time::Instant::now();
-    for first in (start..packed.contexts.len()).step_by(a.batch_contexts.max(1)) {
-        let group = &packed.contexts[first..(first + a.batch_contexts.max(1)).min(packed.contexts.len())];
-        let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
-        m.model.run_hooks(&Batch::new(&seqs), &mut hooks)?;
-        let cache = hooks.take_cache();
-        for (j, ctx) in group.iter().enumerate() {
-            let rows: Vec<(&str, &[f32])> = a
-                .hooks
-                .iter()
-                .map(|h| {
-                    let t = &cache[h];
-                    let row = t.row_len();
-                    (h.as_str(), &t.data[j * a.context * row..(j + 1) * a.context * row])
-                })
-                .collect();
-            writer.push(first + j, ctx, &rows)?;
+    let total = packed.contexts.len();
+    let mut next = start;
+    let (mut computed, mut gathered) = (0, 0);
+    while next < total {
+        // Shards the jobs of a parallel build left (`--shard`) are moved in, not recomputed.
+        let adopted = writer.adopt_part(total)?;
+        if adopted > 0 {
+            next += adopted;
+            gathered += adopted;
+            bar.inc((adopted * a.context) as u64);
+            continue;
         }
+        let group = &packed.contexts[next..batch_end(next, total, a)];
+        for (j, rows) in activations(&m, &mut hooks, group, a)?.iter().enumerate() {
+            let rows: Vec<(&str, &[f32])> = rows.iter().map(|(h, v)| (h.as_str(), v.as_slice())).collect();
+            writer.push(next + j, &group[j], &rows)?;
+        }
+        next += group.len();
+        computed += group.len();
         bar.inc((group.len() * a.context) as u64);
     }
     bar.finish_and_clear();
     let summary = writer.finish()?;
-    let done_now = (packed.contexts.len() - start) * a.context;
+    let done_now = computed * a.context;
+    if gathered > 0 {
+        println!("moved in {gathered} contexts written by the jobs in {}", out.join(PARTS_DIR).display());
+    }
     println!(
         "{} contexts of {} tokens ({} tokens, {} left over) in {} shards -> {} ({:.0} tokens/s this run)",
         summary.contexts,
@@ -129,6 +145,70 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
         summary.shards,
         summary.dir.display(),
         done_now as f64 / clock.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The end of the forward pass that starts at context `first`: --batch-contexts contexts, never
+/// across a shard boundary, so that one run and the jobs of a parallel build batch alike.
+fn batch_end(first: usize, total: usize, a: &LmActsArgs) -> usize {
+    let shard_end = (first / a.contexts_per_shard + 1) * a.contexts_per_shard;
+    (first + a.batch_contexts.max(1)).min(shard_end).min(total)
+}
+
+/// The hooks' activations of each context of `group`, in one forward pass: per context,
+/// `(hook, rows)` with rows = tokens × the hook's per-token size.
+fn activations(m: &LoadedModel, hooks: &mut Hooks, group: &[Context], a: &LmActsArgs) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+    let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
+    m.model.run_hooks(&Batch::new(&seqs), hooks)?;
+    let cache = hooks.take_cache();
+    Ok((0..group.len())
+        .map(|j| {
+            a.hooks
+                .iter()
+                .map(|h| {
+                    let t = &cache[h];
+                    let row = t.row_len();
+                    (h.clone(), t.data[j * a.context * row..(j + 1) * a.context * row].to_vec())
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// One job of a parallel build: the store shards s with s % n == i, into OUT/parts.
+#[allow(clippy::too_many_arguments)]
+fn write_job(cli: &Cli, m: &LoadedModel, hooks: &mut Hooks, contexts: &[Context], out: &Path, spec: StoreSpec, job: ShardJob, a: &LmActsArgs) -> Result<()> {
+    let parts = PartWriter::open(out, spec)?;
+    let per_shard = a.contexts_per_shard;
+    let mine: Vec<usize> = (0..contexts.len().div_ceil(per_shard)).filter(|s| s % job.of == job.index).collect();
+    let bar = glassbox_core::train::progress_bar(!cli.quiet, mine.len() as u64, 0);
+    let (mut written, mut skipped) = (0, 0);
+    for &s in &mine {
+        if parts.has(s) {
+            skipped += 1;
+        } else {
+            let shard = &contexts[s * per_shard..((s + 1) * per_shard).min(contexts.len())];
+            let mut rows = Vec::with_capacity(shard.len());
+            let mut first = s * per_shard;
+            while first < s * per_shard + shard.len() {
+                let group = &contexts[first..batch_end(first, contexts.len(), a)];
+                rows.extend(activations(m, hooks, group, a)?);
+                first += group.len();
+            }
+            let pushed: Vec<(&Context, Vec<(&str, &[f32])>)> =
+                shard.iter().zip(&rows).map(|(c, r)| (c, r.iter().map(|(h, v)| (h.as_str(), v.as_slice())).collect())).collect();
+            parts.write(s, &pushed)?;
+            written += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "job {}/{}: {written} shards written, {skipped} already there, into {}; run without --shard to finish the store",
+        job.index,
+        job.of,
+        out.join(PARTS_DIR).display()
     );
     Ok(())
 }

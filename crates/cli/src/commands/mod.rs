@@ -46,15 +46,20 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-static COMMAND_LINE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+thread_local! {
+    /// The command line of a command run in-process, per calling thread: Python threads may
+    /// run commands side by side.
+    static COMMAND_LINE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
 
 /// Record the command line of a command run in-process (the process's own arguments are not it).
 pub fn set_command_line(line: String) {
-    *COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+    COMMAND_LINE.with(|c| *c.borrow_mut() = Some(line));
 }
 
 /// The full command line, recorded in run.json.
 pub fn command_line() -> String {
-    let set = COMMAND_LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    set.unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "))
+    COMMAND_LINE
+        .with(|c| c.borrow().clone())
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "))
 }
