@@ -84,7 +84,9 @@ def test_an_activation_store_cached_by_two_ray_workers_with_one_killed_equals_on
     text.write_text("\n\n".join(" ".join(rng.choice(words) for _ in range(200)) for _ in range(100)))
     hooks = ["blocks.0.hook_resid_post", "blocks.1.attn.hook_pattern"]
     options = dict(context=64, contexts_per_shard=8)
+    start = time.perf_counter()
     glassbox.acts(TINY_GPT2, tmp_path / "single", text=text, hooks=",".join(hooks), quiet=True, **options)
+    single_seconds = time.perf_counter() - start
 
     store = tmp_path / "ray"
     killed, stop = [], threading.Event()
@@ -95,7 +97,7 @@ def test_an_activation_store_cached_by_two_ray_workers_with_one_killed_equals_on
     finally:
         stop.set()
         killer.join()
-    print(f"\nRay, 2 workers, one killed: jobs {report.seconds:.2f} s, gathering {report.gather_seconds:.2f} s")
+    print(f"\none process: {single_seconds:.2f} s; Ray, 2 workers, one killed: jobs {report.seconds:.2f} s, gathering {report.gather_seconds:.2f} s")
     assert killed, "a caching worker was killed mid-job"
     assert report.jobs == 2 and not (store / "parts").exists()
     assert len(zoo_files(store)) > 10

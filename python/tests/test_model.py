@@ -3,6 +3,8 @@ interventions, generation, embeddings and errors."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,26 @@ def test_missing_and_damaged_models_raise_with_the_path(tmp_path):
 def test_loading_a_model_folder_by_its_config_json(tiny):
     again = glassbox.load_model(TINY_GPT2 / "config.json")
     np.testing.assert_array_equal(again("Hi"), tiny("Hi"))
+
+
+def test_a_hugging_face_cache_id_opens_the_cached_snapshot(tmp_path, monkeypatch, tiny):
+    snapshot = tmp_path / "hub" / "models--someone--tiny-gpt2" / "snapshots" / "abc123"
+    shutil.copytree(TINY_GPT2, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = glassbox.load_model("someone/tiny-gpt2")
+    assert model.cfg["source"] == str(snapshot)
+    np.testing.assert_array_equal(model("Hi"), tiny("Hi"))
+    with pytest.raises(ValueError, match="model someone/other is not in the local Hugging Face cache"):
+        glassbox.load_model("someone/other")
+
+
+def test_a_language_model_glassbox_trained_opens_like_any_other(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"the cat sat on the mat number {i} and the dog ran to the tree." for i in range(60)))
+    glassbox.cli.lm.train(text, arch="gpt", vocab=300, lowercase=True, layers=2, d_model=32, heads=2, d_mlp=48, context=16, steps=4, batch_size=4, out=tmp_path / "lm", quiet=True)
+    model = glassbox.load_model(tmp_path / "lm")
+    assert (model.cfg["n_layers"], model.cfg["d_model"]) == (2, 32)
+    logits, cache = model.run_with_cache("the cat sat", names=["blocks.1.hook_resid_post"])
+    assert logits.shape[-1] == model.cfg["d_vocab"] and cache["blocks.1.hook_resid_post"].shape[-1] == 32
