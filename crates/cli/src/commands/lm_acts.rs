@@ -122,10 +122,7 @@ pub fn run(cli: &Cli, model: &Path, out: &Path, a: &LmActsArgs) -> Result<()> {
             continue;
         }
         let group = &packed.contexts[next..batch_end(next, total, a)];
-        for (j, rows) in activations(&m, &mut hooks, group, a)?.iter().enumerate() {
-            let rows: Vec<(&str, &[f32])> = rows.iter().map(|(h, v)| (h.as_str(), v.as_slice())).collect();
-            writer.push(next + j, &group[j], &rows)?;
-        }
+        forward_group(&m, &mut hooks, group, a, |j, rows| Ok(writer.push(next + j, &group[j], rows)?))?;
         next += group.len();
         computed += group.len();
         bar.inc((group.len() * a.context) as u64);
@@ -156,24 +153,25 @@ fn batch_end(first: usize, total: usize, a: &LmActsArgs) -> usize {
     (first + a.batch_contexts.max(1)).min(shard_end).min(total)
 }
 
-/// The hooks' activations of each context of `group`, in one forward pass: per context,
-/// `(hook, rows)` with rows = tokens × the hook's per-token size.
-fn activations(m: &LoadedModel, hooks: &mut Hooks, group: &[Context], a: &LmActsArgs) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+/// One forward pass over `group`, then `each(j, rows)` for its contexts in order, with rows
+/// `(hook, values)` borrowed from the pass (tokens × the hook's per-token size).
+fn forward_group(m: &LoadedModel, hooks: &mut Hooks, group: &[Context], a: &LmActsArgs, mut each: impl FnMut(usize, &[(&str, &[f32])]) -> Result<()>) -> Result<()> {
     let seqs: Vec<Vec<u32>> = group.iter().map(|c| c.tokens.clone()).collect();
     m.model.run_hooks(&Batch::new(&seqs), hooks)?;
     let cache = hooks.take_cache();
-    Ok((0..group.len())
-        .map(|j| {
-            a.hooks
-                .iter()
-                .map(|h| {
-                    let t = &cache[h];
-                    let row = t.row_len();
-                    (h.clone(), t.data[j * a.context * row..(j + 1) * a.context * row].to_vec())
-                })
-                .collect()
-        })
-        .collect())
+    for j in 0..group.len() {
+        let rows: Vec<(&str, &[f32])> = a
+            .hooks
+            .iter()
+            .map(|h| {
+                let t = &cache[h];
+                let row = t.row_len();
+                (h.as_str(), &t.data[j * a.context * row..(j + 1) * a.context * row])
+            })
+            .collect();
+        each(j, &rows)?;
+    }
+    Ok(())
 }
 
 /// One job of a parallel build: the store shards s with s % n == i, into OUT/parts.
@@ -193,7 +191,10 @@ fn write_job(cli: &Cli, m: &LoadedModel, hooks: &mut Hooks, contexts: &[Context]
             let mut first = s * per_shard;
             while first < s * per_shard + shard.len() {
                 let group = &contexts[first..batch_end(first, contexts.len(), a)];
-                rows.extend(activations(m, hooks, group, a)?);
+                forward_group(m, hooks, group, a, |_, r| {
+                    rows.push(r.iter().map(|(h, v)| (h.to_string(), v.to_vec())).collect::<Vec<_>>());
+                    Ok(())
+                })?;
                 first += group.len();
             }
             let pushed: Vec<(&Context, Vec<(&str, &[f32])>)> =
